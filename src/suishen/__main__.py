@@ -1,0 +1,5 @@
+import sys
+
+from suishen.cli import main
+
+sys.exit(main())
