@@ -222,13 +222,12 @@ class DeviceStatus:
             else:
                 self._log.info("device connected", state=state.value)
             self._was_up = True
-        elif state in (DeviceState.DISCONNECTED, DeviceState.ERROR) and previous in (
-            DeviceState.CONNECTED,
-            DeviceState.CONNECTING,
+        elif state in (DeviceState.DISCONNECTED, DeviceState.ERROR) and (
+            previous is DeviceState.CONNECTED
+            or (previous is DeviceState.CONNECTING and not self._was_up)
         ):
             # Logged once per outage: further failures while down stay DISCONNECTED/ERROR.
-            if previous is DeviceState.CONNECTED or not self._was_up:
-                self._log.warning("device down", state=state.value, detail=detail)
+            self._log.warning("device down", state=state.value, detail=detail)
         event = DeviceStateChanged(device_id=self.device_id, state=state, detail=detail)
         for listener in self._listeners:
             listener(event)
@@ -248,7 +247,9 @@ class Backoff:
 
     def next_delay(self) -> float:
         self._current = (
-            self.initial_s if self._current == 0 else min(self.maximum_s, self._current * self.factor)
+            self.initial_s
+            if self._current == 0
+            else min(self.maximum_s, self._current * self.factor)
         )
         return random.uniform(self._current / 2, self._current)  # noqa: S311 (jitter, not crypto)
 

@@ -1,0 +1,392 @@
+"""The Suishen code (SSC1) and the EU DCC (HC1): issue and verify (DESIGN §3).
+
+QR text = PREFIX + base45(zlib(COSE_Sign1(CWT claims))). verify() turns any text into either
+a VerifiedCode or a Rejection carrying exactly one Reason; it never raises for bad input.
+Each step is also callable on its own (unwrap, check_signature, decode_claims, check_issuer,
+check_times), so conformance tests can check each published expectation at its own step.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import cbor2
+
+from suishen.protocol import base45
+from suishen.protocol.cose import (
+    CBOR_ERRORS,
+    EDDSA,
+    ES256,
+    PS256,
+    PrivateKey,
+    Sign1,
+    decode_sign1,
+    sig_structure,
+    sign1,
+    verify_signature,
+)
+from suishen.protocol.errors import CodeRejected, DecodeError
+from suishen.protocol.reasons import Reason
+from suishen.protocol.trust import TrustedKey, TrustList
+
+SSC1: Final = "SSC1"
+HC1: Final = "HC1"
+PREFIXES: Final = {SSC1: "SSC1:", HC1: "HC1:"}
+
+CLAIM_ISS: Final = 1
+CLAIM_EXP: Final = 4
+CLAIM_IAT: Final = 6
+CLAIM_CTI: Final = 7
+CLAIM_HCERT: Final = -260
+CLAIM_SSC: Final = -261
+
+DOCUMENT_TYPES: Final = frozenset({"RIC", "PP", "HMT", "FPR"})
+STATUS_COLOURS: Final = frozenset({"G", "Y", "R"})
+CTI_LENGTH: Final = 16
+_TIME_LIMIT: Final = 2**40  # seconds; anything beyond is not a time
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyOptions:
+    """How strict verification is; the gateway builds one from its config."""
+
+    formats: frozenset[str] = frozenset({SSC1, HC1})
+    clock_skew_s: int = 60
+    max_text_chars: int = 4096
+    max_payload_bytes: int = 64 * 1024
+    # Longest allowed exp - iat per format; None = no limit (a DCC lives for months).
+    max_lifetime_s: Mapping[str, int | None] = field(default_factory=lambda: {SSC1: 300, HC1: None})
+    # COSE algorithms each format may use (the EU DCC also allows RSASSA-PSS).
+    algorithms: Mapping[str, frozenset[int]] = field(
+        default_factory=lambda: {
+            SSC1: frozenset({ES256, EDDSA}),
+            HC1: frozenset({ES256, EDDSA, PS256}),
+        }
+    )
+
+
+DEFAULT_OPTIONS: Final = VerifyOptions()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """The person a Suishen code names (claim -261)."""
+
+    idt: str  # RIC (PRC resident ID), PP (passport), HMT (HK/Macao/Taiwan permit), FPR
+    idn: str
+    nat: str  # ISO 3166-1 alpha-3
+    nm: str
+    dob: str  # YYYY-MM-DD
+    st: str  # G, Y or R
+
+    def __post_init__(self) -> None:
+        if self.idt not in DOCUMENT_TYPES:
+            raise ValueError(f"idt must be one of {sorted(DOCUMENT_TYPES)}")
+        if not 1 <= len(self.idn) <= 32 or not self.idn.isascii() or not self.idn.isalnum():
+            raise ValueError("idn must be 1..32 ASCII letters or digits")
+        nat, dob = self.nat, self.dob
+        if len(nat) != 3 or not (nat.isascii() and nat.isalpha() and nat.isupper()):
+            raise ValueError("nat must be three capital letters (ISO 3166-1 alpha-3)")
+        if not 1 <= len(self.nm) <= 64 or not self.nm.isprintable():
+            raise ValueError("nm must be 1..64 printable characters")
+        if not (
+            len(dob) == 10
+            and dob[4] == dob[7] == "-"
+            and dob.isascii()
+            and (dob[:4] + dob[5:7] + dob[8:]).isdigit()
+        ):
+            raise ValueError("dob must be YYYY-MM-DD")
+        if self.st not in STATUS_COLOURS:
+            raise ValueError("st must be G, Y or R")
+
+    def to_claim(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "idt": self.idt,
+            "idn": self.idn,
+            "nat": self.nat,
+            "nm": self.nm,
+            "dob": self.dob,
+            "st": self.st,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claims:
+    """The CWT claims of a code, typed."""
+
+    iss: str | None
+    iat: int | None
+    exp: int | None
+    cti: bytes | None
+    body: Mapping[str, Any]  # the -261 map (SSC1) or the DCC (-260 / 1) map
+    identity: Identity | None = None  # SSC1 only
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifiedCode:
+    """A code whose signature, issuer and times all check out."""
+
+    format: str
+    kid: bytes
+    claims: Claims
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+    @property
+    def iss(self) -> str | None:
+        return self.claims.iss
+
+    @property
+    def iat(self) -> int | None:
+        return self.claims.iat
+
+    @property
+    def exp(self) -> int | None:
+        return self.claims.exp
+
+    @property
+    def cti(self) -> bytes | None:
+        return self.claims.cti
+
+    @property
+    def body(self) -> Mapping[str, Any]:
+        return self.claims.body
+
+    @property
+    def identity(self) -> Identity | None:
+        """SSC1 only; an HC1 code's (weaker) identity, name and birth date, is in body."""
+        return self.claims.identity
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejection:
+    reason: Reason
+    detail: str
+    format: str | None = None
+    kid: bytes | None = None
+
+    @property
+    def ok(self) -> bool:
+        return False
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def unwrap(text: str, options: VerifyOptions = DEFAULT_OPTIONS) -> tuple[str, bytes]:
+    """QR text -> (format, COSE bytes): prefix, size, base45 and zlib checks."""
+    if len(text) > options.max_text_chars:
+        raise DecodeError(Reason.OVERSIZE, f"QR text longer than {options.max_text_chars}")
+    if text.startswith("SSC1:"):
+        fmt, body = SSC1, text[5:]
+    elif text.startswith("HC1:"):
+        fmt, body = HC1, text[4:]
+    else:
+        raise DecodeError(Reason.MALFORMED_PREFIX, "text does not start with SSC1: or HC1:")
+    if fmt not in options.formats:
+        raise CodeRejected(Reason.FORMAT_NOT_ACCEPTED, f"{fmt} codes are not accepted here")
+    compressed = base45.decode(body)
+    decompressor = zlib.decompressobj()
+    try:
+        cose = decompressor.decompress(compressed, options.max_payload_bytes + 1)
+    except zlib.error as exc:
+        raise DecodeError(Reason.MALFORMED_ZLIB, "payload is not zlib data") from exc
+    if len(cose) > options.max_payload_bytes:
+        raise DecodeError(Reason.OVERSIZE, "decompressed payload exceeds the limit")
+    if not decompressor.eof:
+        raise DecodeError(Reason.MALFORMED_ZLIB, "zlib stream is truncated")
+    return fmt, cose
+
+
+def check_alg(fmt: str, message: Sign1, options: VerifyOptions = DEFAULT_OPTIONS) -> None:
+    if message.alg not in options.algorithms.get(fmt, ()):
+        raise CodeRejected(Reason.UNSUPPORTED_ALG, f"{fmt} codes may not use alg {message.alg}")
+
+
+def check_signature(
+    message: Sign1, fmt: str, trust: TrustList, now: float, external_aad: bytes = b""
+) -> TrustedKey:
+    """Find the key by kid and check validity, format and signature; return the key."""
+    candidates = trust.candidates(message.kid)
+    if not candidates:
+        raise CodeRejected(Reason.UNKNOWN_KID, "no trusted key has this kid")
+    tbs = sig_structure(message.protected_raw, message.payload, external_aad)
+    reason, detail = Reason.BAD_SIGNATURE, "signature does not verify"
+    for key in candidates:  # almost always one
+        if not key.valid_at(now):
+            reason, detail = Reason.KEY_NOT_VALID, "now is outside the key's validity"
+            continue
+        if fmt not in key.formats:
+            reason, detail = Reason.ISSUER_NOT_TRUSTED, f"key is not trusted for {fmt}"
+            continue
+        if verify_signature(message.alg, key.public_key, message.signature, tbs):
+            return key
+        reason, detail = Reason.BAD_SIGNATURE, "signature does not verify"
+    raise CodeRejected(reason, detail)
+
+
+def _bad_claims(message: str) -> DecodeError:
+    return DecodeError(Reason.MALFORMED_CLAIMS, message)
+
+
+def _time_claim(claims: Mapping[Any, Any], label: int, name: str) -> int | None:
+    value = claims.get(label)
+    if type(value) is int and -_TIME_LIMIT < value < _TIME_LIMIT:  # the usual case, fast
+        return value
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad_claims(f"{name} is not a number")
+    if math.isnan(value) or abs(value) >= _TIME_LIMIT:
+        raise _bad_claims(f"{name} is out of range")
+    return int(value)
+
+
+def decode_claims(fmt: str, payload: bytes) -> Claims:
+    """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable."""
+    try:
+        claims = cbor2.loads(payload)
+    except CBOR_ERRORS as exc:
+        raise _bad_claims("payload is not CBOR") from exc
+    if not isinstance(claims, dict):
+        raise _bad_claims("payload is not a claims map")
+    iss = claims.get(CLAIM_ISS)
+    if iss is not None and not isinstance(iss, str):
+        raise _bad_claims("iss is not text")
+    iat = _time_claim(claims, CLAIM_IAT, "iat")
+    exp = _time_claim(claims, CLAIM_EXP, "exp")
+    cti = claims.get(CLAIM_CTI)
+    if cti is not None and not isinstance(cti, bytes):
+        raise _bad_claims("cti is not a byte string")
+    if fmt == SSC1:
+        return _ssc1_claims(claims, iss, iat, exp, cti)
+    hcert = claims.get(CLAIM_HCERT)
+    if not isinstance(hcert, dict) or not isinstance(hcert.get(1), dict):
+        raise _bad_claims("HC1 payload has no hcert (-260: {1: DCC}) map")
+    return Claims(iss=iss, iat=iat, exp=exp, cti=cti, body=hcert[1])
+
+
+def _ssc1_claims(
+    claims: Mapping[Any, Any], iss: str | None, iat: int | None, exp: int | None, cti: Any
+) -> Claims:
+    if iss is None or iat is None or exp is None:
+        raise _bad_claims("SSC1 needs iss, iat and exp")
+    if not isinstance(cti, bytes) or len(cti) != CTI_LENGTH:
+        raise _bad_claims(f"SSC1 cti must be {CTI_LENGTH} bytes")
+    body = claims.get(CLAIM_SSC)
+    if not isinstance(body, dict) or body.get("v") != 1:
+        raise _bad_claims("SSC1 payload has no version-1 -261 map")
+    try:
+        identity = Identity(
+            idt=body["idt"],
+            idn=body["idn"],
+            nat=body["nat"],
+            nm=body["nm"],
+            dob=body["dob"],
+            st=body["st"],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _bad_claims(f"SSC1 identity: {exc}") from exc
+    return Claims(iss=iss, iat=iat, exp=exp, cti=cti, body=body, identity=identity)
+
+
+def dcc_type(body: Mapping[str, Any]) -> str | None:
+    """The DCC certificate type: 'v' (vaccination), 't' (test) or 'r' (recovery)."""
+    for kind in ("v", "t", "r"):
+        if kind in body:
+            return kind
+    return None
+
+
+def check_issuer(fmt: str, claims: Claims, key: TrustedKey) -> None:
+    """The code's iss must be the key's issuer; a DCC's type must be in the key's usage."""
+    if claims.iss is not None and claims.iss != key.issuer:
+        raise CodeRejected(Reason.ISSUER_NOT_TRUSTED, "iss is not the issuer the key serves")
+    if fmt == HC1 and key.key_usage is not None:
+        kind = dcc_type(claims.body)
+        if kind not in key.key_usage:
+            raise CodeRejected(Reason.ISSUER_NOT_TRUSTED, "key may not sign this DCC type")
+
+
+def check_times(
+    fmt: str, claims: Claims, now: float, options: VerifyOptions = DEFAULT_OPTIONS
+) -> None:
+    """Lifetime, not-yet-valid and expiry, with the configured clock skew."""
+    iat, exp, skew = claims.iat, claims.exp, options.clock_skew_s
+    if iat is not None and exp is not None:
+        if exp < iat:
+            raise _bad_claims("exp is before iat")
+        limit = options.max_lifetime_s.get(fmt)
+        if limit is not None and exp - iat > limit:
+            raise CodeRejected(Reason.VALIDITY_TOO_LONG, f"lifetime exceeds {limit} s")
+    if iat is not None and iat > now + skew:
+        raise CodeRejected(Reason.NOT_YET_VALID, "iat is in the future")
+    if exp is not None and exp < now - skew:
+        raise CodeRejected(Reason.EXPIRED, "code has expired")
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def verify(
+    text: str,
+    trust: TrustList,
+    now: float,
+    options: VerifyOptions = DEFAULT_OPTIONS,
+) -> VerifiedCode | Rejection:
+    """Verify a scanned code offline. Never raises for bad input."""
+    fmt: str | None = None
+    kid: bytes | None = None
+    try:
+        fmt, cose = unwrap(text, options)
+        message = decode_sign1(cose)
+        kid = message.kid
+        check_alg(fmt, message, options)
+        key = check_signature(message, fmt, trust, now)
+        claims = decode_claims(fmt, message.payload)
+        check_issuer(fmt, claims, key)
+        check_times(fmt, claims, now, options)
+    except CodeRejected as exc:
+        if fmt is None:
+            fmt = next((f for f, p in PREFIXES.items() if text.startswith(p)), None)
+        return Rejection(reason=exc.reason, detail=str(exc), format=fmt, kid=kid)
+    return VerifiedCode(format=fmt, kid=message.kid, claims=claims)
+
+
+# --------------------------------------------------------------------------- issue
+
+
+def encode_code(fmt: str, claims: Mapping[int, Any], key: PrivateKey, kid: bytes) -> str:
+    """Sign claims and wrap them as QR text of the given format."""
+    cose = sign1(payload=cbor2.dumps(dict(claims)), key=key, kid=kid)
+    return PREFIXES[fmt] + base45.encode(zlib.compress(cose, 9))
+
+
+def issue_ssc1(
+    *,
+    identity: Identity,
+    key: PrivateKey,
+    kid: bytes,
+    iss: str,
+    iat: int,
+    ttl_s: int,
+    cti: bytes,
+) -> str:
+    """Make a signed Suishen code; `cti` is 16 random bytes chosen by the caller."""
+    if len(cti) != CTI_LENGTH:
+        raise ValueError(f"cti must be {CTI_LENGTH} bytes")
+    claims = {
+        CLAIM_ISS: iss,
+        CLAIM_IAT: iat,
+        CLAIM_EXP: iat + ttl_s,
+        CLAIM_CTI: cti,
+        CLAIM_SSC: identity.to_claim(),
+    }
+    return encode_code(SSC1, claims, key, kid)

@@ -1,0 +1,269 @@
+"""COSE_Sign1 (RFC 9052) decode, verify and sign, for ES256 (P-256) and EdDSA (Ed25519).
+
+PS256 (RSASSA-PSS, RFC 8230) is verified too, because the EU DCC (HC1) allows it; which
+algorithms a format accepts is the caller's choice (SSC1: ES256 and EdDSA only). We never sign
+with RSA.
+
+- Sig_structure per RFC 9052 §4.4: ["Signature1", body_protected, external_aad, payload],
+  built by hand (four byte strings behind a fixed head) because it is on every scan's path.
+  body_protected is the protected bucket exactly as received on the wire.
+- ES256 signatures are raw r||s (64 bytes), never DER; EdDSA signatures are 64 bytes.
+- The algorithm must match the key: ES256 needs a P-256 key, EdDSA an Ed25519 key.
+- A COSE_Sign1 may sit inside a CWT tag (61), as some DCC issuers send it.
+- alg and kid are taken from the protected bucket, else from the unprotected one (the DCC
+  allows kid in either); a message is accepted tagged (18) or untagged, any other tag is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from suishen.protocol.errors import DecodeError, SigningError
+from suishen.protocol.reasons import Reason
+
+ES256: Final = -7
+EDDSA: Final = -8
+PS256: Final = -37
+ALG_NAMES: Final = {ES256: "ES256", EDDSA: "EdDSA", PS256: "PS256"}
+ALG_BY_NAME: Final = {name: alg for alg, name in ALG_NAMES.items()}
+
+COSE_SIGN1_TAG: Final = 18
+CWT_TAG: Final = 61
+HEADER_ALG: Final = 1
+HEADER_KID: Final = 4
+
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+# Errors cbor2 raises for bad input; anything they raise becomes malformed_cose.
+CBOR_ERRORS: Final = (
+    cbor2.CBORDecodeError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+    LookupError,
+)
+
+_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
+_PSS_SHA256: Final = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+_SIG1_HEAD: Final = b"\x84\x6aSignature1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sign1:
+    """A decoded COSE_Sign1 message (not yet verified)."""
+
+    protected_raw: bytes
+    alg: int
+    kid: bytes  # b"" when the message has none
+    payload: bytes
+    signature: bytes
+
+
+def _bstr(data: bytes) -> bytes:
+    n = len(data)
+    if n < 24:
+        return bytes((0x40 | n,)) + data
+    if n < 0x100:
+        return bytes((0x58, n)) + data
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big") + data
+    return b"\x5a" + n.to_bytes(4, "big") + data
+
+
+_SIG_PREFIX_CACHE: dict[bytes, bytes] = {}
+
+
+def sig_structure(protected_raw: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
+    """The bytes a COSE_Sign1 signature covers (RFC 9052 §4.4)."""
+    if external_aad:
+        return _SIG1_HEAD + _bstr(protected_raw) + _bstr(external_aad) + _bstr(payload)
+    prefix = _SIG_PREFIX_CACHE.get(protected_raw)
+    if prefix is None:  # the same few protected headers recur: keep their prefix
+        prefix = _SIG1_HEAD + _bstr(protected_raw) + b"\x40"
+        if len(protected_raw) <= 64:
+            if len(_SIG_PREFIX_CACHE) >= _PROTECTED_CACHE_MAX:
+                _SIG_PREFIX_CACHE.clear()
+            _SIG_PREFIX_CACHE[protected_raw] = prefix
+    return prefix + _bstr(payload)
+
+
+def _malformed(message: str) -> DecodeError:
+    return DecodeError(Reason.MALFORMED_COSE, message)
+
+
+def decode_sign1(data: bytes) -> Sign1:
+    """Parse a COSE_Sign1; raise DecodeError (malformed_cose / unsupported_alg) if unusable."""
+    try:
+        obj = cbor2.loads(data)
+    except CBOR_ERRORS as exc:
+        raise _malformed(f"not CBOR: {type(exc).__name__}") from exc
+    if isinstance(obj, cbor2.CBORTag) and obj.tag == CWT_TAG:
+        obj = obj.value
+    if isinstance(obj, cbor2.CBORTag):
+        if obj.tag != COSE_SIGN1_TAG:
+            raise _malformed(f"CBOR tag {obj.tag} is not COSE_Sign1 (18)")
+        obj = obj.value
+    if not isinstance(obj, list) or len(obj) != 4:
+        raise _malformed("COSE_Sign1 is not an array of four")
+    protected_raw, unprotected, payload, signature = obj
+    if not isinstance(protected_raw, bytes):
+        raise _malformed("protected header is not a byte string")
+    if not isinstance(unprotected, dict):
+        raise _malformed("unprotected header is not a map")
+    if not isinstance(payload, bytes):
+        raise _malformed("payload is missing (detached payloads are not supported)")
+    if not isinstance(signature, bytes):
+        raise _malformed("signature is not a byte string")
+    protected = _protected_map(protected_raw)
+    alg = _header(protected, unprotected, HEADER_ALG)
+    if alg is None:
+        raise _malformed("no alg header")
+    if alg not in ALG_NAMES or isinstance(alg, bool):
+        raise DecodeError(Reason.UNSUPPORTED_ALG, f"alg {alg!r} is not ES256, EdDSA or PS256")
+    kid = _header(protected, unprotected, HEADER_KID)
+    if kid is None:
+        kid = b""  # allowed by COSE; a code verifier then finds no key (unknown_kid)
+    elif not isinstance(kid, bytes):
+        raise _malformed("kid header is not a byte string")
+    return Sign1(
+        protected_raw=protected_raw, alg=alg, kid=kid, payload=payload, signature=signature
+    )
+
+
+# Every code of one issuer key carries the same protected bytes: parse them once.
+_PROTECTED_CACHE: dict[bytes, dict[Any, Any]] = {}
+_PROTECTED_CACHE_MAX = 1024
+
+
+def _protected_map(protected_raw: bytes) -> dict[Any, Any]:
+    cached = _PROTECTED_CACHE.get(protected_raw)
+    if cached is not None:
+        return cached
+    if not protected_raw:
+        return {}
+    try:
+        protected = cbor2.loads(protected_raw)
+    except CBOR_ERRORS as exc:
+        raise _malformed("protected header is not CBOR") from exc
+    if not isinstance(protected, dict):
+        raise _malformed("protected header is not a map")
+    if len(protected_raw) <= 64 and all(
+        isinstance(v, int | bytes | str) for v in protected.values()
+    ):  # only small, immutable-valued headers are shared
+        if len(_PROTECTED_CACHE) >= _PROTECTED_CACHE_MAX:
+            _PROTECTED_CACHE.clear()
+        _PROTECTED_CACHE[protected_raw] = protected
+    return protected
+
+
+def _header(protected: dict[Any, Any], unprotected: dict[Any, Any], label: int) -> Any:
+    value = protected.get(label)
+    return unprotected.get(label) if value is None else value
+
+
+def key_fits_alg(alg: int, key: PublicKey) -> bool:
+    """True if `key` can verify signatures of algorithm `alg`."""
+    if alg == ES256:
+        return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+    if alg == EDDSA:
+        return isinstance(key, ed25519.Ed25519PublicKey)
+    if alg == PS256:
+        return isinstance(key, rsa.RSAPublicKey)
+    return False
+
+
+def verify_signature(alg: int, key: PublicKey, signature: bytes, to_be_signed: bytes) -> bool:
+    """Check a raw COSE signature; False for a wrong key type, form, length or value."""
+    if alg == PS256:
+        return _verify_pss(key, signature, to_be_signed)
+    if len(signature) != 64:
+        return False
+    try:
+        if alg == ES256 and isinstance(key, ec.EllipticCurvePublicKey):
+            if not isinstance(key.curve, ec.SECP256R1):
+                return False
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
+            key.verify(der, to_be_signed, _ECDSA_SHA256)
+            return True
+        if alg == EDDSA and isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, to_be_signed)
+            return True
+    except (InvalidSignature, ValueError):
+        return False
+    return False
+
+
+def _verify_pss(key: PublicKey, signature: bytes, to_be_signed: bytes) -> bool:
+    if not isinstance(key, rsa.RSAPublicKey) or len(signature) != (key.key_size + 7) // 8:
+        return False
+    try:
+        key.verify(signature, to_be_signed, _PSS_SHA256, hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def verify_sign1(message: Sign1, key: PublicKey, external_aad: bytes = b"") -> bool:
+    """Verify a decoded COSE_Sign1 with `key`."""
+    tbs = sig_structure(message.protected_raw, message.payload, external_aad)
+    return verify_signature(message.alg, key, message.signature, tbs)
+
+
+def alg_for_key(key: PrivateKey | PublicKey) -> int:
+    """The COSE algorithm a key signs with (ES256 for P-256, EdDSA for Ed25519)."""
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return EDDSA
+    if isinstance(key, rsa.RSAPublicKey):
+        raise SigningError("RSA keys are verified (PS256, HC1) but never used to sign")
+    if isinstance(key.curve, ec.SECP256R1):
+        return ES256
+    raise SigningError(f"curve {key.curve.name} is not P-256; only ES256 and EdDSA are supported")
+
+
+def sign1(
+    *,
+    payload: bytes,
+    key: PrivateKey,
+    kid: bytes,
+    external_aad: bytes = b"",
+    tagged: bool = True,
+) -> bytes:
+    """Make a COSE_Sign1 over `payload` with protected header {alg, kid}."""
+    alg = alg_for_key(key)
+    protected_raw = cbor2.dumps({HEADER_ALG: alg, HEADER_KID: kid}, canonical=True)
+    tbs = sig_structure(protected_raw, payload, external_aad)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        signature = key.sign(tbs)
+    else:
+        r, s = decode_dss_signature(key.sign(tbs, _ECDSA_SHA256))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    body = [protected_raw, {}, payload, signature]
+    return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, body) if tagged else body)
+
+
+def spki_der(key: PublicKey) -> bytes:
+    """The DER SubjectPublicKeyInfo of a public key."""
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def kid_of(der: bytes) -> bytes:
+    """DESIGN §3 kid rule: the first 8 bytes of SHA-256 of the anchor's DER."""
+    return hashlib.sha256(der).digest()[:8]
