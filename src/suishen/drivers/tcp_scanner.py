@@ -1,0 +1,233 @@
+"""TCP line QR scanner, both ways round, framed by protocol.framing.
+
+- LISTEN: the scanner is a TCP client (many network scanners and serial-to-Ethernet boxes in
+  "client" mode connect out to a host). We listen (loopback by default) and frame each
+  connection separately; one or more scanners may connect. The device is CONNECTED while at
+  least one scanner is connected and DISCONNECTED when the last one leaves; the scanner
+  reconnects by itself, we only keep listening.
+- CONNECT: the scanner is a TCP server ("server" mode); we connect to it and reconnect with
+  drivers.base.Backoff after it restarts or the cable is pulled.
+
+Both report their state through a DeviceStatus (one "device down", one "device back" per
+outage) and never log a scanned text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import structlog
+
+from suishen.drivers.base import (
+    Backoff,
+    DeviceConfigError,
+    DeviceState,
+    DeviceStatus,
+    DeviceUnavailable,
+    RawScan,
+    StateListener,
+)
+from suishen.drivers.serial_scanner import DiscardListener, LineScanProtocol, ScanQueue
+from suishen.protocol.framing import FramingConfig
+
+log = structlog.get_logger("suishen.drivers.scanner")
+
+
+class TcpMode(enum.StrEnum):
+    LISTEN = "listen"  # the scanner connects to us
+    CONNECT = "connect"  # we connect to the scanner
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TcpScannerConfig:
+    """One TCP line scanner. Every field is a setting."""
+
+    device_id: str  # the lane's name for this scanner
+    mode: TcpMode
+    host: str = "127.0.0.1"  # LISTEN: address to bind; CONNECT: the scanner's address
+    port: int = 0  # LISTEN: 0 picks a free port (see TcpScanner.port); CONNECT: scanner's port
+    framing: FramingConfig = field(default_factory=FramingConfig)
+    max_clients: int = 8  # LISTEN: scanners connected at once; more are refused
+    connect_timeout_s: float = 3.0  # CONNECT: one attempt's deadline
+    reconnect_initial_s: float = 0.05  # CONNECT: first reconnect delay (doubled, with jitter)
+    reconnect_max_s: float = 5.0  # CONNECT: longest reconnect delay
+
+    def __post_init__(self) -> None:
+        if not self.device_id:
+            raise DeviceConfigError("device_id must not be empty", device_id="?")
+        if not 0 <= self.port <= 65535 or (self.mode is TcpMode.CONNECT and self.port == 0):
+            raise DeviceConfigError(f"bad port {self.port}", device_id=self.device_id)
+        if self.max_clients < 1:
+            raise DeviceConfigError("max_clients must be at least 1", device_id=self.device_id)
+
+
+class TcpScanner:
+    """ScanSource over TCP lines, in LISTEN or CONNECT mode."""
+
+    def __init__(
+        self,
+        config: TcpScannerConfig,
+        *,
+        on_state: StateListener | None = None,
+        on_discard: DiscardListener | None = None,
+    ) -> None:
+        self.config = config
+        self.device_id = config.device_id
+        self.status = DeviceStatus(config.device_id, on_change=on_state)
+        self._on_discard = on_discard
+        self._scans = ScanQueue(config.device_id)
+        self._links: set[LineScanProtocol] = set()
+        self._server: asyncio.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._backoff = Backoff(
+            initial_s=config.reconnect_initial_s, maximum_s=config.reconnect_max_s
+        )
+        self._log = log.bind(device_id=config.device_id)
+        self.port = config.port
+
+    @property
+    def state(self) -> DeviceState:
+        return self.status.state
+
+    def _stopping(self) -> bool:
+        return self._closing  # a call, so type checkers do not narrow it across awaits
+
+    async def start(self) -> None:
+        """LISTEN: bind now (so `port` is known), then wait for scanners. CONNECT: start the
+        connect loop in the background."""
+        if self.config.mode is TcpMode.LISTEN:
+            if self._server is None:
+                await self._listen()
+        elif self._task is None:
+            self._task = asyncio.create_task(
+                self._connect_loop(), name=f"tcp-scanner:{self.device_id}"
+            )
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for link in list(self._links):
+            link.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        self._scans.close()
+
+    def scans(self) -> AsyncIterator[RawScan]:
+        return aiter(self._scans)
+
+    @property
+    def connected_peers(self) -> int:
+        return len(self._links)
+
+    # LISTEN ---------------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._server = await loop.create_server(
+                self._accept, self.config.host, self.config.port, reuse_address=True
+            )
+        except OSError as exc:
+            self.status.set(DeviceState.ERROR, detail=f"cannot listen: {exc}")
+            raise DeviceUnavailable(
+                f"cannot listen on {self.config.host}:{self.config.port}", device_id=self.device_id
+            ) from exc
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._log.info("listening for scanners", host=self.config.host, port=self.port)
+
+    def _accept(self) -> asyncio.Protocol:
+        return _ServerLink(self)
+
+    def _peer_up(self, link: LineScanProtocol) -> None:
+        if len(self._links) >= self.config.max_clients:
+            self._log.warning(
+                "scanner refused: too many connections", limit=self.config.max_clients
+            )
+            link.close()
+            return
+        self._links.add(link)
+        self.status.set(DeviceState.CONNECTED)
+
+    def _peer_down(self, link: LineScanProtocol, exc: Exception | None) -> None:
+        if link not in self._links:
+            return
+        self._links.discard(link)
+        if not self._links and not self._closing:
+            self.status.set(
+                DeviceState.DISCONNECTED, detail=str(exc) if exc else "scanner disconnected"
+            )
+
+    # CONNECT --------------------------------------------------------------------------------
+
+    async def _connect_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = self.config.host, self.config.port
+        while not self._closing:
+            try:
+                async with asyncio.timeout(self.config.connect_timeout_s):
+                    _transport, link = await loop.create_connection(self._make_link, host, port)
+            except (OSError, TimeoutError) as exc:
+                self.status.set(
+                    DeviceState.DISCONNECTED, detail=f"{type(exc).__name__}: {exc}"[:200]
+                )
+                await self._backoff.sleep()
+                continue
+            assert isinstance(link, LineScanProtocol)
+            self._links.add(link)
+            self._backoff.reset()
+            self.status.set(DeviceState.CONNECTED)
+            try:
+                lost = await asyncio.shield(link.closed)
+            except asyncio.CancelledError:
+                link.close()
+                raise
+            finally:
+                self._links.discard(link)
+            if self._stopping():
+                return
+            self.status.set(
+                DeviceState.DISCONNECTED,
+                detail=str(lost) if lost else "scanner closed the connection",
+            )
+            await self._backoff.sleep()
+
+    def _make_link(self) -> LineScanProtocol:
+        return LineScanProtocol(
+            device_id=self.device_id,
+            framing=self.config.framing,
+            on_scan=self._scans.put,
+            on_discard=self._on_discard,
+        )
+
+
+class _ServerLink(LineScanProtocol):
+    """A LineScanProtocol for one accepted scanner connection (LISTEN mode)."""
+
+    def __init__(self, owner: TcpScanner) -> None:
+        super().__init__(
+            device_id=owner.device_id,
+            framing=owner.config.framing,
+            on_scan=owner._scans.put,
+            on_discard=owner._on_discard,
+        )
+        self._owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._owner._peer_up(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._owner._peer_down(self, exc)
