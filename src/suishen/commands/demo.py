@@ -1,7 +1,19 @@
-"""Placeholder until this command group lands (replaced in this same change set)."""
+"""`suishen demo`: the one-command demo on embedded defaults (see suishen.demo)."""
 
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
 from typing import Any
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from suishen import demo
+
+    return demo.main(Path(args.state) if args.state else None)
+
+
 def register(sub: Any) -> None:
-    del sub
+    parser = sub.add_parser("demo", help="run the demo on embedded defaults")
+    parser.add_argument("--state", help="keep the demo's keys and files in this directory")
+    parser.set_defaults(handler=_demo)
