@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from suishen import demo
+
 
 def _demo(args: argparse.Namespace) -> int:
-    from suishen import demo
-
     return demo.main(Path(args.state) if args.state else None)
 
 
