@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("bench.verify",)
+BENCHMARKS = ("bench.verify", "bench.devices")
 
 
 def main() -> int:

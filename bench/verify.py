@@ -23,6 +23,7 @@ from pycose.keys import CoseKey
 from pycose.messages import Sign1Message
 
 from bench.common import pin_one_core, print_table, rate_per_second, write_results
+from suishen.logs import configure as configure_logs
 from suishen.protocol import base45
 from suishen.protocol.codes import Identity, VerifiedCode, issue_ssc1, verify
 from suishen.protocol.cose import decode_sign1, kid_of, sig_structure, spki_der
@@ -132,6 +133,7 @@ def run_alg(key) -> dict[str, float]:
 
 
 def main() -> dict:
+    configure_logs("warning")
     pin_one_core()
     gc.collect()
     gc.freeze()  # long-lived objects out of the collector's way, alike for all three paths
