@@ -95,6 +95,9 @@ class Decision:
     verdict: Verdict
     reason: Reason | None  # None exactly when allowed without remark
     alerts: tuple[AlertRaised, ...] = ()
+    # Hotel check-in only: the stay this guest opens or joins (policy chooses it, state applies
+    # it), so a replay of the journal rebuilds the same stays.
+    stay_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is Verdict.DENY and self.reason is None:
