@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "suishen.commands.code",
     "suishen.commands.ident",
     "suishen.commands.sim",
+    "suishen.commands.gateway",
     "suishen.commands.demo",
 )
 

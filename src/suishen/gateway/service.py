@@ -1,0 +1,327 @@
+"""The gateway daemon: lanes, journal, state, lists and the local HTTP listener, composed.
+
+`await GatewayService(config).run()` starts everything, rebuilds site state from the journal,
+runs one task per lane in a TaskGroup, and serves /health, /status and /metrics. stop() (the
+CLI wires SIGTERM/SIGINT to it): stop taking scans, finish those in flight, flush and close
+the journal, release the devices, return (exit 0).
+
+A lane whose task fails is logged and restarted after a pause; it never takes the others down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from suishen.drivers.base import DeviceState, DeviceStateChanged
+from suishen.gateway.config import GatewayConfig
+from suishen.gateway.devices import DeviceSet, build_devices
+from suishen.gateway.http import bound_port, start_http
+from suishen.gateway.journal import Journal
+from suishen.gateway.lane import Lane, LaneMetrics, LaneSetup
+from suishen.gateway.lists import Lists
+from suishen.gateway.metrics import LATENCY_BUCKETS, CallbackGauge, Counter, Histogram, Registry
+from suishen.gateway.pipeline import ScanPipeline
+from suishen.gateway.policy import LaneInfo
+from suishen.gateway.state import SiteState
+from suishen.protocol.codes import HC1, SSC1, VerifyOptions
+from suishen.protocol.trust import TrustList
+
+log = structlog.get_logger("suishen.gateway")
+
+LANE_RESTART_S = 1.0
+DEVICE_STATE_VALUE = {
+    DeviceState.CONNECTED: 1,
+    DeviceState.CONNECTING: 0,
+    DeviceState.DISCONNECTED: 0,
+    DeviceState.ERROR: -1,
+}
+
+
+class GatewayService:
+    def __init__(self, config: GatewayConfig, *, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self._environ = environ
+        self.started_at = time.time()
+        trust_file = config.lists.trust_file
+        self.lists = Lists(
+            pinned_key=config.lists.read_bundle_key(),
+            directory=config.lists.directory,
+            # The local trust file is the fallback until a signed trust bundle arrives.
+            trust=TrustList.from_json(json.loads(trust_file.read_text(encoding="utf-8")))
+            if trust_file is not None
+            else None,
+        )
+        self.state = SiteState(
+            site_id=config.site.id,
+            kind=config.site.kind,
+            daily_reset=config.site.daily_reset,
+            timezone=config.site.timezone,
+            replay_ttl_s=config.site.rules.replay_ttl_s,
+        )
+        self.journal = Journal(
+            config.journal,
+            gateway_id=config.gateway.id,
+            site_id=config.site.id,
+            hub_public_key=config.privacy.read_hub_seal_key(),
+        )
+        self.registry = Registry()
+        self.lane_metrics = LaneMetrics(
+            scans=self.registry.add(
+                Counter(
+                    "suishen_scans_total",
+                    "scans by lane, verdict and reason",
+                    ("lane", "verdict", "reason"),
+                )
+            ),
+            latency=self.registry.add(
+                Histogram(
+                    "suishen_decision_seconds",
+                    "frame complete to decision journalled (durable)",
+                    LATENCY_BUCKETS,
+                )
+            ),
+            device_errors=self.registry.add(
+                Counter(
+                    "suishen_device_errors_total",
+                    "device errors by lane, device and error",
+                    ("lane", "device", "error"),
+                )
+            ),
+            journal_failures=self.registry.add(
+                Counter(
+                    "suishen_journal_failures_total",
+                    "scans or passages the journal refused (gate kept shut)",
+                    ("lane",),
+                )
+            ),
+        )
+        self._device_states: dict[str, DeviceStateChanged] = {}
+        self.registry.add(
+            CallbackGauge(
+                "suishen_device_up",
+                "1 connected, 0 down or connecting, -1 error",
+                lambda: [
+                    ((d,), DEVICE_STATE_VALUE[e.state]) for d, e in self._device_states.items()
+                ],
+                ("device",),
+            )
+        )
+        self.registry.add(
+            CallbackGauge(
+                "suishen_journal_backlog_rows",
+                "journal rows not yet acknowledged by the hub",
+                lambda: [((), self.journal.status().unsynced)],
+            )
+        )
+        self.registry.add(
+            CallbackGauge(
+                "suishen_list_age_seconds",
+                "age of each signed list (issued_at to now)",
+                lambda: [
+                    ((s.kind,), s.age_s)
+                    for s in self.lists.status(time.time())
+                    if s.age_s is not None
+                ],
+                ("list",),
+            )
+        )
+        self.registry.add(
+            CallbackGauge(
+                "suishen_occupancy",
+                "people inside now, per zone",
+                lambda: [((z,), self.state.count(z)) for z in self.config.site.zones],
+                ("zone",),
+            )
+        )
+        self.devices: DeviceSet | None = None
+        self.lanes: dict[str, Lane] = {}
+        self.http_port: int | None = None
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for lane in self.lanes.values():
+            lane.stop()
+
+    async def run(self) -> None:
+        config = self.config
+        structlog.contextvars.bind_contextvars(gateway_id=config.gateway.id, site_id=config.site.id)
+        pepper = config.privacy.read_pepper(self._environ)
+        self._load_lists()
+        await self.journal.start()
+        try:
+            rebuilt = self.state.replay(
+                (record for _seq, record in self.journal.replay()),
+                sensor_lanes={lane.id for lane in config.lanes if lane.has_passage_sensor},
+                now=time.time(),
+            )
+            log.info("state rebuilt from journal", records=rebuilt, inside=self.state.count())
+            self.devices = build_devices(config, environ=self._environ, on_state=self._on_device)
+            await self.devices.start()
+            self._build_lanes(pepper)
+            runner = await start_http(self, config.http.host, config.http.port)
+            self.http_port = bound_port(runner)
+            log.info("gateway up", lanes=len(self.lanes), http_port=self.http_port)
+            try:
+                self._ready.set()
+                async with asyncio.TaskGroup() as group:
+                    for lane in self.lanes.values():
+                        group.create_task(self._supervise(lane))
+                    group.create_task(self._housekeeping())
+            finally:
+                await runner.cleanup()
+                for lane in self.lanes.values():
+                    await lane.drain_indicators()
+                await self.devices.aclose()
+        finally:
+            await self.journal.close()
+            log.info("gateway stopped", journal=self.journal.status().last_seq)
+
+    def _load_lists(self) -> None:
+        problems = self.lists.load()
+        if "trust" in problems and self.config.lists.trust_file is not None:
+            problems.pop("trust")
+            log.warning("trust list from the local trust file (no signed trust bundle yet)")
+        for kind, problem in problems.items():
+            log.warning("list not loaded", list=kind, problem=problem)
+
+    def _build_lanes(self, pepper: bytes) -> None:
+        config, devices = self.config, self.devices
+        assert devices is not None
+        options = VerifyOptions(
+            formats=frozenset({SSC1, HC1}),
+            clock_skew_s=config.verify.clock_skew_s,
+            max_lifetime_s={SSC1: config.verify.max_lifetime_s, HC1: None},
+        )
+        for lane in config.lanes:
+            info = LaneInfo(
+                site_id=config.site.id,
+                kind=config.site.kind,
+                lane_id=lane.id,
+                direction=lane.direction,
+                zone=lane.zone,
+            )
+            pipeline = ScanPipeline(
+                lane=info,
+                rules=config.site.rules,
+                state=self.state,
+                lists=self.lists,
+                pepper=pepper,
+                verify_options=options,
+                timezone=config.site.timezone,
+            )
+            self.lanes[lane.id] = Lane(
+                setup=LaneSetup(
+                    lane_id=lane.id,
+                    has_passage_sensor=lane.has_passage_sensor,
+                    passage_timeout_s=lane.passage_timeout_s,
+                    open_pulse_ms=lane.open_pulse_ms,
+                ),
+                devices=devices[lane.id],
+                pipeline=pipeline,
+                state=self.state,
+                journal=self.journal,
+                metrics=self.lane_metrics,
+            )
+
+    async def _supervise(self, lane: Lane) -> None:
+        """Run a lane; a crash is logged and the lane restarted, the others go on."""
+        while not self._stop.is_set():
+            try:
+                await lane.run()
+            except asyncio.CancelledError:
+                if self._stop.is_set():
+                    return
+                raise
+            except Exception:
+                log.exception("lane crashed; restarting", lane_id=lane.setup.lane_id)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LANE_RESTART_S):
+                        await self._stop.wait()
+            else:
+                return
+
+    async def _housekeeping(self) -> None:
+        while not self._stop.is_set():
+            self.state.advance(time.time())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._stop.wait()
+
+    def _on_device(self, event: DeviceStateChanged) -> None:
+        self._device_states[event.device_id] = event
+
+    # ------------------------------------------------------------------ StatusSource
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        journal = self.journal.status()
+        healthy = self._ready.is_set() and not journal.full and not self._stop.is_set()
+        return healthy, {"journal_full": journal.full, "journal_alarm": journal.alarm}
+
+    def status(self) -> dict[str, Any]:
+        now = time.time()
+        journal = self.journal.status()
+        return {
+            "gateway_id": self.config.gateway.id,
+            "site": {"id": self.config.site.id, "kind": self.config.site.kind.value},
+            "uptime_s": round(now - self.started_at, 3),
+            "lanes": [
+                {
+                    "id": lane_id,
+                    "scans": lane.counters.scans,
+                    "allowed": lane.counters.allowed,
+                    "denied": lane.counters.denied,
+                    "failed_closed": lane.counters.failed_closed,
+                    "last_scan_at": lane.counters.last_scan_at,
+                    "devices": {
+                        device.device_id: self._device_state(device.device_id)
+                        for device in self.devices[lane_id].devices()
+                    }
+                    if self.devices is not None
+                    else {},
+                }
+                for lane_id, lane in self.lanes.items()
+            ],
+            "lists": [
+                {
+                    "kind": s.kind,
+                    "version": s.version,
+                    "issued_at": s.issued_at,
+                    "age_s": s.age_s,
+                    "entries": s.entries,
+                    "problem": s.problem,
+                    "stale": s.age_s is None or s.age_s > self.config.lists.stale_after_s,
+                }
+                for s in self.lists.status(now)
+            ],
+            "journal": {
+                "last_seq": journal.last_seq,
+                "synced_seq": journal.synced_seq,
+                "backlog": journal.unsynced,
+                "alarm": journal.alarm,
+                "full": journal.full,
+            },
+            "occupancy": {zone: self.state.count(zone) for zone in self.config.site.zones},
+        }
+
+    def _device_state(self, device_id: str) -> dict[str, Any]:
+        event = self._device_states.get(device_id)
+        if event is None:
+            return {"state": DeviceState.CONNECTING.value}
+        return {"state": event.state.value, "since": event.at, "detail": event.detail}
+
+    def metrics_text(self) -> str:
+        return self.registry.render()
