@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from suishen.demo import run_codes_demo
+from suishen.demo import run_codes_demo, run_site_demo
 
 
 def test_demo_verdicts(tmp_path):
@@ -22,3 +22,22 @@ def test_demo_verdicts(tmp_path):
         assert rows[case]["reason"] == reason, case
     # Nothing the demo prints reveals a full document number.
     assert all("11010519491231002X" not in str(row["who"]) for row in rows.values())
+
+
+async def test_site_demo_decides_like_the_policy_says(tmp_path):
+    """Stage 2: the gateway opens for green codes only and journals each reason it denies."""
+    rows, status = await run_site_demo(tmp_path)
+    got = [(r["verdict"], r["reason"], r["opened"]) for r in rows]
+    assert got == [
+        ("allow", "-", True),
+        ("deny", "status_yellow", False),
+        ("deny", "status_red", False),
+        ("allow", "-", True),
+        ("deny", "anti_passback", False),
+        ("deny", "replay", False),
+        ("allow", "-", True),
+        ("deny", "expired", False),
+        ("deny", "malformed_prefix", False),
+    ]
+    assert status["occupancy"] == {"main": 1}  # two came in, one left
+    assert all("张三明" not in str(r["who"]) for r in rows)
