@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "suishen.commands.ident",
     "suishen.commands.sim",
     "suishen.commands.gateway",
+    "suishen.commands.hub",
+    "suishen.commands.pki",
     "suishen.commands.demo",
 )
 

@@ -1,0 +1,320 @@
+"""The upload wire format between a gateway's uploader and the hub's ingest (DESIGN §6).
+
+POST /v1/ingest (JSON, mutual TLS; the client certificate binds gateway_id)::
+
+    {"gateway_id": "gw-1",
+     "rows": [{"seq": 17, "ts": 1795480207.123456, "kind": "scan", ...journal columns...,
+               "identity_sealed": base64 | null, "epoch_id": hex16 | null}, ...],
+     "epochs": {"<epoch_id hex16>": base64 of the 32-byte ephemeral X25519 public key}}
+
+Answer 200::
+
+    {"high_water": 17, "inserted": 12, "duplicates": 3, "rejected": [{"seq": 9, "reason": ...}]}
+
+high_water is the highest seq of this gateway the hub holds durably (stored or rejected); the
+uploader advances its cursor to it and quarantines the rejected seqs. A batch that cannot be
+taken at all is answered 400 (not a batch), 403 (gateway binding) or 413 (too large), with
+{"error": ..., "row": index or null}.
+
+POST /v1/alerts carries {"gateway_id", "rows": [alert rows, same form]} on the fast lane; the
+hub deduplicates on (gateway_id, seq) against the bulk upload of the same rows.
+
+Validation is per row: a malformed row is rejected with its reason and the rest of the batch is
+taken, so one bad row cannot block a gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+MAX_ROWS: Final = 1000
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+KINDS: Final = frozenset({"scan", "passage", "alert", "device"})
+DIRECTIONS: Final = frozenset({"in", "out", "checkin", "checkout"})
+FORMATS: Final = frozenset({"SSC1", "HC1", "CNID", "MRZ", "CARD", "UNKNOWN"})
+VERDICTS: Final = frozenset({"allow", "deny"})
+OUTCOMES: Final = frozenset({"passed", "not_passed"})
+ALERT_KINDS: Final = frozenset(
+    {"watchlist", "minor_unaccompanied", "foreign_guest", "capacity", "device", "journal"}
+)
+ROUTES: Final = frozenset({"police", "staff"})
+LEVELS: Final = frozenset({"notify", "deny"})
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_TS_MIN, _TS_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01
+
+ROW_FIELDS: Final = (
+    "seq", "ts", "kind", "site_id", "lane_id", "direction", "format", "verdict", "reason",
+    "person_key", "nationality", "minor", "status", "masked_name", "masked_number", "cti", "kid",
+    "zone", "latency_us", "scan_seq", "outcome", "detail", "identity_sealed", "epoch_id",
+)  # fmt: skip
+
+
+class BatchError(ValueError):
+    """A batch the hub cannot take at all; `status` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str, *, row: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.row = row
+
+
+class RowError(ValueError):
+    """One row that is malformed; it is rejected, the rest of the batch goes on."""
+
+
+# --------------------------------------------------------------------------- gateway side
+
+
+def encode_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A journal row (JournalRow.as_dict()) as JSON-ready values."""
+    out = {name: row.get(name) for name in ROW_FIELDS}
+    sealed = out["identity_sealed"]
+    if sealed is not None:
+        out["identity_sealed"] = base64.b64encode(sealed).decode()
+    return out
+
+
+def encode_batch(gateway_id: str, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The JSON body of POST /v1/ingest (or /v1/alerts) for journal rows."""
+    body_rows, epochs = [], {}
+    for row in rows:
+        body_rows.append(encode_row(row))
+        epoch_id, public = row.get("epoch_id"), row.get("epoch_public")
+        if epoch_id is not None and public is not None:
+            epochs[epoch_id] = base64.b64encode(public).decode()
+    return {"gateway_id": gateway_id, "rows": body_rows, "epochs": epochs}
+
+
+# --------------------------------------------------------------------------- hub side
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    """A validated batch, split by table, as tuples in the central tables' column order."""
+
+    gateway_id: str
+    scans: list[tuple[Any, ...]] = field(default_factory=list)
+    passages: list[tuple[Any, ...]] = field(default_factory=list)
+    alerts: list[tuple[Any, ...]] = field(default_factory=list)
+    devices: list[tuple[Any, ...]] = field(default_factory=list)
+    epochs: list[tuple[str, str, bytes]] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    max_seq: int = 0
+    sites: set[str] = field(default_factory=set)
+    days: set[dt.date] = field(default_factory=set)
+
+
+SCAN_COLUMNS: Final = (
+    "gateway_id", "seq", "ts", "site_id", "lane_id", "direction", "format", "verdict", "reason",
+    "person_key", "nationality", "minor", "status", "masked_name", "masked_number", "cti", "kid",
+    "zone", "latency_us", "identity_sealed", "epoch_id",
+)  # fmt: skip
+PASSAGE_COLUMNS: Final = (
+    "gateway_id", "seq", "ts", "site_id", "lane_id", "scan_seq", "outcome", "person_key",
+    "direction", "zone",
+)  # fmt: skip
+ALERT_COLUMNS: Final = (
+    "gateway_id", "seq", "ts", "site_id", "lane_id", "scan_seq", "kind", "route", "level",
+    "detail", "person_key",
+)  # fmt: skip
+DEVICE_COLUMNS: Final = ("gateway_id", "seq", "ts", "site_id", "lane_id", "detail")
+
+
+def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROWS) -> ParsedBatch:
+    """Validate a decoded batch for the gateway its certificate names.
+
+    Raises BatchError for a batch that cannot be taken; malformed rows go to `rejected`.
+    """
+    if not isinstance(document, dict):
+        raise BatchError(400, "the batch is not a JSON object")
+    gateway_id = document.get("gateway_id")
+    if gateway_id != bound_gateway_id:
+        raise BatchError(403, f"this certificate is for {bound_gateway_id!r}, not {gateway_id!r}")
+    rows = document.get("rows")
+    if not isinstance(rows, list):
+        raise BatchError(400, "'rows' must be a list")
+    if len(rows) > max_rows:
+        raise BatchError(413, f"a batch holds at most {max_rows} rows, not {len(rows)}")
+    batch = ParsedBatch(gateway_id=gateway_id)
+    epochs = document.get("epochs", {})
+    if not isinstance(epochs, dict):
+        raise BatchError(400, "'epochs' must be an object")
+    for epoch_id, public in epochs.items():
+        try:
+            raw = base64.b64decode(public, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise BatchError(400, f"epoch {epoch_id!r}: public key is not base64") from None
+        if not isinstance(epoch_id, str) or not _HEX16.fullmatch(epoch_id) or len(raw) != 32:
+            raise BatchError(400, f"epoch {epoch_id!r}: needs a hex16 id and a 32-byte key")
+        batch.epochs.append((gateway_id, epoch_id, raw))
+    known_epochs = {e[1] for e in batch.epochs}
+    seen: set[int] = set()
+    for index, row in enumerate(rows):
+        seq = row.get("seq") if isinstance(row, dict) else None
+        if type(seq) is not int or seq <= 0:
+            raise BatchError(400, f"row {index}: 'seq' must be a positive integer", row=index)
+        if seq in seen:
+            raise BatchError(400, f"row {index}: seq {seq} appears twice", row=index)
+        seen.add(seq)
+        batch.max_seq = max(batch.max_seq, seq)
+        try:
+            _take_row(batch, row, known_epochs)
+        except RowError as exc:
+            batch.rejected.append((seq, str(exc)))
+    return batch
+
+
+def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -> None:
+    unknown = set(row) - set(ROW_FIELDS)
+    if unknown:
+        raise RowError(f"unknown fields {sorted(unknown)}")
+    gid, seq = batch.gateway_id, row["seq"]
+    ts_value = row.get("ts")
+    if type(ts_value) not in (int, float) or not math.isfinite(ts_value):
+        raise RowError("'ts' must be a number")
+    if not _TS_MIN <= ts_value < _TS_MAX:
+        raise RowError("'ts' is outside 2000..2100")
+    ts = dt.datetime.fromtimestamp(ts_value, dt.UTC)
+    kind = _choice(row, "kind", KINDS, required=True)
+    site_id = _ident(row, "site_id", required=True)
+    lane_id = _ident(row, "lane_id", required=kind in ("scan", "passage"))
+    batch.sites.add(site_id)
+    batch.days.add(ts.date())
+    if kind == "scan":
+        verdict = _choice(row, "verdict", VERDICTS, required=True)
+        reason = _text(row, "reason", 64)
+        if verdict == "deny" and reason is None:
+            raise RowError("a denied scan needs a reason")
+        sealed, epoch_id = _sealed(row, known_epochs)
+        batch.scans.append((
+            gid, seq, ts, site_id, lane_id,
+            _choice(row, "direction", DIRECTIONS, required=True),
+            _choice(row, "format", FORMATS, required=True),
+            verdict, reason, _person(row),
+            _text(row, "nationality", 3, exact=True),
+            _bool(row, "minor"),
+            _choice(row, "status", frozenset({"G", "Y", "R"})),
+            _text(row, "masked_name", 128), _text(row, "masked_number", 64),
+            _text(row, "cti", 64), _text(row, "kid", 64),
+            _ident(row, "zone") or "main",
+            _int(row, "latency_us", 0, 2**31 - 1) or 0,
+            sealed, epoch_id,
+        ))  # fmt: skip
+    elif kind == "passage":
+        batch.passages.append((
+            gid, seq, ts, site_id, lane_id,
+            _int(row, "scan_seq", 1, 2**63 - 1, required=True),
+            _choice(row, "outcome", OUTCOMES, required=True),
+            _person(row),
+            _choice(row, "direction", DIRECTIONS) or "in",
+            _ident(row, "zone") or "main",
+        ))  # fmt: skip
+    elif kind == "alert":
+        detail = _detail(row)
+        batch.alerts.append((
+            gid, seq, ts, site_id, lane_id, _int(row, "scan_seq", 1, 2**63 - 1),
+            _choice(detail, "kind", ALERT_KINDS, required=True),
+            _choice(detail, "route", ROUTES, required=True),
+            _choice(detail, "level", LEVELS),
+            _text(detail, "detail", 1000) or "",
+            _person(row),
+        ))  # fmt: skip
+    else:
+        batch.devices.append((gid, seq, ts, site_id, lane_id, json.dumps(_detail(row))))
+
+
+def _choice(
+    row: Mapping[str, Any], name: str, allowed: frozenset[str], *, required: bool = False
+) -> Any:
+    value = row.get(name)
+    if value is None and not required:
+        return None
+    if value not in allowed:
+        raise RowError(f"'{name}' must be one of {sorted(allowed)}")
+    return value
+
+
+def _text(row: Mapping[str, Any], name: str, limit: int, *, exact: bool = False) -> str | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit or (exact and len(value) != limit):
+        raise RowError(f"'{name}' must be text of {'exactly' if exact else 'at most'} {limit}")
+    if "\x00" in value:
+        raise RowError(f"'{name}' contains a NUL character")
+    return value
+
+
+def _ident(row: Mapping[str, Any], name: str, *, required: bool = False) -> Any:
+    value = row.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise RowError(f"'{name}' must be an id (1..64 of A-Za-z0-9._:/-)")
+    return value
+
+
+def _person(row: Mapping[str, Any]) -> str | None:
+    value = row.get("person_key")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise RowError("'person_key' must be 64 lower-case hex characters")
+    return value
+
+
+def _bool(row: Mapping[str, Any], name: str) -> bool | None:
+    value = row.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise RowError(f"'{name}' must be true, false or null")
+
+
+def _int(row: Mapping[str, Any], name: str, low: int, high: int, *, required: bool = False) -> Any:
+    value = row.get(name)
+    if value is None and not required:
+        return None
+    if type(value) is not int or not low <= value <= high:
+        raise RowError(f"'{name}' must be an integer in {low}..{high}")
+    return value
+
+
+def _sealed(row: Mapping[str, Any], known_epochs: set[str]) -> tuple[bytes | None, str | None]:
+    sealed, epoch_id = row.get("identity_sealed"), row.get("epoch_id")
+    if sealed is None and epoch_id is None:
+        return None, None
+    if not isinstance(sealed, str) or not isinstance(epoch_id, str):
+        raise RowError("'identity_sealed' and 'epoch_id' go together")
+    if not _HEX16.fullmatch(epoch_id):
+        raise RowError("'epoch_id' must be 16 hex characters")
+    try:
+        raw = base64.b64decode(sealed, validate=True)
+    except (binascii.Error, ValueError):
+        raise RowError("'identity_sealed' is not base64") from None
+    if not 0 < len(raw) <= 4096:
+        raise RowError("'identity_sealed' must be 1..4096 bytes")
+    del known_epochs  # the epoch may have been sent in an earlier batch
+    return raw, epoch_id
+
+
+def _detail(row: Mapping[str, Any]) -> dict[str, Any]:
+    text = row.get("detail")
+    if not isinstance(text, str) or len(text) > 4000:
+        raise RowError("'detail' must be JSON text of at most 4000 characters")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise RowError("'detail' is not JSON") from None
+    if not isinstance(value, dict):
+        raise RowError("'detail' must be a JSON object")
+    return value
