@@ -27,7 +27,6 @@ from suishen.protocol.cose import (
     decode_sign1,
     sig_structure,
     sign1,
-    verify_signature,
 )
 from suishen.protocol.errors import CodeRejected, DecodeError
 from suishen.protocol.reasons import Reason
@@ -226,7 +225,7 @@ def check_signature(
         if fmt not in key.formats:
             reason, detail = Reason.ISSUER_NOT_TRUSTED, f"key is not trusted for {fmt}"
             continue
-        if verify_signature(message.alg, key.public_key, message.signature, tbs):
+        if key.verifier(message.alg, message.signature, tbs):
             return key
         reason, detail = Reason.BAD_SIGNATURE, "signature does not verify"
     raise CodeRejected(reason, detail)
@@ -348,7 +347,8 @@ def verify(
         fmt, cose = unwrap(text, options)
         message = decode_sign1(cose)
         kid = message.kid
-        check_alg(fmt, message, options)
+        if message.alg not in options.algorithms.get(fmt, ()):
+            check_alg(fmt, message, options)  # raises unsupported_alg
         key = check_signature(message, fmt, trust, now)
         claims = decode_claims(fmt, message.payload)
         check_issuer(fmt, claims, key)

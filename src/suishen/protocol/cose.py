@@ -17,6 +17,7 @@ with RSA.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -129,12 +130,16 @@ def decode_sign1(data: bytes) -> Sign1:
     if not isinstance(signature, bytes):
         raise _malformed("signature is not a byte string")
     protected = _protected_map(protected_raw)
-    alg = _header(protected, unprotected, HEADER_ALG)
+    alg = protected.get(HEADER_ALG)
+    if alg is None:
+        alg = unprotected.get(HEADER_ALG)
     if alg is None:
         raise _malformed("no alg header")
     if alg not in ALG_NAMES or isinstance(alg, bool):
         raise DecodeError(Reason.UNSUPPORTED_ALG, f"alg {alg!r} is not ES256, EdDSA or PS256")
-    kid = _header(protected, unprotected, HEADER_KID)
+    kid = protected.get(HEADER_KID)
+    if kid is None:
+        kid = unprotected.get(HEADER_KID)
     if kid is None:
         kid = b""  # allowed by COSE; a code verifier then finds no key (unknown_kid)
     elif not isinstance(kid, bytes):
@@ -170,11 +175,6 @@ def _protected_map(protected_raw: bytes) -> dict[Any, Any]:
     return protected
 
 
-def _header(protected: dict[Any, Any], unprotected: dict[Any, Any], label: int) -> Any:
-    value = protected.get(label)
-    return unprotected.get(label) if value is None else value
-
-
 def key_fits_alg(alg: int, key: PublicKey) -> bool:
     """True if `key` can verify signatures of algorithm `alg`."""
     if alg == ES256:
@@ -207,6 +207,51 @@ def verify_signature(alg: int, key: PublicKey, signature: bytes, to_be_signed: b
     except (InvalidSignature, ValueError):
         return False
     return False
+
+
+SignatureCheck = Callable[[int, bytes, bytes], bool]
+
+
+def make_verifier(key: PublicKey) -> SignatureCheck:
+    """A signature check bound to one key: (alg, raw signature, to-be-signed) -> bool.
+
+    The key's type and curve are examined once here instead of on every scan; the check
+    refuses an algorithm the key does not fit, like verify_signature.
+    """
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        verify_ed = key.verify
+
+        def check_ed(alg: int, signature: bytes, to_be_signed: bytes) -> bool:
+            if alg != EDDSA or len(signature) != 64:
+                return False
+            try:
+                verify_ed(signature, to_be_signed)
+            except InvalidSignature:
+                return False
+            return True
+
+        return check_ed
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        verify_ec, from_bytes = key.verify, int.from_bytes
+
+        def check_es(alg: int, signature: bytes, to_be_signed: bytes) -> bool:
+            if alg != ES256 or len(signature) != 64:
+                return False
+            try:
+                der = encode_dss_signature(
+                    from_bytes(signature[:32], "big"), from_bytes(signature[32:], "big")
+                )
+                verify_ec(der, to_be_signed, _ECDSA_SHA256)
+            except (InvalidSignature, ValueError):
+                return False
+            return True
+
+        return check_es
+
+    def check_other(alg: int, signature: bytes, to_be_signed: bytes) -> bool:
+        return verify_signature(alg, key, signature, to_be_signed)
+
+    return check_other
 
 
 def _verify_pss(key: PublicKey, signature: bytes, to_be_signed: bytes) -> bool:

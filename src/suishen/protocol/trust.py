@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from suishen.protocol.asn1 import read_certificate
-from suishen.protocol.cose import PublicKey, kid_of, spki_der
+from suishen.protocol.cose import PublicKey, SignatureCheck, kid_of, make_verifier, spki_der
 from suishen.protocol.errors import TrustListError
 
 TRUST_FILE_VERSION: Final = 1
@@ -56,8 +56,11 @@ class TrustedKey:
     not_before: float | None = None  # POSIX seconds
     not_after: float | None = None
     key_usage: frozenset[str] | None = None  # DCC types it may sign; None = any
+    # The signature check bound to public_key (its type and curve examined once).
+    verifier: SignatureCheck = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "verifier", make_verifier(self.public_key))
         if len(self.kid) == 0 or len(self.kid) > 64:
             raise TrustListError("kid must be 1..64 bytes")
         if not self.issuer:
