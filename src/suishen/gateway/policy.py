@@ -550,7 +550,7 @@ def _capacity(out: _Verdicts, rules: SiteRules, state: SiteState, lane: LaneInfo
     hard, soft = rules.capacity_hard, rules.capacity_soft
     if hard is None and soft is None:
         return
-    inside = state.count()
+    inside = state.count_with_entering()  # entries awaiting passage take their place
     if hard is not None and inside >= hard:
         out.apply(RuleMode.DENY, Reason.CAPACITY_FULL)
         return

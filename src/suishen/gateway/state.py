@@ -26,6 +26,13 @@ a PASSED PassageRecorded; a lane without a sensor moves them on its allowed Scan
 Replay must pass the same per-lane flag (``sensor_lanes``). Code ids, stays and watch data
 follow the ScanDecided whatever the lane.
 
+Entries in flight: between an allowed entry at a sensor lane and its passage report, the
+person is not inside yet but may be any moment, so :meth:`count_with_entering` (what the
+capacity rule reads) counts them too; otherwise lanes deciding at the same time could each
+take the last place under a hard capacity. A lane has at most one entry in flight (it serves
+one person at a time); the lane's passage record, or its next scan, ends it. Nothing is in
+flight after a restart, so :meth:`replay` clears them.
+
 Daily reset: at the configured local time (``daily_reset`` in ``timezone``) occupancy,
 anti-passback and attendance are cleared, except for guests with an open hotel stay (who
 sleep inside); stays and the replay cache are never reset. The reset happens in
@@ -104,6 +111,7 @@ class SiteState:
         self._room_stay: dict[str, str] = {}
         self._desk_last: dict[str, tuple[str, float]] = {}  # desk lane -> (stay_id, ts)
         self._attendance: dict[str, float] = {}
+        self._entering: dict[str, str] = {}  # sensor lane -> person let in, passage pending
         self._next_reset: float | None = None
         self.last_reset: float | None = None
         self.applied = 0
@@ -123,6 +131,12 @@ class SiteState:
         if zone is None:
             return len(self._zone_of)
         return len(self._inside.get(zone, ()))
+
+    def count_with_entering(self) -> int:
+        """People inside the site plus those let in at a sensor lane whose passage is not
+        reported yet (each person once): the count a capacity limit applies to."""
+        entering = {p for p in self._entering.values() if p not in self._zone_of}
+        return len(self._zone_of) + len(entering)
 
     def people_inside(self, zone: str | None = None) -> frozenset[str]:
         if zone is None:
@@ -226,6 +240,7 @@ class SiteState:
         """Apply one journal record; `sensor` says whether its lane's gate reports passage."""
         self.advance(record.ts)
         self.applied += 1
+        self._entering.pop(record.lane_id, None)
         if isinstance(record, PassageRecorded):
             if sensor and record.outcome is PassageOutcomeKind.PASSED and record.person_key:
                 self._move(record.person_key, record.direction, record.zone, record.ts)
@@ -244,6 +259,8 @@ class SiteState:
             self._check_out(person.person_key)
         elif not sensor:
             self._move(person.person_key, direction, record.zone, record.ts)
+        elif direction is Direction.IN:
+            self._entering[record.lane_id] = person.person_key
 
     def replay(
         self,
@@ -257,6 +274,7 @@ class SiteState:
         for record in records:
             self.apply(record, sensor=record.lane_id in sensor_lanes)
             count += 1
+        self._entering.clear()  # nothing is in flight after a restart
         if now is not None:
             self.advance(now)
         return count
