@@ -429,7 +429,8 @@ def untrusted_code(identity: Identity) -> str:
 async def test_bad_input_on_every_lane_never_stops_the_gateway(tmp_path: Path) -> None:
     """Every lane (two entries, two exits) gets a burst of bad input at once: control-byte
     garbage, a line longer than the framer's maximum and bytes that are not text (the framer
-    drops these: no record, nothing opens), text that is no code, invalid UTF-8 that decodes
+    drops these; the lane journals each as a denial: malformed_prefix, oversize,
+    malformed_prefix), text that is no code, invalid UTF-8 that decodes
     as GB18030, bad base45, an oversize code, an expired code, a tampered code, a code from an
     untrusted issuer and, at entry lanes, a code already let in at the other entry lane. Each
     is journalled as a denial with its reason code, in order; then a good code opens every
@@ -484,12 +485,17 @@ async def test_bad_input_on_every_lane_never_stops_the_gateway(tmp_path: Path) -
 
         async def lane_run(lane_id: str) -> None:
             sent, reasons = burst(lane_id)
+            # The framer's discards (garbage, overlong, undecodable) are journalled from the
+            # driver's callback, so they may land a little before or after neighbouring scans.
+            expected = sorted([*reasons, "malformed_prefix", "oversize", "malformed_prefix"])
             for data in sent:
                 await gw.send_raw(lane_id, data)
-            for reason in reasons:
-                denied = await gw.next_result(lane_id)
-                assert (denied.verdict, denied.reason) == ("deny", reason), lane_id
-            allowed = await gw.next_result(lane_id)
+            results = [await gw.next_result(lane_id) for _ in range(len(expected) + 1)]
+            allowed_rows = [r for r in results if r.verdict == "allow"]
+            denied = sorted(r.reason for r in results if r.verdict == "deny")
+            assert denied == expected, lane_id
+            assert len(allowed_rows) == 1, lane_id
+            allowed = allowed_rows[0]
             assert (allowed.verdict, allowed.reason) == ("allow", None), lane_id
             assert allowed.row.cti == cti_of(good[lane_id])
             assert allowed.passage is not None
@@ -508,10 +514,10 @@ async def test_bad_input_on_every_lane_never_stops_the_gateway(tmp_path: Path) -
         assert await gw.occupancy() == 2
         metrics = await gw.metrics()
         for lane in lanes:
-            for reason in ("bad_signature", "expired", "oversize", "unknown_kid"):
+            for reason in ("bad_signature", "expired", "unknown_kid"):
                 line = f'suishen_scans_total{{lane="{lane.id}",verdict="deny",reason="{reason}"}} 1'
                 assert line in metrics
         assert 'suishen_scans_total{lane="in-1",verdict="deny",reason="replay"} 1' in metrics
-        assert 'suishen_scans_total{lane="in-1",verdict="deny",reason="malformed_prefix"} 2' in (
+        assert 'suishen_scans_total{lane="in-1",verdict="deny",reason="malformed_prefix"} 4' in (
             metrics
         )

@@ -20,7 +20,7 @@ config names; a missing one raises ConfigError naming the setting.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -45,10 +45,13 @@ from suishen.gateway.config import (
     UhppoteGateSettings,
     UhppoteScannerSettings,
 )
+from suishen.protocol.framing import Discarded
 
 __all__ = ["DeviceSet", "LaneDevices", "build_devices"]
 
 D = TypeVar("D")
+
+LaneDiscardListener = Callable[[str, Discarded], None]  # (lane_id, what was discarded)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -117,10 +120,12 @@ class _Factory:
         config: GatewayConfig,
         environ: Mapping[str, str],
         on_state: StateListener | None,
+        on_discard: LaneDiscardListener | None = None,
     ) -> None:
         self.config = config
         self.environ = environ
         self.on_state = on_state
+        self.on_discard = on_discard
         self.links: dict[str, Any] = {}
         self.buses: dict[str, Any] = {}
         self._watched: set[int] = set()
@@ -190,6 +195,17 @@ class _Factory:
             command_timeout_s=b.command_timeout_s,
         )
 
+    def _discards_for(self, lane_id: str) -> Callable[[Discarded], None] | None:
+        """The framer's discards of one lane's scanner, tagged with the lane."""
+        listener = self.on_discard
+        if listener is None:
+            return None
+
+        def on_discard(discarded: Discarded) -> None:
+            listener(lane_id, discarded)
+
+        return on_discard
+
     # ------------------------------------------------------------ per role
 
     def scanner(self, lane: LaneSettings) -> ScanSource:
@@ -209,7 +225,8 @@ class _Factory:
                         vendor=s.vendor,
                         reconnect_initial_s=s.reconnect_initial_s,
                         reconnect_max_s=s.reconnect_max_s,
-                    )
+                    ),
+                    on_discard=self._discards_for(lane.id),
                 )
             )
         if isinstance(s, TcpScannerSettings):
@@ -225,7 +242,8 @@ class _Factory:
                         connect_timeout_s=s.connect_timeout_s,
                         reconnect_initial_s=s.reconnect_initial_s,
                         reconnect_max_s=s.reconnect_max_s,
-                    )
+                    ),
+                    on_discard=self._discards_for(lane.id),
                 )
             )
         if isinstance(s, OsdpScannerSettings):
@@ -287,11 +305,14 @@ def build_devices(
     *,
     environ: Mapping[str, str] | None = None,
     on_state: StateListener | None = None,
+    on_discard: LaneDiscardListener | None = None,
 ) -> DeviceSet:
     """Every lane's drivers for ``config`` (not started). ``on_state`` hears every device's
-    state changes. Raises ConfigError when a secret the config names cannot be read, and
+    state changes; ``on_discard(lane_id, discarded)`` hears what a line scanner's framer threw
+    away (overlong, garbage, undecodable input), so the lane can journal it. Raises ConfigError
+    when a secret the config names cannot be read, and
     DriverError subclasses for settings a driver refuses."""
-    factory = _Factory(config, os.environ if environ is None else environ, on_state)
+    factory = _Factory(config, os.environ if environ is None else environ, on_state, on_discard)
     lanes: dict[str, LaneDevices] = {}
     for lane in config.lanes:
         scanner = factory.scanner(lane)

@@ -31,12 +31,16 @@ from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.metrics import Counter, Histogram
 from suishen.gateway.pipeline import ScanPipeline
 from suishen.gateway.records import (
+    Decision,
     PassageOutcomeKind,
     PassageRecorded,
     ScanDecided,
+    ScanFormat,
     Verdict,
 )
 from suishen.gateway.state import SiteState
+from suishen.protocol.framing import Discarded, DiscardReason
+from suishen.protocol.reasons import Reason
 
 log = structlog.get_logger("suishen.gateway.lane")
 
@@ -119,6 +123,48 @@ class Lane:
         for task in list(self._indicator_tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    # ------------------------------------------------------------------ discarded input
+
+    def discarded(self, discarded: Discarded) -> None:
+        """The scanner's framer threw input away: journal it as a denied, unreadable scan."""
+        reason = (
+            Reason.OVERSIZE
+            if discarded.reason is DiscardReason.OVERLONG
+            else Reason.MALFORMED_PREFIX
+        )
+        record = ScanDecided(
+            ts=self._clock(),
+            site_id=self.pipeline.lane.site_id,
+            lane_id=self.setup.lane_id,
+            direction=self.pipeline.lane.direction,
+            format=ScanFormat.UNKNOWN,
+            decision=Decision(verdict=Verdict.DENY, reason=reason),
+            person=None,
+            zone=self.pipeline.lane.zone,
+        )
+        task = asyncio.create_task(self._journal_discard(record, discarded))
+        self._indicator_tasks.add(task)
+        task.add_done_callback(self._indicator_tasks.discard)
+
+    async def _journal_discard(self, record: ScanDecided, discarded: Discarded) -> None:
+        try:
+            seq = await self.journal.append(record)
+        except JournalError as exc:
+            self.metrics.journal_failures.inc(self.setup.lane_id)
+            self._log.error("discarded input not journalled", error=str(exc))
+            return
+        self._count(record, 0.0)
+        self._show(Signal.deny())
+        self._log.info(
+            "scan",
+            seq=seq,
+            verdict="deny",
+            reason=record.decision.reason.value if record.decision.reason else None,
+            format=ScanFormat.UNKNOWN.value,
+            discarded=discarded.reason.value,
+            bytes=discarded.byte_count,
+        )
 
     # ------------------------------------------------------------------ one scan
 

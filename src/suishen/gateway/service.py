@@ -31,6 +31,7 @@ from suishen.gateway.pipeline import ScanPipeline
 from suishen.gateway.policy import LaneInfo
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import HC1, SSC1, VerifyOptions
+from suishen.protocol.framing import Discarded
 from suishen.protocol.trust import TrustList
 
 log = structlog.get_logger("suishen.gateway")
@@ -169,7 +170,12 @@ class GatewayService:
                 now=time.time(),
             )
             log.info("state rebuilt from journal", records=rebuilt, inside=self.state.count())
-            self.devices = build_devices(config, environ=self._environ, on_state=self._on_device)
+            self.devices = build_devices(
+                config,
+                environ=self._environ,
+                on_state=self._on_device,
+                on_discard=self._on_discard,
+            )
             await self.devices.start()
             self._build_lanes(pepper)
             runner = await start_http(self, config.http.host, config.http.port)
@@ -260,6 +266,11 @@ class GatewayService:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._stop.wait()
+
+    def _on_discard(self, lane_id: str, discarded: Discarded) -> None:
+        lane = self.lanes.get(lane_id)
+        if lane is not None:
+            lane.discarded(discarded)
 
     def _on_device(self, event: DeviceStateChanged) -> None:
         self._device_states[event.device_id] = event
