@@ -8,7 +8,6 @@ them with the real drivers. Nothing here is a mock: the gateway talks the real w
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -70,7 +69,8 @@ class SimSite:
         extra_toml: str = "",
     ) -> SimSite:
         bundle_key, seal_key = _make_keys(root / "keys")
-        pepper = secrets.token_bytes(32)
+        # The pepper is the secret's bytes exactly as the gateway reads them from the variable.
+        pepper_text = secrets.token_hex(32)
         specs = lanes or [LaneSpec(id="in-1"), LaneSpec(id="out-1", direction=Direction.OUT)]
         sim_lanes: dict[str, SimLane] = {}
         for spec in specs:
@@ -90,9 +90,9 @@ class SimSite:
             issuer=IssuerKey(root / "keys" / "issuer"),
             bundle_key=bundle_key,
             seal_key=seal_key,
-            pepper=pepper,
+            pepper=pepper_text.encode(),
             config_path=root / "gateway.toml",
-            environ={PEPPER_ENV: base64.b64encode(pepper).decode()},
+            environ={PEPPER_ENV: pepper_text},
         )
         site.write_config(rules_toml=rules_toml, http_port=http_port, extra=extra_toml)
         return site
