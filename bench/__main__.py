@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("bench.verify", "bench.devices")
+BENCHMARKS = ("bench.verify", "bench.devices", "bench.gateway", "bench.ingest")
 
 
 def main() -> int:

@@ -50,3 +50,13 @@ def test_tampered_body_is_a_bad_signature():
     with pytest.raises(BundleError) as info:
         open_bundle(cbor2.dumps(tag), pinned_key=HUB.public_key(), kind="watchlist")
     assert info.value.problem == "bad_signature"
+
+
+@pytest.mark.parametrize("size", [0, 23, 24, 255, 256, 65535, 65536, 100_000])
+def test_to_be_signed_is_the_sig_structure(size):
+    """The one-copy Sig_structure of a bundle equals cose.sig_structure at every CBOR head size."""
+    from suishen.protocol.bundles import _to_be_signed  # noqa: PLC0415 - private helper
+    from suishen.protocol.cose import decode_sign1, sig_structure  # noqa: PLC0415
+
+    message = decode_sign1(make(body={"blob": bytes(size)}))
+    assert _to_be_signed(message) == sig_structure(message.protected_raw, message.payload)

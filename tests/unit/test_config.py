@@ -30,7 +30,7 @@ from suishen.gateway.config import (
 from suishen.gateway.records import Direction, ScanFormat, SiteKind
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "deploy" / "config"
-EXAMPLES = sorted(CONFIG_DIR.glob("*.toml"))
+EXAMPLES = sorted(p for p in CONFIG_DIR.glob("*.toml") if p.name != "hub.toml")  # gateways
 
 
 def minimal() -> dict[str, Any]:

@@ -5,8 +5,24 @@
   PostgreSQL under DIR/pgdata is started for the job (and let go after).  Exit 0, or 2 when
   the database and the migration files disagree, 1 when the database cannot be reached.
 
-Each sub-command is one ``_add_<name>(commands)`` function plus its ``run_<name>`` handler;
-``run``, ``watchlist add|remove`` and ``trust add|remove`` slot in the same way.
+- ``suishen hub keys init [--state DIR] [--force]``: the hub's Ed25519 bundle key and X25519
+  sealing key under DIR/keys (0600), with their public halves as PEM files for gateway configs
+  (``lists.bundle_key_file``, ``privacy.hub_seal_key_file``).
+- ``suishen hub gateway add GATEWAY_ID --site SITE_ID --kind KIND``: register the site (if new)
+  and the gateway (its client certificate comes from ``suishen pki issue-gateway``).
+- ``suishen hub watchlist add PERSON_KEY --level notify|deny --route police|staff --reason TEXT
+  [--expires ISO]`` / ``remove PERSON_KEY``; ``suishen hub trust add --entry FILE`` (a
+  trust_entry.json from ``suishen issuer keygen``) / ``remove KID``: change a list and bump its
+  bundle version in one transaction; connected gateways receive it within a second.
+- ``suishen hub run --config FILE [--ready-file PATH]``: the hub (central/app.py) until SIGTERM.
+  Readiness: the log line ``hub_ready`` and, with --ready-file, PATH written (JSON with pid,
+  host, port) once the listener accepts connections; removed at a clean stop.
+
+The list and gateway commands take the database options of ``migrate`` (--dsn | --state).
+Exit codes: 0 done, 1 database unreachable, 2 migrations disagree / bad config / bad argument,
+3 nothing to do (removing what is not listed).
+
+Each sub-command is one ``_add_<name>(commands)`` function plus its ``run_<name>`` handler.
 """
 
 from __future__ import annotations
@@ -20,6 +36,8 @@ from typing import Any
 
 EXIT_DATABASE = 1  # the database cannot be reached or started
 EXIT_MIGRATION = 2  # the database and the migration files disagree
+EXIT_USAGE = 2  # a bad config file or argument
+EXIT_NOT_FOUND = 3  # remove: the entry was not listed
 DEFAULT_STATE_DIR = Path("hub-state")
 
 
@@ -28,6 +46,11 @@ def register(sub: Any) -> None:
     group = sub.add_parser("hub", help="the central hub: database, listeners, lists")
     commands = group.add_subparsers(dest="hub_command", required=True, metavar="COMMAND")
     _add_migrate(commands)
+    _add_keys(commands)
+    _add_gateway(commands)
+    _add_watchlist(commands)
+    _add_trust(commands)
+    _add_run(commands)
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,3 +131,285 @@ async def _migrate(settings: Any, days_ahead: int) -> tuple[list[str], list[str]
         finally:
             await con.close()
     return [f"{m.version:04d}_{m.name}" for m in applied], created
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _add_keys(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="the hub's bundle-signing and sealing keys")
+    sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    init = sub.add_parser(
+        "init",
+        help="make the Ed25519 bundle key and the X25519 sealing key",
+        description="Write STATE/keys/bundle.key, seal.key (0600) and their .pub.pem halves.",
+    )
+    init.add_argument("--state", type=Path, default=DEFAULT_STATE_DIR, help="hub state directory")
+    init.add_argument("--force", action="store_true", help="replace existing keys")
+    init.set_defaults(handler=run_keys_init)
+
+
+def run_keys_init(args: argparse.Namespace) -> int:
+    from suishen.central.keys import HubKeyError, init_keys  # noqa: PLC0415 (lazy CLI)
+
+    try:
+        files = init_keys(args.state, force=args.force)
+    except HubKeyError as exc:
+        print(f"suishen hub keys init: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"bundle key: {files.bundle_key} (gateways pin {files.bundle_public})")
+    print(f"sealing key: {files.seal_key} (gateways seal to {files.seal_public})")
+    return 0
+
+
+# --------------------------------------------------------------------------- database jobs
+
+
+def _with_database(args: argparse.Namespace, job: Any, name: str) -> tuple[int, Any]:
+    """Run ``job(con)`` on the hub database (migrated first); map failures to exit codes."""
+    from suishen.central.db import DatabaseError  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.migrate import MigrationError  # noqa: PLC0415
+    from suishen.sync.bundles import ListChangeError  # noqa: PLC0415
+
+    async def main() -> Any:
+        import asyncpg  # noqa: PLC0415
+
+        from suishen.central.db import open_database  # noqa: PLC0415
+
+        try:
+            async with open_database(database_settings(args)) as pool, pool.acquire() as con:
+                return await job(con)
+        except (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
+            raise DatabaseError(str(exc)) from exc
+
+    try:
+        return 0, asyncio.run(main())
+    except (ListChangeError, ValueError) as exc:
+        print(f"suishen hub {name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE, None
+    except MigrationError as exc:
+        print(f"suishen hub {name}: {exc}", file=sys.stderr)
+        return EXIT_MIGRATION, None
+    except (DatabaseError, OSError) as exc:
+        print(f"suishen hub {name}: database unavailable: {exc}", file=sys.stderr)
+        return EXIT_DATABASE, None
+
+
+# --------------------------------------------------------------------------- gateway
+
+
+SITE_KINDS = ("building", "construction", "hotel", "venue")
+
+
+def _add_gateway(commands: Any) -> None:
+    gateway = commands.add_parser("gateway", help="register gateways")
+    sub = gateway.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
+    add = sub.add_parser(
+        "add",
+        help="register a gateway (and its site, if new)",
+        description="Register SITE_ID (if new) and GATEWAY_ID at it, enabled.",
+    )
+    add.add_argument("gateway_id", metavar="GATEWAY_ID")
+    add.add_argument("--site", required=True, metavar="SITE_ID", help="the site it guards")
+    add.add_argument("--kind", required=True, choices=SITE_KINDS, help="the site's kind")
+    add.add_argument("--name", default="", help="the site's display name (new sites)")
+    add_database_arguments(add)
+    add.set_defaults(handler=run_gateway_add)
+
+
+def run_gateway_add(args: argparse.Namespace) -> int:
+    from suishen.sync.pki import PkiError, check_gateway_id  # noqa: PLC0415 (lazy CLI)
+
+    try:
+        check_gateway_id(args.gateway_id)
+    except PkiError as exc:
+        print(f"suishen hub gateway add: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def job(con: Any) -> str:
+        async with con.transaction():
+            kind = await con.fetchval(
+                "INSERT INTO sites (site_id, kind, name) VALUES ($1, $2, $3) "
+                "ON CONFLICT (site_id) DO UPDATE SET site_id = EXCLUDED.site_id RETURNING kind",
+                args.site,
+                args.kind,
+                args.name,
+            )
+            if kind != args.kind:
+                raise ValueError(f"site {args.site!r} exists as a {kind} site")
+            await con.execute(
+                "INSERT INTO gateways (gateway_id, site_id) VALUES ($1, $2) "
+                "ON CONFLICT (gateway_id) DO UPDATE SET site_id = $2, enabled = true",
+                args.gateway_id,
+                args.site,
+            )
+        return str(kind)
+
+    code, _ = _with_database(args, job, "gateway add")
+    if code == 0:
+        print(f"gateway {args.gateway_id} registered at {args.site} ({args.kind})")
+    return code
+
+
+# --------------------------------------------------------------------------- watchlist
+
+
+def _add_watchlist(commands: Any) -> None:
+    watchlist = commands.add_parser("watchlist", help="the watchlist sent to every gateway")
+    sub = watchlist.add_subparsers(dest="watchlist_command", required=True, metavar="COMMAND")
+    add = sub.add_parser("add", help="add or replace an entry (a new watchlist version)")
+    add.add_argument("person_key", metavar="PERSON_KEY", help="64 hex characters")
+    add.add_argument("--level", required=True, choices=("notify", "deny"))
+    add.add_argument("--route", required=True, choices=("police", "staff"))
+    add.add_argument("--reason", required=True, help="a short category, no personal data")
+    add.add_argument("--expires", help="ISO 8601 time the entry lapses (default: never)")
+    add_database_arguments(add)
+    add.set_defaults(handler=run_watchlist_add)
+    remove = sub.add_parser("remove", help="remove an entry (a new watchlist version)")
+    remove.add_argument("person_key", metavar="PERSON_KEY")
+    add_database_arguments(remove)
+    remove.set_defaults(handler=run_watchlist_remove)
+
+
+def _parse_expiry(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def run_watchlist_add(args: argparse.Namespace) -> int:
+    from suishen.sync.bundles import watchlist_add  # noqa: PLC0415 (lazy CLI)
+
+    try:
+        expires = _parse_expiry(args.expires)
+    except ValueError:
+        print(
+            f"suishen hub watchlist add: --expires {args.expires!r} is not ISO 8601",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    async def job(con: Any) -> int:
+        return await watchlist_add(
+            con,
+            args.person_key,
+            level=args.level,
+            route=args.route,
+            reason=args.reason,
+            expires_at=expires,
+        )
+
+    code, version = _with_database(args, job, "watchlist add")
+    if code == 0:
+        print(f"watchlist version {version}")
+    return code
+
+
+def run_watchlist_remove(args: argparse.Namespace) -> int:
+    from suishen.sync.bundles import watchlist_remove  # noqa: PLC0415 (lazy CLI)
+
+    code, version = _with_database(
+        args, lambda con: watchlist_remove(con, args.person_key), "watchlist remove"
+    )
+    if code == 0 and version is None:
+        print("not on the watchlist", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if code == 0:
+        print(f"watchlist version {version}")
+    return code
+
+
+# --------------------------------------------------------------------------- trust
+
+
+def _add_trust(commands: Any) -> None:
+    trust = commands.add_parser("trust", help="the trust list of code-signing keys")
+    sub = trust.add_subparsers(dest="trust_command", required=True, metavar="COMMAND")
+    add = sub.add_parser("add", help="trust a key (a new trust-list version)")
+    add.add_argument(
+        "--entry", required=True, type=Path, help="trust_entry.json from `suishen issuer keygen`"
+    )
+    add_database_arguments(add)
+    add.set_defaults(handler=run_trust_add)
+    remove = sub.add_parser("remove", help="stop trusting a key (a new trust-list version)")
+    remove.add_argument("kid", metavar="KID", help="the key id: base64 (as in the entry) or hex")
+    add_database_arguments(remove)
+    remove.set_defaults(handler=run_trust_remove)
+
+
+def run_trust_add(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415 (lazy CLI)
+
+    from suishen.sync.bundles import trust_add  # noqa: PLC0415
+
+    try:
+        entry = json.loads(args.entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"suishen hub trust add: cannot read {args.entry}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    code, result = _with_database(args, lambda con: trust_add(con, entry), "trust add")
+    if code == 0:
+        kid, version = result
+        print(f"trusted kid {kid}; trust version {version}")
+    return code
+
+
+def run_trust_remove(args: argparse.Namespace) -> int:
+    from suishen.sync.bundles import trust_remove  # noqa: PLC0415 (lazy CLI)
+
+    code, version = _with_database(args, lambda con: trust_remove(con, args.kid), "trust remove")
+    if code == 0 and version is None:
+        print("not on the trust list", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if code == 0:
+        print(f"trust version {version}")
+    return code
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run the hub: the mutual-TLS gateway listener",
+        description="Start the database (embedded unless database.dsn), migrate, keep "
+        "partitions, serve gateways over mutual TLS until SIGTERM.",
+    )
+    run.add_argument("--config", required=True, type=Path, help="hub TOML config")
+    run.add_argument(
+        "--ready-file",
+        type=Path,
+        help="write this file (JSON: pid, host, port) once the listener accepts connections",
+    )
+    run.set_defaults(handler=run_run)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from suishen import logs  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.app import run_hub  # noqa: PLC0415
+    from suishen.central.config import HubConfigError, load_config  # noqa: PLC0415
+    from suishen.central.db import DatabaseError  # noqa: PLC0415
+    from suishen.central.keys import HubKeyError  # noqa: PLC0415
+    from suishen.central.migrate import MigrationError  # noqa: PLC0415
+    from suishen.sync.pki import PkiError  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except HubConfigError as exc:
+        print(f"suishen hub run: {args.config}:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(config.hub.log_level)
+    try:
+        asyncio.run(run_hub(config, ready_file=args.ready_file))
+    except (HubKeyError, PkiError) as exc:
+        print(f"suishen hub run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MigrationError as exc:
+        print(f"suishen hub run: {exc}", file=sys.stderr)
+        return EXIT_MIGRATION
+    except (DatabaseError, OSError) as exc:
+        print(f"suishen hub run: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    return 0

@@ -966,10 +966,63 @@ class HubSettings:
     client_cert: Path = setting("this gateway's client certificate (PEM)")
     client_key: Path = setting("its private key (PEM; a file, never inline)")
     ca: Path = setting("the deployment CA certificate that signed the hub's certificate")
+    batch_rows: int = setting(
+        "most journal rows in one upload (POST /v1/ingest); a full batch goes at once",
+        1000,
+        ge=1,
+        le=1000,
+    )
+    batch_interval_s: float = setting(
+        "longest a journal row waits for its batch to fill before it is sent anyway",
+        0.2,
+        ge=0.01,
+        le=60,
+    )
+    poll_s: float = setting(
+        "how often the uploader and the alert fast lane look for new journal rows",
+        0.05,
+        ge=0.005,
+        le=5,
+    )
+    alerts_fast_lane: bool = setting(
+        "send alert rows at once to POST /v1/alerts too, ahead of any backlog", True
+    )
+    request_timeout_s: float = setting(
+        "deadline of one upload request (connect, send, answer)", 15.0, ge=1, le=600
+    )
+    backoff_initial_s: float = setting(
+        "first retry delay after a failed upload (doubles per failure, full jitter)",
+        0.5,
+        ge=0.01,
+        le=60,
+    )
+    backoff_max_s: float = setting(
+        "cap of the retry delay while the hub is unreachable or failing", 30.0, ge=0.1, le=3600
+    )
+    forbidden_backoff_s: float = setting(
+        "retry delay after the hub refused this gateway (403: certificate binding)",
+        300.0,
+        ge=1,
+        le=86400,
+    )
+    long_poll_s: int = setting(
+        "how long the hub may hold a bundle request open (GET /v1/bundles/{kind}?wait=)",
+        25,
+        ge=0,
+        le=120,
+    )
+    shutdown_flush_s: float = setting(
+        "on stop, how long a last upload of the backlog may take (the journal keeps the rest)",
+        2.0,
+        ge=0,
+        le=60,
+    )
 
     def __post_init__(self) -> None:
         if not self.url.startswith("https://") or len(self.url) <= len("https://"):
             raise SettingError("url", f"must be an https:// URL, got {self.url!r}")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise SettingError("backoff_max_s", "must be at least backoff_initial_s")
 
 
 class LogLevel(enum.StrEnum):

@@ -89,6 +89,7 @@ from suishen.gateway.records import (
 )
 from suishen.protocol.reasons import Reason
 from suishen.protocol.sealing import EpochSealer, SealingError, encode_identity
+from suishen.sync.ports import JournalClosed, JournalFailure
 
 __all__ = [
     "Journal",
@@ -113,7 +114,7 @@ _T = TypeVar("_T")
 # --------------------------------------------------------------------------- exceptions
 
 
-class JournalError(Exception):
+class JournalError(JournalFailure):
     """Base of every journal error."""
 
 
@@ -127,7 +128,7 @@ class JournalFullError(JournalError):
         self.used_bytes = used_bytes
 
 
-class JournalClosedError(JournalError):
+class JournalClosedError(JournalError, JournalClosed):
     """The journal is closed or closing; the record was not written."""
 
 

@@ -9,15 +9,8 @@ refused with a :class:`~suishen.protocol.errors.BundleError` and the list in eff
 :meth:`Lists.status` reports each list's version, entries and age (``now - issued_at``), so the
 gateway can say how stale its lists are while the hub is unreachable.
 
-Bundle bodies (CBOR; :func:`watchlist_body` and :func:`roster_body` build them)::
-
-    trust      the trust file document of protocol/trust.py ({"version": 1, "keys": [...]})
-    watchlist  {"format": 1, "keys": bytes 32*n (raw person keys), "flags": bytes n
-                (bit 0: level deny, bit 1: route police), "expires": bytes 4*n (uint32 LE POSIX
-                seconds, 0 = none), "reason_index": bytes 2*n (uint16 LE), "reasons": [text]}
-    roster     {"format": 1, "workers": [{"person_key": hex, "site_id": text,
-                "valid_from": int | null, "valid_to": int | null, "name_mask": text,
-                "card": text | null}]}
+Bundle bodies: protocol/listbodies.py (shared with the hub, which builds them;
+:func:`watchlist_body` and :func:`roster_body` are re-exported here).
 
 The watchlist is columnar so that a 1,000,000-entry list neither decodes into a million
 objects nor needs one dict entry per person: :class:`Watchlist` keeps the 32-byte keys
@@ -36,10 +29,9 @@ from __future__ import annotations
 
 import os
 import struct
-import sys
 import threading
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -49,6 +41,18 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from suishen.gateway.records import AlertRoute, WatchLevel
 from suishen.protocol.bundles import open_bundle
 from suishen.protocol.errors import BundleError, TrustListError
+from suishen.protocol.listbodies import (
+    BODY_FORMAT,
+    KEY_BYTES,
+    le_bytes,
+    roster_body,
+    roster_workers,
+    watchlist_body,
+    watchlist_columns,
+)
+from suishen.protocol.listbodies import DENY_FLAG as _DENY
+from suishen.protocol.listbodies import POLICE_FLAG as _POLICE
+from suishen.protocol.listbodies import raw_key as _raw_key
 from suishen.protocol.trust import TrustList
 
 __all__ = [
@@ -64,12 +68,7 @@ __all__ = [
 ]
 
 KINDS: Final = ("trust", "watchlist", "roster")
-BODY_FORMAT: Final = 1
-KEY_BYTES: Final = 32
-_DENY: Final = 1
-_POLICE: Final = 2
 _EMPTY: Final = 0  # table slot value: entry index + 1, 0 = empty
-_LITTLE: Final = sys.byteorder == "little"
 _PREFIX: Final = struct.Struct("<Q")
 
 
@@ -100,33 +99,6 @@ class RosterEntry:
         if self.valid_from is not None and now < self.valid_from:
             return False
         return self.valid_to is None or now <= self.valid_to
-
-
-def _raw_key(person_key: str | bytes) -> bytes | None:
-    if isinstance(person_key, bytes):
-        return person_key if len(person_key) == KEY_BYTES else None
-    if len(person_key) != 2 * KEY_BYTES:
-        return None
-    try:
-        return bytes.fromhex(person_key)
-    except ValueError:
-        return None
-
-
-def _le_array(typecode: str, data: bytes) -> array[int]:
-    values = array(typecode)
-    values.frombytes(data)
-    if not _LITTLE:  # the wire format is little-endian
-        values.byteswap()
-    return values
-
-
-def _le_bytes(values: array[int]) -> bytes:
-    if _LITTLE:
-        return values.tobytes()
-    swapped = array(values.typecode, values)
-    swapped.byteswap()
-    return swapped.tobytes()
 
 
 class Watchlist:
@@ -184,29 +156,14 @@ class Watchlist:
     @classmethod
     def from_body(cls, body: Any) -> Watchlist:
         """Build from a bundle body; raise BundleError("malformed") naming the problem."""
-        if not isinstance(body, Mapping) or body.get("format") != BODY_FORMAT:
-            raise BundleError("malformed", f"watchlist body must be a format-{BODY_FORMAT} map")
-        keys, flags = body.get("keys"), body.get("flags")
-        expires, index = body.get("expires"), body.get("reason_index")
-        reasons = body.get("reasons")
-        if not all(isinstance(v, bytes) for v in (keys, flags, expires, index)):
-            raise BundleError("malformed", "watchlist columns must be byte strings")
-        if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
-            raise BundleError("malformed", "watchlist reasons must be a list of text")
-        assert isinstance(keys, bytes)  # for the type checker, checked above
-        assert isinstance(flags, bytes)
-        assert isinstance(expires, bytes)
-        assert isinstance(index, bytes)
-        count = len(flags)
-        if len(keys) != KEY_BYTES * count or len(expires) != 4 * count or len(index) != 2 * count:
-            raise BundleError("malformed", "watchlist columns differ in length")
+        columns = watchlist_columns(body)
         try:
             return cls(
-                keys=keys,
-                flags=flags,
-                expires=_le_array("I", expires),
-                reason_index=_le_array("H", index),
-                reasons=tuple(reasons),
+                keys=columns.keys,
+                flags=columns.flags,
+                expires=columns.expires,
+                reason_index=columns.reason_index,
+                reasons=columns.reasons,
             )
         except ValueError as exc:
             raise BundleError("malformed", str(exc)) from exc
@@ -216,8 +173,8 @@ class Watchlist:
             "format": BODY_FORMAT,
             "keys": self._keys,
             "flags": self._flags,
-            "expires": _le_bytes(self._expires),
-            "reason_index": _le_bytes(self._reason_index),
+            "expires": le_bytes(self._expires),
+            "reason_index": le_bytes(self._reason_index),
             "reasons": list(self._reasons),
         }
 
@@ -275,34 +232,6 @@ class Watchlist:
         )
 
 
-def watchlist_body(entries: Iterable[tuple[str | bytes, WatchEntry]]) -> dict[str, Any]:
-    """The bundle body for a watchlist (the hub side; also used by tests)."""
-    keys = bytearray()
-    flags = bytearray()
-    expires = array("I")
-    reason_index = array("H")
-    reasons: dict[str, int] = {}
-    for person_key, entry in entries:
-        key = _raw_key(person_key)
-        if key is None:
-            raise ValueError("a person_key is 64 hex characters or 32 bytes")
-        keys += key
-        flags.append(
-            (_DENY if entry.level is WatchLevel.DENY else 0)
-            | (_POLICE if entry.route is AlertRoute.POLICE else 0)
-        )
-        expires.append(entry.expires_at or 0)
-        reason_index.append(reasons.setdefault(entry.reason, len(reasons)))
-    return {
-        "format": BODY_FORMAT,
-        "keys": bytes(keys),
-        "flags": bytes(flags),
-        "expires": _le_bytes(expires),
-        "reason_index": _le_bytes(reason_index),
-        "reasons": list(reasons),
-    }
-
-
 class Roster:
     """Registered workers: person_key -> entries (one per site), and card -> person_key."""
 
@@ -336,64 +265,24 @@ class Roster:
 
     @classmethod
     def from_body(cls, body: Any) -> Roster:
-        if not isinstance(body, Mapping) or body.get("format") != BODY_FORMAT:
-            raise BundleError("malformed", f"roster body must be a format-{BODY_FORMAT} map")
-        workers = body.get("workers")
-        if not isinstance(workers, list):
-            raise BundleError("malformed", "roster body needs a 'workers' list")
-        entries = []
-        for i, raw in enumerate(workers):
-            try:
-                entries.append(_roster_entry(raw))
-            except (TypeError, ValueError, KeyError) as exc:
-                raise BundleError("malformed", f"workers[{i}]: {exc}") from exc
+        """Build from a bundle body; raise BundleError("malformed") naming the problem."""
+        entries = [
+            (
+                person_key,
+                RosterEntry(
+                    site_id=w.site_id,
+                    valid_from=w.valid_from,
+                    valid_to=w.valid_to,
+                    name_mask=w.name_mask,
+                    card=w.card,
+                ),
+            )
+            for person_key, w in roster_workers(body)
+        ]
         try:
             return cls(entries)
         except ValueError as exc:
             raise BundleError("malformed", str(exc)) from exc
-
-
-def _optional_int(raw: Mapping[str, Any], name: str) -> int | None:
-    value = raw.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise TypeError(f"{name} must be an integer or null")
-    return value
-
-
-def _roster_entry(raw: Any) -> tuple[str, RosterEntry]:
-    if not isinstance(raw, Mapping):
-        raise TypeError("a worker must be a map")
-    person_key, site_id = raw["person_key"], raw["site_id"]
-    name_mask, card = raw.get("name_mask", ""), raw.get("card")
-    if not isinstance(person_key, str) or not isinstance(site_id, str):
-        raise TypeError("person_key and site_id must be text")
-    if not isinstance(name_mask, str) or (card is not None and not isinstance(card, str)):
-        raise TypeError("name_mask and card must be text")
-    return person_key, RosterEntry(
-        site_id=site_id,
-        valid_from=_optional_int(raw, "valid_from"),
-        valid_to=_optional_int(raw, "valid_to"),
-        name_mask=name_mask,
-        card=card,
-    )
-
-
-def roster_body(entries: Iterable[tuple[str, RosterEntry]]) -> dict[str, Any]:
-    """The bundle body for a roster (the hub side; also used by tests)."""
-    return {
-        "format": BODY_FORMAT,
-        "workers": [
-            {
-                "person_key": person_key,
-                "site_id": e.site_id,
-                "valid_from": e.valid_from,
-                "valid_to": e.valid_to,
-                "name_mask": e.name_mask,
-                "card": e.card,
-            }
-            for person_key, e in entries
-        ],
-    }
 
 
 # --------------------------------------------------------------------------- the lists

@@ -77,6 +77,12 @@ class CallbackGauge:
             yield f"{self.name}{_labels(self.label_names, labels)} {_number(value)}"
 
 
+class CallbackCounter(CallbackGauge):
+    """A counter kept elsewhere (the uploader's stats), read at scrape time."""
+
+    kind = "counter"
+
+
 class Histogram:
     kind = "histogram"
 
@@ -105,8 +111,8 @@ class Histogram:
         yield f"{self.name}_count {self._count}"
 
 
-Metric = Counter | Gauge | CallbackGauge | Histogram
-M = TypeVar("M", Counter, Gauge, CallbackGauge, Histogram)
+Metric = Counter | Gauge | CallbackGauge | CallbackCounter | Histogram
+M = TypeVar("M", Counter, Gauge, CallbackGauge, CallbackCounter, Histogram)
 
 
 class Registry:

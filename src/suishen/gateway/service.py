@@ -5,6 +5,11 @@ runs one task per lane in a TaskGroup, and serves /health, /status and /metrics.
 CLI wires SIGTERM/SIGINT to it): stop taking scans, finish those in flight, flush and close
 the journal, release the devices, return (exit 0).
 
+With a [hub] section the gateway also syncs (suishen.sync): the uploader sends the journal up
+(and alerts on its fast lane) and the bundle fetcher keeps the signed lists current, both over
+one mutual-TLS session.  On stop the uploader makes a last best-effort upload bounded by
+hub.shutdown_flush_s; the journal keeps whatever did not make it.
+
 A lane whose task fails is logged and restarted after a pause; it never takes the others down.
 """
 
@@ -14,25 +19,36 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aiohttp
 import structlog
 
 from suishen.drivers.base import DeviceState, DeviceStateChanged
 from suishen.gateway.config import GatewayConfig
 from suishen.gateway.devices import DeviceSet, build_devices
 from suishen.gateway.http import bound_port, start_http
-from suishen.gateway.journal import Journal
+from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.lane import Lane, LaneMetrics, LaneSetup
 from suishen.gateway.lists import Lists
-from suishen.gateway.metrics import LATENCY_BUCKETS, CallbackGauge, Counter, Histogram, Registry
+from suishen.gateway.metrics import (
+    LATENCY_BUCKETS,
+    CallbackCounter,
+    CallbackGauge,
+    Counter,
+    Histogram,
+    Registry,
+)
 from suishen.gateway.pipeline import ScanPipeline
 from suishen.gateway.policy import LaneInfo
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import HC1, SSC1, VerifyOptions
 from suishen.protocol.framing import Discarded
 from suishen.protocol.trust import TrustList
+from suishen.sync.bundle_fetcher import BundleFetcher
+from suishen.sync.hub_session import hub_session
+from suishen.sync.uploader import Uploader
 
 log = structlog.get_logger("suishen.gateway")
 
@@ -141,6 +157,10 @@ class GatewayService:
                 ("zone",),
             )
         )
+        self._add_sync_metrics()
+        self.uploader: Uploader | None = None
+        self.fetcher: BundleFetcher | None = None
+        self._backlog: tuple[int, float | None] = (0, None)  # (rows, oldest ts), refreshed 1/s
         self.devices: DeviceSet | None = None
         self.lanes: dict[str, Lane] = {}
         self.http_port: int | None = None
@@ -156,6 +176,9 @@ class GatewayService:
         self._stop.set()
         for lane in self.lanes.values():
             lane.stop()
+        for worker in (self.uploader, self.fetcher):
+            if worker is not None:
+                worker.stop()
 
     async def run(self) -> None:
         config = self.config
@@ -170,6 +193,16 @@ class GatewayService:
                 now=time.time(),
             )
             log.info("state rebuilt from journal", records=rebuilt, inside=self.state.count())
+            self._backlog = await self.journal.backlog()
+            session = None
+            if config.hub is not None:
+                session = hub_session(config.hub.ca, config.hub.client_cert, config.hub.client_key)
+                self.uploader = Uploader(
+                    self.journal, session, config.hub, gateway_id=config.gateway.id
+                )
+                self.fetcher = BundleFetcher(
+                    self.lists, session, config.hub, gateway_id=config.gateway.id
+                )
             self.devices = build_devices(
                 config,
                 environ=self._environ,
@@ -187,14 +220,40 @@ class GatewayService:
                     for lane in self.lanes.values():
                         group.create_task(self._supervise(lane))
                     group.create_task(self._housekeeping())
+                    if self.uploader is not None:
+                        group.create_task(self._keep_running("uploader", self.uploader.run))
+                    if self.fetcher is not None:
+                        group.create_task(self._keep_running("bundle fetcher", self.fetcher.run))
             finally:
                 await runner.cleanup()
                 for lane in self.lanes.values():
                     await lane.drain_indicators()
                 await self.devices.aclose()
+                await self._close_sync(session)
         finally:
             await self.journal.close()
             log.info("gateway stopped", journal=self.journal.status().last_seq)
+
+    async def _close_sync(self, session: aiohttp.ClientSession | None) -> None:
+        """The last best-effort upload (bounded), then close the hub session."""
+        if self.uploader is not None and self.config.hub is not None:
+            left = await self.uploader.flush(self.config.hub.shutdown_flush_s)
+            log.info("final upload", unsynced=left)
+        if session is not None:
+            await session.close()
+
+    async def _keep_running(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a sync worker; a crash is logged and it is restarted, the lanes go on."""
+        while not self._stop.is_set():
+            try:
+                await run()
+            except Exception:
+                log.exception("sync worker crashed; restarting", worker=name)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LANE_RESTART_S):
+                        await self._stop.wait()
+            else:
+                return
 
     def _load_lists(self) -> None:
         problems = self.lists.load()
@@ -263,6 +322,8 @@ class GatewayService:
     async def _housekeeping(self) -> None:
         while not self._stop.is_set():
             self.state.advance(time.time())
+            with contextlib.suppress(JournalError):
+                self._backlog = await self.journal.backlog()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self._stop.wait()
@@ -322,11 +383,121 @@ class GatewayService:
                 "last_seq": journal.last_seq,
                 "synced_seq": journal.synced_seq,
                 "backlog": journal.unsynced,
+                "backlog_oldest_age_s": self._backlog_age(now),
                 "alarm": journal.alarm,
                 "full": journal.full,
             },
+            "sync": self._sync_status(),
             "occupancy": {zone: self.state.count(zone) for zone in self.config.site.zones},
         }
+
+    def _backlog_age(self, now: float) -> float | None:
+        oldest = self._backlog[1]
+        return None if oldest is None else round(max(0.0, now - oldest), 3)
+
+    def _sync_status(self) -> dict[str, Any] | None:
+        if self.config.hub is None:
+            return None
+        return {
+            "hub": self.config.hub.url,
+            "upload": self.uploader.stats.as_dict() if self.uploader is not None else None,
+            "lists": {kind: stats.as_dict() for kind, stats in self.fetcher.stats.items()}
+            if self.fetcher is not None
+            else None,
+        }
+
+    def _add_sync_metrics(self) -> None:
+        add = self.registry.add
+
+        def upload(read: Callable[[Any], float | None]) -> Callable[[], list[Any]]:
+            def samples() -> list[Any]:
+                if self.uploader is None:
+                    return []
+                value = read(self.uploader.stats)
+                return [] if value is None else [((), value)]
+
+            return samples
+
+        def per_list(field: str) -> Callable[[], list[Any]]:
+            def samples() -> list[Any]:
+                if self.fetcher is None:
+                    return []
+                return [((k,), getattr(s, field)) for k, s in self.fetcher.stats.items()]
+
+            return samples
+
+        add(
+            CallbackGauge(
+                "suishen_journal_backlog_oldest_seconds",
+                "age of the oldest journal row not yet acknowledged by the hub",
+                lambda: [((), age)] if (age := self._backlog_age(time.time())) is not None else [],
+            )
+        )
+        add(
+            CallbackCounter(
+                "suishen_sync_rows_uploaded_total",
+                "journal rows the hub acknowledged",
+                upload(lambda s: s.rows_uploaded),
+            )
+        )
+        add(
+            CallbackCounter(
+                "suishen_sync_rows_rejected_total",
+                "journal rows the hub refused (quarantined with the reason)",
+                upload(lambda s: s.rows_rejected),
+            )
+        )
+        add(
+            CallbackCounter(
+                "suishen_sync_upload_failures_total",
+                "upload attempts that failed (unreachable, 5xx, 429, 403, ...)",
+                upload(lambda s: s.failures),
+            )
+        )
+        add(
+            CallbackCounter(
+                "suishen_sync_alerts_sent_total",
+                "alert rows delivered on the fast lane",
+                upload(lambda s: s.alerts_sent),
+            )
+        )
+        add(
+            CallbackGauge(
+                "suishen_sync_consecutive_failures",
+                "failed upload attempts since the last success",
+                upload(lambda s: s.consecutive_failures),
+            )
+        )
+        add(
+            CallbackGauge(
+                "suishen_sync_last_success_timestamp_seconds",
+                "wall clock of the last successful upload",
+                upload(lambda s: s.last_success_at),
+            )
+        )
+        add(
+            CallbackGauge(
+                "suishen_sync_hub_up",
+                "1 when the last upload reached the hub, 0 when not",
+                upload(lambda s: None if s.hub_up is None else int(s.hub_up and not s.forbidden)),
+            )
+        )
+        add(
+            CallbackCounter(
+                "suishen_bundles_installed_total",
+                "signed bundles accepted from the hub",
+                per_list("installed"),
+                ("list",),
+            )
+        )
+        add(
+            CallbackCounter(
+                "suishen_bundles_refused_total",
+                "bundles from the hub refused (signature, version, kind, body)",
+                per_list("refused"),
+                ("list",),
+            )
+        )
 
     def _device_state(self, device_id: str) -> dict[str, Any]:
         event = self._device_states.get(device_id)

@@ -1,0 +1,205 @@
+"""Rows per second through the hub's ingest vs. raw asyncpg COPY of the same rows (issue 5).
+
+One embedded PostgreSQL (pgserver, unix socket) in a temp directory, the migrated schema, and
+in the same run, over the same number of rows into the same ``scans`` table:
+
+- raw: ``copy_records_to_table("scans", ...)`` of the already-parsed tuples, 1000 per call, from
+  4 concurrent connections (the floor: no HTTP, no JSON, no validation, no conflict check);
+- hub: 4 concurrent gateway clients (aiohttp, each with its own client certificate) POSTing
+  pre-encoded 1000-row JSON batches to /v1/ingest over mutual TLS on 127.0.0.1: TLS, JSON
+  decode, per-row validation (wire.parse_batch), gateway lock, COPY to staging, INSERT .. ON
+  CONFLICT DO NOTHING, high water, commit.  The clients run in a separate process (gateways
+  are other machines; in the hub's own event loop their TLS and HTTP work would be charged to
+  the hub); the time is taken from the first request to the last answer.
+
+Target: hub >= 0.5 x raw.  Prints a table and writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import json
+import multiprocessing
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from bench.common import print_table, write_results
+from suishen.central.app import gateway_app, serve
+from suishen.central.db import DatabaseSettings, open_database
+from suishen.central.partitions import PartitionPolicy, ensure_partitions
+from suishen.logs import configure as configure_logs
+from suishen.sync import pki
+from suishen.sync.wire import SCAN_COLUMNS, encode_batch, parse_batch
+
+GATEWAYS = 4
+BATCHES = 40  # per gateway
+ROWS = 1000  # per batch
+TARGET = 0.5
+
+
+def _rows(start: int, now: float) -> list[dict]:
+    return [
+        {
+            "seq": seq,
+            "ts": now + seq * 1e-4,
+            "kind": "scan",
+            "site_id": "bench-site",
+            "lane_id": f"lane-{seq % 8}",
+            "direction": "in" if seq % 2 else "out",
+            "format": "SSC1",
+            "verdict": "allow" if seq % 10 else "deny",
+            "reason": None if seq % 10 else "status_red",
+            "person_key": f"{seq:064x}",
+            "nationality": "CHN",
+            "minor": False,
+            "status": "G",
+            "masked_name": "张*明",
+            "masked_number": "310***********1234",
+            "cti": f"{seq:032x}",
+            "kid": "AAECAwQFBgc=",
+            "latency_us": 1500,
+        }
+        for seq in range(start, start + ROWS)
+    ]
+
+
+def _bodies(gateway_id: str, now: float) -> list[bytes]:
+    return [
+        json.dumps(encode_batch(gateway_id, _rows(1 + b * ROWS, now))).encode()
+        for b in range(BATCHES)
+    ]
+
+
+async def _raw(pool: asyncpg.Pool, batches: list[list[list[tuple]]]) -> float:
+    async def one(gateway: list[list[tuple]]) -> None:
+        async with pool.acquire() as con:
+            for records in gateway:
+                await con.copy_records_to_table("scans", records=records, columns=SCAN_COLUMNS)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(g) for g in batches))
+    return time.perf_counter() - start
+
+
+async def _clients(url: str, layout: pki.PkiLayout, bodies: dict[str, list[bytes]]) -> float:
+    async def one(gateway_id: str, gateway_bodies: list[bytes]) -> None:
+        ctx = pki.gateway_ssl_context_for(layout, gateway_id)
+        async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(ssl=ctx)) as client:
+            for data in gateway_bodies:
+                async with client.post(
+                    "/v1/ingest", data=data, headers={"Content-Type": "application/json"}
+                ) as response:
+                    answer = await response.json()
+                    if response.status != 200 or answer["inserted"] != ROWS:
+                        raise RuntimeError(f"{gateway_id}: {response.status} {answer}")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(g, b) for g, b in bodies.items()))
+    return time.perf_counter() - start
+
+
+def _client_process(url: str, root: str, bodies: dict[str, list[bytes]]) -> float:
+    return asyncio.run(_clients(url, pki.PkiLayout(Path(root)), bodies))
+
+
+async def _hub(url: str, layout: pki.PkiLayout, bodies: dict[str, list[bytes]]) -> float:
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        await loop.run_in_executor(pool, _client_process, url, str(layout.root), {})  # warm up
+        return await loop.run_in_executor(pool, _client_process, url, str(layout.root), bodies)
+
+
+async def run(root: Path) -> dict:
+    now = time.time()
+    today = dt.datetime.now(dt.UTC).date()
+    layout = pki.init_ca(root / "pki", now=dt.datetime.now(dt.UTC))
+    pki.issue_hub(layout.root, now=dt.datetime.now(dt.UTC))
+    hub_ids = [f"gw-hub-{n}" for n in range(GATEWAYS)]
+    for gateway_id in hub_ids:
+        pki.issue_gateway(layout.root, gateway_id, now=dt.datetime.now(dt.UTC))
+    settings = DatabaseSettings(state_dir=root / "state", min_size=GATEWAYS + 2, max_size=12)
+    async with open_database(settings) as pool:
+        async with pool.acquire() as con:
+            await ensure_partitions(con, today=today, policy=PartitionPolicy(days_ahead=1))
+            await con.execute("INSERT INTO sites (site_id, kind) VALUES ('bench-site', 'venue')")
+            for gateway_id in hub_ids:
+                await con.execute(
+                    "INSERT INTO gateways (gateway_id, site_id) VALUES ($1, 'bench-site')",
+                    gateway_id,
+                )
+        bodies = {g: _bodies(g, now) for g in hub_ids}
+        raw_batches = [
+            [
+                parse_batch(json.loads(data), bound_gateway_id=f"gw-raw-{n}").scans
+                for data in _bodies(f"gw-raw-{n}", now)
+            ]
+            for n in range(GATEWAYS)
+        ]
+        app = gateway_app(bundle_key=ed25519.Ed25519PrivateKey.generate(), pool=pool)
+        runner, port = await serve(app, "127.0.0.1", 0, pki.hub_ssl_context_for(layout))
+        try:
+            raw_s = await _raw(pool, raw_batches)
+            hub_s = await _hub(f"https://localhost:{port}", layout, bodies)
+        finally:
+            await runner.cleanup()
+        stored = await pool.fetchval("SELECT count(*) FROM scans")
+    total = GATEWAYS * BATCHES * ROWS
+    if stored != 2 * total:
+        raise RuntimeError(f"expected {2 * total} rows, found {stored}")
+    return {"rows": total, "raw_s": raw_s, "hub_s": hub_s}
+
+
+def main() -> None:
+    configure_logs("warning")
+    root = Path(tempfile.mkdtemp(prefix="suishen-bench-ingest-"))
+    try:
+        measured = asyncio.run(run(root))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    rows = measured["rows"]
+    raw_rate, hub_rate = rows / measured["raw_s"], rows / measured["hub_s"]
+    ratio = hub_rate / raw_rate
+    print_table(
+        f"Ingest: {GATEWAYS} concurrent gateways x {BATCHES} batches x {ROWS} rows into scans",
+        ["path", "rows", "seconds", "rows/s", "x raw"],
+        [
+            ["raw asyncpg COPY", rows, measured["raw_s"], raw_rate, 1.0],
+            ["hub /v1/ingest (mTLS)", rows, measured["hub_s"], hub_rate, ratio],
+        ],
+    )
+    verdict = "meets" if ratio >= TARGET else "misses"
+    print(f"hub/raw = {ratio:.2f} ({verdict} the target of {TARGET})")
+    path = write_results(
+        "ingest",
+        {
+            "gateways": GATEWAYS,
+            "batch_rows": ROWS,
+            "rows_per_side": rows,
+            "raw_rows_per_s": raw_rate,
+            "hub_rows_per_s": hub_rate,
+            "ratio": ratio,
+            "target": TARGET,
+            "meets_target": ratio >= TARGET,
+            "note": (
+                "measured on the cpus given above: the gateway clients, the hub process and "
+                "PostgreSQL share them. Profile of the hub path on 2 cpus: json.loads + "
+                "wire.parse_batch ~7 ms per 1000-row batch in the hub's event loop; ingest() "
+                "alone (lock, staging COPY, INSERT .. ON CONFLICT, high water, commit) ~0.64 x "
+                "raw; TLS and HTTP the rest."
+            ),
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

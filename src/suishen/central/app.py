@@ -1,0 +1,208 @@
+"""The hub process: its aiohttp apps and their lifecycle (DESIGN §6, §7, §9.9).
+
+``gateway_app(...)`` is the gateway listener's application (routes: central/gateway_api.py).
+Typed state in ``web.AppKey``s; paired setup/teardown in ``app.cleanup_ctx``, in order:
+
+1. the database (``db.database_ctx``: embedded pgserver or DSN, migrations, pool) -- or a
+   pool the caller owns (tests, benchmarks);
+2. partition upkeep (``partitions.maintain``) once at start and every
+   ``retention.maintenance_interval_s`` (hourly);
+3. the bundle service (LISTEN/NOTIFY on bundle versions, signed-bundle cache); on shutdown it
+   wakes every long-poller so they answer at once.
+
+``run_hub(config, ready_file=...)`` serves it on ``gateway_listener.host:port`` with the
+mutual-TLS context of ``sync.pki.hub_ssl_context`` and stops cleanly on SIGTERM / SIGINT.
+
+Readiness, for supervisors and tests that start ``suishen hub run`` as a subprocess: once the
+listener accepts connections the hub logs ``hub_ready`` (with the bound port) and, given
+``--ready-file PATH``, writes PATH atomically with ``{"pid", "host", "port"}`` as JSON; the file
+is removed at a clean stop.  Every endpoint needs a client certificate: there is no
+unauthenticated health check on this listener by design.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import ssl
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import structlog
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from suishen.central import partitions
+from suishen.central.config import HubConfig
+from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx
+from suishen.central.gateway_api import BUNDLES, LONG_POLL_MAX, MAX_BODY, add_routes, bind_gateway
+from suishen.central.keys import load_bundle_key
+from suishen.sync.bundles import BundleService
+from suishen.sync.ingest import RETRYABLE_ERRORS
+from suishen.sync.pki import PkiLayout, hub_ssl_context_for
+from suishen.sync.wire import MAX_BODY_BYTES
+
+SHUTDOWN_TIMEOUT_S = 5.0
+
+log = structlog.get_logger("suishen.central.app")
+
+
+def _pool_ctx(pool: asyncpg.Pool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        app[DB_POOL] = pool
+        yield
+
+    return ctx
+
+
+def _maintenance_ctx(
+    policy: partitions.PartitionPolicy, interval_s: float
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def upkeep(pool: asyncpg.Pool) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                created, dropped = await partitions.maintain(
+                    pool, now=dt.datetime.now(dt.UTC), policy=policy
+                )
+                log.info("partitions_maintained", created=len(created), dropped=len(dropped))
+            except RETRYABLE_ERRORS as exc:  # try again at the next interval
+                log.warning("partitions_maintenance_failed", error=type(exc).__name__)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = app[DB_POOL]
+        created, dropped = await partitions.maintain(
+            pool, now=dt.datetime.now(dt.UTC), policy=policy
+        )
+        log.info("partitions_maintained", created=len(created), dropped=len(dropped))
+        task = asyncio.create_task(upkeep(pool), name="partition-upkeep")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+def _bundles_ctx(
+    key: ed25519.Ed25519PrivateKey, poll_s: float
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        service = BundleService(app[DB_POOL], key, poll_s=poll_s)
+        await service.start()
+        app[BUNDLES] = service
+        yield
+        await service.close()
+
+    return ctx
+
+
+async def _wake_long_polls(app: web.Application) -> None:
+    # on_shutdown runs before handlers are awaited: long-polls answer 304 now, not in 30 s.
+    if BUNDLES in app:
+        await app[BUNDLES].close()
+
+
+def gateway_app(
+    *,
+    bundle_key: ed25519.Ed25519PrivateKey,
+    database: DatabaseSettings | None = None,
+    pool: asyncpg.Pool | None = None,
+    policy: partitions.PartitionPolicy | None = None,
+    maintenance_interval_s: float = 3600.0,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    long_poll_max_s: float = 30.0,
+    bundle_poll_s: float = 5.0,
+) -> web.Application:
+    """The gateway listener's app, on the configured database or on ``pool`` (not closed)."""
+    if (database is None) == (pool is None):
+        raise ValueError("give exactly one of database and pool")
+    # aiohttp refuses larger bodies itself (413) before the handler reads them.
+    app = web.Application(middlewares=[bind_gateway], client_max_size=max_body_bytes)
+    app[MAX_BODY] = max_body_bytes
+    app[LONG_POLL_MAX] = float(long_poll_max_s)
+    if database is not None:
+        app.cleanup_ctx.append(database_ctx(database))
+    else:
+        assert pool is not None
+        app.cleanup_ctx.append(_pool_ctx(pool))
+    app.cleanup_ctx.append(
+        _maintenance_ctx(policy or partitions.PartitionPolicy(), maintenance_interval_s)
+    )
+    app.cleanup_ctx.append(_bundles_ctx(bundle_key, bundle_poll_s))
+    app.on_shutdown.append(_wake_long_polls)
+    add_routes(app)
+    return app
+
+
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext
+) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on host:port with TLS; return the runner and the bound port."""
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound: int = runner.addresses[0][1]
+    return runner, bound
+
+
+def _write_ready(path: Path, host: str, port: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port}), encoding="utf-8")
+    tmp.replace(path)
+
+
+def database_settings(config: HubConfig) -> DatabaseSettings:
+    db = config.database
+    return DatabaseSettings(
+        dsn=db.dsn,
+        state_dir=None if db.dsn else config.hub.state_dir,
+        min_size=min(db.min_size, db.max_size),
+        max_size=db.max_size,
+    )
+
+
+async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
+    """Run the hub until SIGTERM or SIGINT (see the module docstring)."""
+    listener = config.gateway_listener
+    key = load_bundle_key(config.hub.state_dir)
+    ssl_context = hub_ssl_context_for(PkiLayout(listener.pki_dir))
+    app = gateway_app(
+        bundle_key=key,
+        database=database_settings(config),
+        policy=partitions.PartitionPolicy(
+            days_ahead=config.retention.days_ahead, retention_days=config.retention.days
+        ),
+        maintenance_interval_s=config.retention.maintenance_interval_s,
+        max_body_bytes=listener.max_body_bytes,
+        long_poll_max_s=listener.long_poll_max_s,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner, port = await serve(app, listener.host, listener.port, ssl_context)
+    try:
+        if ready_file is not None:
+            _write_ready(ready_file, listener.host, port)
+        log.info("hub_ready", host=listener.host, port=port, pid=os.getpid())
+        await stop.wait()
+        log.info("hub_stopping")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()
+        if ready_file is not None:
+            await asyncio.to_thread(ready_file.unlink, missing_ok=True)
+        log.info("hub_stopped")

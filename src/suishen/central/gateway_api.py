@@ -1,0 +1,212 @@
+"""The gateway listener's HTTP API (mutual TLS; DESIGN §6, wire format: sync/wire.py).
+
+Every request is bound to the gateway its verified client certificate names
+(``pki.gateway_id_from_peercert``); the TLS handshake itself refuses a client without a
+certificate signed by the deployment CA.
+
+``POST /v1/ingest``
+    JSON batch -> ``wire.parse_batch`` -> ``ingest.ingest`` -> 200 ``{"high_water",
+    "inserted", "duplicates", "rejected": [{"seq", "reason"}]}``.  Refused whole: 400 (not a
+    batch), 403 (the body names another gateway than the certificate; the gateway is unknown or
+    disabled), 413 (body over ``max_body_bytes`` or more than wire.MAX_ROWS rows), each with
+    ``{"error": text, "row": index | null}``; 503 + Retry-After when the database failed in
+    a retryable way (the gateway backs off and resends; ingest is idempotent).
+``POST /v1/alerts``
+    The fast lane: the same batch form holding alert rows only (another kind: 400 naming the
+    row); stored deduplicated on (gateway_id, seq); 200 ``{"stored": n}`` (n new).
+``GET /v1/bundles/{kind}`` (kind: trust | watchlist | roster)
+    ``?after=N&wait=S``: 200 with the signed bundle (``application/cose``, ``ETag: "V"``,
+    ``X-Bundle-Version: V``) as soon as its version V > N; else, after S seconds (capped at
+    ``long_poll_max_s``, default 30), 304.  Without ``after``, ``If-None-Match: "V"`` sets N
+    (plain ETag revalidation); neither: N = 0.  No version yet: 304 without an ETag.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from suishen.central.db import DB_POOL
+from suishen.protocol.bundles import BUNDLE_KINDS
+from suishen.sync.bundles import BundleService
+from suishen.sync.ingest import (
+    RETRYABLE_ERRORS,
+    GatewayRefused,
+    IngestError,
+    IngestUnavailable,
+    ingest,
+    store_alerts,
+)
+from suishen.sync.pki import PeerIdentityError, gateway_id_from_peercert
+from suishen.sync.wire import MAX_BODY_BYTES, BatchError, parse_batch
+
+BUNDLES: web.AppKey[BundleService] = web.AppKey("bundles", BundleService)
+MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
+LONG_POLL_MAX: web.AppKey[float] = web.AppKey("long_poll_max_s", float)
+GATEWAY_ID: web.RequestKey[str] = web.RequestKey("gateway_id", str)
+
+COSE_TYPE: Final = "application/cose"
+RETRY_AFTER_S: Final = "1"
+
+log = structlog.get_logger("suishen.central.gateway_api")
+
+
+def _error(status: int, message: str, *, row: int | None = None) -> web.Response:
+    return web.json_response({"error": message, "row": row}, status=status)
+
+
+@web.middleware
+async def bind_gateway(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Bind the request to the gateway its verified client certificate names (else 403)."""
+    transport = request.transport
+    peercert = None if transport is None else transport.get_extra_info("peercert")
+    try:
+        request[GATEWAY_ID] = gateway_id_from_peercert(peercert)
+    except PeerIdentityError as exc:
+        return _error(403, f"client certificate: {exc}")
+    with structlog.contextvars.bound_contextvars(gateway_id=request[GATEWAY_ID]):
+        response: web.StreamResponse = await handler(request)
+        return response
+
+
+async def _read_document(request: web.Request) -> Any:
+    """The request's JSON body; raises BatchError (400 / 413)."""
+    limit = request.app[MAX_BODY]
+    if request.content_length is not None and request.content_length > limit:
+        raise BatchError(413, f"body of {request.content_length} bytes is over {limit}")
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BatchError(413, f"body is over {limit} bytes") from None
+    if len(data) > limit:
+        raise BatchError(413, f"body of {len(data)} bytes is over {limit}")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise BatchError(400, "the body is not JSON") from None
+
+
+def _ingest_error(exc: IngestError) -> web.Response:
+    response = _error(exc.status, str(exc))
+    if isinstance(exc, IngestUnavailable):
+        response.headers["Retry-After"] = RETRY_AFTER_S
+    return response
+
+
+async def post_ingest(request: web.Request) -> web.Response:
+    gateway_id = request[GATEWAY_ID]
+    try:
+        batch = parse_batch(await _read_document(request), bound_gateway_id=gateway_id)
+    except BatchError as exc:
+        log.warning("ingest_refused", status=exc.status, error=str(exc), row=exc.row)
+        return _error(exc.status, str(exc), row=exc.row)
+    try:
+        result = await ingest(request.app[DB_POOL], batch)
+    except IngestError as exc:
+        log.warning("ingest_failed", status=exc.status, error=str(exc))
+        return _ingest_error(exc)
+    log.debug(
+        "ingested",
+        high_water=result.high_water,
+        inserted=result.inserted,
+        duplicates=result.duplicates,
+        rejected=len(result.rejected),
+    )
+    return web.json_response(result.as_json())
+
+
+def _alert_rows_only(document: Any) -> None:
+    rows = document.get("rows") if isinstance(document, dict) else None
+    for index, row in enumerate(rows if isinstance(rows, list) else ()):
+        if not isinstance(row, dict) or row.get("kind") != "alert":
+            raise BatchError(400, f"row {index}: the fast lane takes alert rows only", row=index)
+
+
+async def post_alerts(request: web.Request) -> web.Response:
+    gateway_id = request[GATEWAY_ID]
+    try:
+        document = await _read_document(request)
+        _alert_rows_only(document)
+        batch = parse_batch(document, bound_gateway_id=gateway_id)
+    except BatchError as exc:
+        return _error(exc.status, str(exc), row=exc.row)
+    try:
+        stored = await store_alerts(request.app[DB_POOL], batch)
+    except IngestError as exc:
+        return _ingest_error(exc)
+    if stored:
+        log.info("alerts_stored", stored=stored)
+    return web.json_response({"stored": stored})
+
+
+def _etag_version(value: str | None) -> int | None:
+    if not value:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    return int(text) if text.isdecimal() else None
+
+
+async def _gateway_site(pool: asyncpg.Pool, gateway_id: str) -> str:
+    try:
+        row = await pool.fetchrow(
+            "SELECT site_id, enabled FROM gateways WHERE gateway_id = $1", gateway_id
+        )
+    except RETRYABLE_ERRORS as exc:
+        raise IngestUnavailable("database unavailable; retry", gateway_id=gateway_id) from exc
+    if row is None or not row["enabled"]:
+        raise GatewayRefused(
+            f"gateway {gateway_id!r} is unknown or disabled", gateway_id=gateway_id
+        )
+    site: str = row["site_id"]
+    return site
+
+
+async def get_bundle(request: web.Request) -> web.Response:
+    kind = request.match_info["kind"]
+    if kind not in BUNDLE_KINDS:
+        return _error(404, f"no bundle kind {kind!r}; kinds: {sorted(BUNDLE_KINDS)}")
+    try:
+        after_text = request.query.get("after")
+        after = int(after_text) if after_text is not None else None
+        wait = float(request.query.get("wait", "0"))
+    except ValueError:
+        return _error(400, "after must be an integer and wait a number of seconds")
+    if after is None:
+        after = _etag_version(request.headers.get("If-None-Match")) or 0
+    if after < 0 or not wait >= 0:
+        return _error(400, "after and wait must not be negative")
+    wait = min(wait, request.app[LONG_POLL_MAX])
+    bundles = request.app[BUNDLES]
+    try:
+        site_id = await _gateway_site(request.app[DB_POOL], request[GATEWAY_ID])
+        version = await bundles.wait_newer(kind, after, wait)
+        bundle = await bundles.get(kind, site_id) if version > after else None
+    except IngestError as exc:
+        return _ingest_error(exc)
+    except RETRYABLE_ERRORS:
+        return _ingest_error(IngestUnavailable("database unavailable", gateway_id=""))
+    if bundle is None or bundle.version <= after:
+        headers = {"ETag": f'"{version}"'} if version else {}
+        return web.Response(status=304, headers=headers)
+    return web.Response(
+        body=bundle.data,
+        content_type=COSE_TYPE,
+        headers={
+            "ETag": f'"{bundle.version}"',
+            "X-Bundle-Version": str(bundle.version),
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/ingest", post_ingest)
+    app.router.add_post("/v1/alerts", post_alerts)
+    app.router.add_get("/v1/bundles/{kind}", get_bundle)
+
+
+__all__ = ["BUNDLES", "GATEWAY_ID", "LONG_POLL_MAX", "MAX_BODY", "MAX_BODY_BYTES", "add_routes"]

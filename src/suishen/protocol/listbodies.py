@@ -1,0 +1,272 @@
+"""Bodies of the list bundles (watchlist, roster): built by the hub, parsed by gateways.
+
+Sans-I/O and pure: values in, CBOR-ready values out. The trust bundle's body is the trust file
+document of protocol/trust.py and needs nothing here. Both sides use this one module, so the
+hub (central, sync) never imports the gateway package (DESIGN §2: protocol <- sync <- central).
+
+Bundle bodies (CBOR)::
+
+    watchlist  {"format": 1, "keys": bytes 32*n (raw person keys), "flags": bytes n
+                (bit 0: level deny, bit 1: route police), "expires": bytes 4*n (uint32 LE POSIX
+                seconds, 0 = none), "reason_index": bytes 2*n (uint16 LE), "reasons": [text]}
+    roster     {"format": 1, "workers": [{"person_key": hex, "site_id": text,
+                "valid_from": int | null, "valid_to": int | null, "name_mask": text,
+                "card": text | null}]}
+
+The watchlist is columnar so that a 1,000,000-entry list is a handful of byte strings, not a
+million CBOR maps (gateway/lists.py indexes the columns in place).
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from suishen.protocol.errors import BundleError
+
+__all__ = [
+    "BODY_FORMAT",
+    "DENY_FLAG",
+    "KEY_BYTES",
+    "POLICE_FLAG",
+    "RosterItem",
+    "RosterWorker",
+    "WatchItem",
+    "WatchlistColumns",
+    "WatchlistRow",
+    "le_array",
+    "le_bytes",
+    "raw_key",
+    "roster_body",
+    "roster_workers",
+    "watchlist_body",
+    "watchlist_columns",
+]
+
+BODY_FORMAT: Final = 1
+KEY_BYTES: Final = 32
+DENY_FLAG: Final = 1
+POLICE_FLAG: Final = 2
+MAX_EXPIRY: Final = 2**32 - 1  # uint32 seconds: the year 2106
+_LITTLE: Final = sys.byteorder == "little"
+
+
+class WatchItem(Protocol):
+    """What a watchlist entry must say (gateway.lists.WatchEntry and WatchlistRow fit)."""
+
+    @property
+    def level(self) -> str: ...  # "notify" | "deny"
+    @property
+    def route(self) -> str: ...  # "police" | "staff"
+    @property
+    def reason(self) -> str: ...
+    @property
+    def expires_at(self) -> int | None: ...  # POSIX seconds; None = no expiry
+
+
+class RosterItem(Protocol):
+    """What a roster entry must say (gateway.lists.RosterEntry and RosterWorker fit)."""
+
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def valid_from(self) -> int | None: ...
+    @property
+    def valid_to(self) -> int | None: ...
+    @property
+    def name_mask(self) -> str: ...
+    @property
+    def card(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchlistRow:
+    """A watchlist entry as the hub holds it (level and route as their text values)."""
+
+    level: str
+    route: str
+    reason: str
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RosterWorker:
+    """A roster entry as the hub holds it, and as parsed from a body."""
+
+    site_id: str
+    valid_from: int | None = None
+    valid_to: int | None = None
+    name_mask: str = ""
+    card: str | None = None
+
+
+def raw_key(person_key: str | bytes) -> bytes | None:
+    """32 raw bytes of a person key given as 64 hex characters or 32 bytes; None if neither."""
+    if isinstance(person_key, bytes):
+        return person_key if len(person_key) == KEY_BYTES else None
+    if len(person_key) != 2 * KEY_BYTES:
+        return None
+    try:
+        return bytes.fromhex(person_key)
+    except ValueError:
+        return None
+
+
+def le_array(typecode: str, data: bytes) -> array[int]:
+    """An array of little-endian integers from the wire."""
+    values = array(typecode)
+    values.frombytes(data)
+    if not _LITTLE:  # the wire format is little-endian
+        values.byteswap()
+    return values
+
+
+def le_bytes(values: array[int]) -> bytes:
+    """An array's integers as little-endian wire bytes."""
+    if _LITTLE:
+        return values.tobytes()
+    swapped = array(values.typecode, values)
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
+# --------------------------------------------------------------------------- watchlist
+
+
+def watchlist_body(entries: Iterable[tuple[str | bytes, WatchItem]]) -> dict[str, Any]:
+    """The bundle body for a watchlist; a later entry for the same key wins on look-up."""
+    keys = bytearray()
+    flags = bytearray()
+    expires = array("I")
+    reason_index = array("H")
+    reasons: dict[str, int] = {}
+    for person_key, entry in entries:
+        key = raw_key(person_key)
+        if key is None:
+            raise ValueError("a person_key is 64 hex characters or 32 bytes")
+        if entry.level not in ("notify", "deny") or entry.route not in ("police", "staff"):
+            raise ValueError("level must be notify|deny and route police|staff")
+        if entry.expires_at is not None and not 0 <= entry.expires_at <= MAX_EXPIRY:
+            raise ValueError("expires_at must be POSIX seconds in 0..2**32-1")
+        keys += key
+        flags.append(
+            (DENY_FLAG if entry.level == "deny" else 0)
+            | (POLICE_FLAG if entry.route == "police" else 0)
+        )
+        expires.append(entry.expires_at or 0)
+        index = reasons.setdefault(entry.reason, len(reasons))
+        if index > 0xFFFF:
+            raise ValueError("a watchlist holds at most 65536 distinct reasons")
+        reason_index.append(index)
+    return {
+        "format": BODY_FORMAT,
+        "keys": bytes(keys),
+        "flags": bytes(flags),
+        "expires": le_bytes(expires),
+        "reason_index": le_bytes(reason_index),
+        "reasons": list(reasons),
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchlistColumns:
+    """A checked watchlist body: equal-length columns, ready to be indexed."""
+
+    keys: bytes
+    flags: bytes
+    expires: array[int]
+    reason_index: array[int]
+    reasons: tuple[str, ...]
+
+
+def watchlist_columns(body: Any) -> WatchlistColumns:
+    """Check a watchlist body; raise BundleError("malformed") naming the problem."""
+    if not isinstance(body, Mapping) or body.get("format") != BODY_FORMAT:
+        raise BundleError("malformed", f"watchlist body must be a format-{BODY_FORMAT} map")
+    keys, flags = body.get("keys"), body.get("flags")
+    expires, index = body.get("expires"), body.get("reason_index")
+    reasons = body.get("reasons")
+    if not (
+        isinstance(keys, bytes)
+        and isinstance(flags, bytes)
+        and isinstance(expires, bytes)
+        and isinstance(index, bytes)
+    ):
+        raise BundleError("malformed", "watchlist columns must be byte strings")
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise BundleError("malformed", "watchlist reasons must be a list of text")
+    count = len(flags)
+    if len(keys) != KEY_BYTES * count or len(expires) != 4 * count or len(index) != 2 * count:
+        raise BundleError("malformed", "watchlist columns differ in length")
+    return WatchlistColumns(
+        keys=keys,
+        flags=flags,
+        expires=le_array("I", expires),
+        reason_index=le_array("H", index),
+        reasons=tuple(reasons),
+    )
+
+
+# --------------------------------------------------------------------------- roster
+
+
+def roster_body(entries: Iterable[tuple[str, RosterItem]]) -> dict[str, Any]:
+    """The bundle body for a roster."""
+    return {
+        "format": BODY_FORMAT,
+        "workers": [
+            {
+                "person_key": person_key,
+                "site_id": e.site_id,
+                "valid_from": e.valid_from,
+                "valid_to": e.valid_to,
+                "name_mask": e.name_mask,
+                "card": e.card,
+            }
+            for person_key, e in entries
+        ],
+    }
+
+
+def roster_workers(body: Any) -> list[tuple[str, RosterWorker]]:
+    """Check a roster body; raise BundleError("malformed") naming the problem (and worker)."""
+    if not isinstance(body, Mapping) or body.get("format") != BODY_FORMAT:
+        raise BundleError("malformed", f"roster body must be a format-{BODY_FORMAT} map")
+    workers = body.get("workers")
+    if not isinstance(workers, list):
+        raise BundleError("malformed", "roster body needs a 'workers' list")
+    out = []
+    for i, raw in enumerate(workers):
+        try:
+            out.append(_roster_worker(raw))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise BundleError("malformed", f"workers[{i}]: {exc}") from exc
+    return out
+
+
+def _optional_int(raw: Mapping[str, Any], name: str) -> int | None:
+    value = raw.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"{name} must be an integer or null")
+    return value
+
+
+def _roster_worker(raw: Any) -> tuple[str, RosterWorker]:
+    if not isinstance(raw, Mapping):
+        raise TypeError("a worker must be a map")
+    person_key, site_id = raw["person_key"], raw["site_id"]
+    name_mask, card = raw.get("name_mask", ""), raw.get("card")
+    if not isinstance(person_key, str) or not isinstance(site_id, str):
+        raise TypeError("person_key and site_id must be text")
+    if not isinstance(name_mask, str) or (card is not None and not isinstance(card, str)):
+        raise TypeError("name_mask and card must be text")
+    return person_key, RosterWorker(
+        site_id=site_id,
+        valid_from=_optional_int(raw, "valid_from"),
+        valid_to=_optional_int(raw, "valid_to"),
+        name_mask=name_mask,
+        card=card,
+    )

@@ -1,0 +1,480 @@
+"""Signed bundles at the hub: lists kept in PostgreSQL, versioned, signed, long-polled (DESIGN §6).
+
+Changes.  Every change of a list (``watchlist_add``, ``watchlist_remove``, ``trust_add``,
+``trust_remove``, ``roster_add``, ``roster_remove``) runs in the caller's transaction and bumps
+that list's row of ``bundle_versions`` in the same transaction (``UPDATE .. SET version =
+version + 1``: the row lock orders concurrent changes, so versions are strictly monotonic and
+a version always names exactly one set of rows).  Removals are tombstones (``removed_at``).
+
+Notification.  A trigger on ``bundle_versions`` (deploy/sql/0002_ingest.sql) sends
+``NOTIFY suishen_bundles, '<kind>:<version>'``; PostgreSQL delivers it at commit, to every
+listening hub process.  LISTEN/NOTIFY rather than an in-process asyncio.Condition because
+the change is usually made by *another* process (``suishen hub watchlist add``, the web
+listener, a second hub behind a load balancer): only the database sees every change.  A
+:class:`BundleService` holds one pooled connection LISTENing, and re-reads all versions every
+``poll_s`` seconds as a safety net (a notification lost with a dropped connection is then
+late by at most ``poll_s``, well inside the 15 s target); a lost connection is replaced.
+In-process, waiters sleep on a per-kind :class:`asyncio.Event` that is set and replaced at
+each new version (settable from asyncpg's synchronous notification callback).
+
+Building.  ``get(kind, site_id)`` reads the version and the rows in one REPEATABLE READ
+snapshot, builds the body (protocol/listbodies.py; trust: the trust file document), signs it
+(protocol/bundles.seal_bundle, the hub's Ed25519 bundle key) and caches the signed bytes per
+(kind, scope) until a newer version exists; a lock per (kind, scope) builds it once however many
+long-pollers wake together.  Scope: the roster is per site (a gateway gets its own site's
+workers only); trust and watchlist are the same for every gateway.
+
+Exceptions::
+
+    ListChangeError (ValueError)     a list change with a bad argument (kid, key, entry)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import asyncpg
+import structlog
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from suishen.protocol.bundles import BUNDLE_KINDS, seal_bundle
+from suishen.protocol.errors import TrustListError
+from suishen.protocol.listbodies import (
+    RosterWorker,
+    WatchlistRow,
+    raw_key,
+    roster_body,
+    watchlist_body,
+)
+from suishen.protocol.trust import TRUST_FILE_VERSION, trusted_key_from_json
+
+CHANNEL: Final = "suishen_bundles"
+MAX_WAIT_S: Final = 30.0
+LEVELS: Final = ("notify", "deny")
+ROUTES: Final = ("police", "staff")
+
+log = structlog.get_logger("suishen.sync.bundles")
+
+
+class ListChangeError(ValueError):
+    """A list change with a bad argument."""
+
+
+# --------------------------------------------------------------------------- changes
+
+
+async def bump_version(con: asyncpg.Connection, kind: str) -> int:
+    """Next version of ``kind`` (call inside the transaction that changes its rows)."""
+    if kind not in BUNDLE_KINDS:
+        raise ListChangeError(f"bundle kind must be one of {sorted(BUNDLE_KINDS)}")
+    version: int = await con.fetchval(
+        "UPDATE bundle_versions SET version = version + 1, updated_at = now() "
+        "WHERE kind = $1 RETURNING version",
+        kind,
+    )
+    return version
+
+
+def _person_key(person_key: str) -> str:
+    if raw_key(person_key) is None or person_key != person_key.lower():
+        raise ListChangeError("a person key is 64 lower-case hex characters")
+    return person_key
+
+
+async def _audit(
+    con: asyncpg.Connection,
+    actor: str,
+    action: str,
+    *,
+    person_key: str | None = None,
+    **target: Any,
+) -> None:
+    await con.execute(
+        "INSERT INTO audit (actor, action, person_key, target, reason) VALUES ($1, $2, $3, $4, $5)",
+        actor,
+        action,
+        person_key,
+        json.dumps(target, default=str),
+        str(target.get("reason", "")),
+    )
+
+
+async def watchlist_add(
+    con: asyncpg.Connection,
+    person_key: str,
+    *,
+    level: str,
+    route: str,
+    reason: str,
+    expires_at: dt.datetime | None = None,
+    actor: str = "cli",
+) -> int:
+    """Add (or replace) a watchlist entry; return the new watchlist version."""
+    _person_key(person_key)
+    if level not in LEVELS or route not in ROUTES:
+        raise ListChangeError(f"level must be one of {LEVELS} and route one of {ROUTES}")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise ListChangeError("expires_at must be timezone-aware")
+    async with con.transaction():
+        version = await bump_version(con, "watchlist")
+        await con.execute(
+            """
+            INSERT INTO watchlist (person_key, level, route, reason, expires_at, version, added_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (person_key) DO UPDATE SET level = $2, route = $3, reason = $4,
+                expires_at = $5, version = $6, added_by = $7, added_at = now(), removed_at = NULL
+            """,
+            person_key,
+            level,
+            route,
+            reason,
+            expires_at,
+            version,
+            actor,
+        )
+        await _audit(
+            con, actor, "watchlist_add", person_key=person_key, level=level, route=route,
+            reason=reason, version=version,
+        )  # fmt: skip
+    return version
+
+
+async def watchlist_remove(
+    con: asyncpg.Connection, person_key: str, *, actor: str = "cli"
+) -> int | None:
+    """Remove an entry (tombstone); return the new version, or None when it was not listed."""
+    _person_key(person_key)
+    async with con.transaction():
+        listed = await con.fetchval(
+            "SELECT 1 FROM watchlist WHERE person_key = $1 AND removed_at IS NULL FOR UPDATE",
+            person_key,
+        )
+        if not listed:
+            return None
+        version = await bump_version(con, "watchlist")
+        await con.execute(
+            "UPDATE watchlist SET removed_at = now(), version = $2 WHERE person_key = $1",
+            person_key,
+            version,
+        )
+        await _audit(con, actor, "watchlist_remove", person_key=person_key, version=version)
+    return version
+
+
+def _kid_text(kid: str) -> str:
+    """A kid as stored (base64 of the 8 bytes, as in trust entries); hex is accepted too."""
+    try:
+        raw = bytes.fromhex(kid) if len(kid) == 16 else base64.b64decode(kid, validate=True)
+    except (ValueError, binascii.Error):
+        raise ListChangeError(f"kid {kid!r} is neither base64 nor 16 hex characters") from None
+    return base64.b64encode(raw).decode()
+
+
+async def trust_add(con: asyncpg.Connection, entry: Any, *, actor: str = "cli") -> tuple[str, int]:
+    """Add (or replace) a trusted key from its trust entry (``suishen issuer keygen``'s
+    trust_entry.json); return (kid, new trust version)."""
+    try:
+        key = trusted_key_from_json(entry)
+    except TrustListError as exc:
+        raise ListChangeError(f"trust entry: {exc}") from exc
+    document = key.to_json()
+    kid = document["kid"]
+    async with con.transaction():
+        version = await bump_version(con, "trust")
+        await con.execute(
+            """
+            INSERT INTO trust_keys (kid, entry, version) VALUES ($1, $2::jsonb, $3)
+            ON CONFLICT (kid) DO UPDATE SET entry = $2::jsonb, version = $3, added_at = now(),
+                removed_at = NULL
+            """,
+            kid,
+            json.dumps(document),
+            version,
+        )
+        await _audit(con, actor, "trust_add", kid=kid, issuer=key.issuer, version=version)
+    return kid, version
+
+
+async def trust_remove(con: asyncpg.Connection, kid: str, *, actor: str = "cli") -> int | None:
+    """Stop trusting a key; return the new version, or None when it was not trusted."""
+    stored = _kid_text(kid)
+    async with con.transaction():
+        listed = await con.fetchval(
+            "SELECT 1 FROM trust_keys WHERE kid = $1 AND removed_at IS NULL FOR UPDATE", stored
+        )
+        if not listed:
+            return None
+        version = await bump_version(con, "trust")
+        await con.execute(
+            "UPDATE trust_keys SET removed_at = now(), version = $2 WHERE kid = $1",
+            stored,
+            version,
+        )
+        await _audit(con, actor, "trust_remove", kid=stored, version=version)
+    return version
+
+
+async def roster_add(
+    con: asyncpg.Connection,
+    site_id: str,
+    person_key: str,
+    *,
+    masked_name: str = "",
+    card_number: str | None = None,
+    valid_from: dt.date | None = None,
+    valid_until: dt.date | None = None,
+) -> int:
+    """Register (or update) a worker at a site; return the new roster version."""
+    _person_key(person_key)
+    async with con.transaction():
+        version = await bump_version(con, "roster")
+        await con.execute(
+            """
+            INSERT INTO workers (site_id, person_key, masked_name, card_number, valid_from,
+                                 valid_until, version)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (site_id, person_key) DO UPDATE SET masked_name = $3, card_number = $4,
+                valid_from = $5, valid_until = $6, version = $7, removed_at = NULL
+            """,
+            site_id,
+            person_key,
+            masked_name,
+            card_number,
+            valid_from,
+            valid_until,
+            version,
+        )
+    return version
+
+
+async def roster_remove(con: asyncpg.Connection, site_id: str, person_key: str) -> int | None:
+    """Deregister a worker (tombstone); return the new version, or None if not registered."""
+    async with con.transaction():
+        listed = await con.fetchval(
+            "SELECT 1 FROM workers WHERE site_id = $1 AND person_key = $2 "
+            "AND removed_at IS NULL FOR UPDATE",
+            site_id,
+            person_key,
+        )
+        if not listed:
+            return None
+        version = await bump_version(con, "roster")
+        await con.execute(
+            "UPDATE workers SET removed_at = now(), version = $3 "
+            "WHERE site_id = $1 AND person_key = $2",
+            site_id,
+            person_key,
+            version,
+        )
+    return version
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def _posix(value: dt.datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp())
+
+
+def _day_start(value: dt.date | None) -> int | None:
+    if value is None:
+        return None
+    return int(dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC).timestamp())
+
+
+def _day_end(value: dt.date | None) -> int | None:
+    start = _day_start(value)
+    return None if start is None else start + 86399
+
+
+async def read_body(con: asyncpg.Connection, kind: str, site_id: str | None) -> Any:
+    """The body of ``kind`` from the current rows (tombstones and expired entries left out)."""
+    if kind == "watchlist":
+        rows = await con.fetch(
+            "SELECT person_key, level, route, reason, expires_at FROM watchlist "
+            "WHERE removed_at IS NULL AND (expires_at IS NULL OR expires_at > now()) "
+            "ORDER BY person_key"
+        )
+        return watchlist_body(
+            (
+                r["person_key"],
+                WatchlistRow(
+                    level=r["level"],
+                    route=r["route"],
+                    reason=r["reason"],
+                    expires_at=_posix(r["expires_at"]),
+                ),
+            )
+            for r in rows
+        )
+    if kind == "trust":
+        rows = await con.fetch(
+            "SELECT entry::text AS entry FROM trust_keys WHERE removed_at IS NULL ORDER BY kid"
+        )
+        return {"version": TRUST_FILE_VERSION, "keys": [json.loads(r["entry"]) for r in rows]}
+    rows = await con.fetch(
+        "SELECT person_key, site_id, masked_name, card_number, valid_from, valid_until "
+        "FROM workers WHERE removed_at IS NULL AND site_id = $1 ORDER BY person_key",
+        site_id,
+    )
+    return roster_body(
+        (
+            r["person_key"],
+            RosterWorker(
+                site_id=r["site_id"],
+                valid_from=_day_start(r["valid_from"]),
+                valid_to=_day_end(r["valid_until"]),
+                name_mask=r["masked_name"],
+                card=r["card_number"],
+            ),
+        )
+        for r in rows
+    )
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SignedBundle:
+    kind: str
+    version: int
+    data: bytes
+
+
+class BundleService:
+    """Current versions (kept fresh by LISTEN/NOTIFY), signed bundles (cached), long-poll."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        key: ed25519.Ed25519PrivateKey,
+        *,
+        poll_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._pool = pool
+        self._key = key
+        self._poll_s = poll_s
+        self._clock = clock
+        self._versions = dict.fromkeys(sorted(BUNDLE_KINDS), 0)
+        self._changed = {kind: asyncio.Event() for kind in self._versions}
+        self._cache: dict[tuple[str, str], SignedBundle] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.listening = asyncio.Event()  # set once LISTEN is in place (tests, readiness)
+
+    # ----- versions
+
+    def version(self, kind: str) -> int:
+        return self._versions[kind]
+
+    def _saw(self, kind: str, version: int) -> None:
+        if kind in self._versions and version > self._versions[kind]:
+            self._versions[kind] = version
+            event, self._changed[kind] = self._changed[kind], asyncio.Event()
+            event.set()
+
+    def _on_notify(self, _con: object, _pid: int, _channel: str, payload: str) -> None:
+        kind, _, version = payload.partition(":")
+        with contextlib.suppress(ValueError):
+            self._saw(kind, int(version))
+
+    async def refresh(self, con: asyncpg.Connection | asyncpg.Pool | None = None) -> None:
+        """Re-read every version from the database."""
+        rows = await (con or self._pool).fetch("SELECT kind, version FROM bundle_versions")
+        for row in rows:
+            self._saw(row["kind"], row["version"])
+
+    async def wait_newer(self, kind: str, after: int, wait_s: float) -> int:
+        """The current version of ``kind`` once it exceeds ``after``, or when ``wait_s``
+        seconds have passed (or the service closes), whichever comes first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, min(wait_s, MAX_WAIT_S))
+        while self._versions[kind] <= after and not self._closing:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed[kind].wait(), remaining)
+        return self._versions[kind]
+
+    # ----- signed bundles
+
+    async def get(self, kind: str, site_id: str | None = None) -> SignedBundle | None:
+        """The newest signed bundle of ``kind`` (for ``site_id``'s gateways: the roster is per
+        site); None when the list never had a version."""
+        scope = (kind, (site_id or "") if kind == "roster" else "")
+        cached = self._cache.get(scope)
+        if cached is not None and cached.version >= self._versions[kind]:
+            return cached
+        lock = self._locks.setdefault(scope, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(scope)
+            if cached is not None and cached.version >= self._versions[kind]:
+                return cached
+            async with (
+                self._pool.acquire() as con,
+                con.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                version = await con.fetchval(
+                    "SELECT version FROM bundle_versions WHERE kind = $1", kind
+                )
+                if not version:
+                    return None
+                body = await read_body(con, kind, site_id)
+            data = seal_bundle(
+                kind=kind, version=version, issued_at=int(self._clock()), body=body, key=self._key
+            )
+            bundle = SignedBundle(kind, version, data)
+            self._cache[scope] = bundle
+            self._saw(kind, version)
+            log.info("bundle_signed", kind=kind, version=version, size=len(data), scope=scope[1])
+            return bundle
+
+    # ----- lifecycle
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._listen(), name="bundle-listener")
+
+    async def close(self) -> None:
+        """Wake every long-poller (they answer at once) and stop listening."""
+        self._closing = True
+        for event in self._changed.values():
+            event.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        from suishen.sync.ingest import RETRYABLE_ERRORS  # noqa: PLC0415 - one list of them
+
+        while True:
+            try:
+                async with self._pool.acquire() as con:
+                    await con.add_listener(CHANNEL, self._on_notify)
+                    try:
+                        self.listening.set()
+                        while True:
+                            await self.refresh(con)  # also catches what came before LISTEN
+                            await asyncio.sleep(self._poll_s)
+                    finally:
+                        self.listening.clear()
+                        if not con.is_closed():
+                            with contextlib.suppress(*RETRYABLE_ERRORS):
+                                await con.remove_listener(CHANNEL, self._on_notify)
+            except RETRYABLE_ERRORS as exc:
+                log.warning("bundle_listener_lost", error=type(exc).__name__)
+                await asyncio.sleep(1.0)

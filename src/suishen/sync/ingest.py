@@ -1,0 +1,312 @@
+"""The hub's ingest: a parsed upload batch into the central tables, exactly once (DESIGN §6).
+
+``ingest(pool, batch)`` takes a :class:`~suishen.sync.wire.ParsedBatch` (rows already validated
+one by one by ``wire.parse_batch``) and, in ONE transaction:
+
+1. locks the gateway's row (``SELECT .. FOR UPDATE``: two uploads of one gateway serialise,
+   other gateways do not wait) and refuses an unknown or disabled gateway;
+2. rejects, with a reason naming the site, every row whose site_id is not the gateway's
+   registered site (the certificate binds the gateway, the registration binds its site);
+3. creates the daily partitions the batch's days lack (``partitions.ensure_partitions_for``);
+4. scans and passages: ``copy_records_to_table`` into the connection's TEMP staging tables,
+   then ``INSERT .. SELECT .. ON CONFLICT DO NOTHING RETURNING`` into the partitioned tables;
+   device events and epochs (few rows) go in through ``unnest`` arrays the same way;
+5. alerts: ``ON CONFLICT (gateway_id, seq) DO NOTHING`` (the fast lane may have stored them
+   already); each newly stored alert gets its first timeline step, ``received`` by
+   ``gateway:<id>``, with its accept-by deadline;
+6. raises the gateway's ``high_water`` to ``greatest(old, batch.max_seq)`` and ``last_seen_at``.
+
+Commit makes it all durable at once, so the high water answered is never ahead of the rows.
+A resent batch inserts nothing (every key exists) and answers the same high water.
+
+``store_alerts(pool, batch)`` is the fast lane (POST /v1/alerts): step 5 alone, without moving
+the high water (fast-lane seqs run ahead of the bulk cursor).
+
+Exceptions (each carries the HTTP status the gateway API answers)::
+
+    IngestError                  the batch was not stored
+     +-- GatewayRefused (403)    unknown or disabled gateway
+     +-- IngestUnavailable (503) the database failed in a way worth retrying (serialization,
+                                 deadlock, connection lost, server starting or shutting down,
+                                 too many connections, timeout); the gateway backs off and resends
+
+Retry or give up is decided by the asyncpg exception class (one per SQLSTATE class), never by
+the message text. Anything else propagates: a broken contract, answered 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Final
+
+import asyncpg
+
+from suishen.sync.partitions import ensure_partitions_for, partition_name
+from suishen.sync.wire import (
+    ALERT_COLUMNS,
+    PASSAGE_COLUMNS,
+    SCAN_COLUMNS,
+    ParsedBatch,
+)
+
+# How long a new alert may wait to be accepted, and to be handled, by route.
+ALERT_DEADLINES: Final = {
+    "police": (dt.timedelta(minutes=5), dt.timedelta(hours=1)),
+    "staff": (dt.timedelta(minutes=15), dt.timedelta(hours=4)),
+}
+_SITE_INDEX: Final = 3  # site_id's position in every table's column tuple (wire.py)
+
+# SQLSTATE classes worth a retry: the same batch may well go through a moment later.
+RETRYABLE_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    asyncpg.SerializationError,  # 40001
+    asyncpg.DeadlockDetectedError,  # 40P01
+    asyncpg.PostgresConnectionError,  # class 08
+    asyncpg.CannotConnectNowError,  # 57P03: starting up / shutting down
+    asyncpg.AdminShutdownError,  # 57P01
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.TooManyConnectionsError,  # 53300
+    asyncpg.InsufficientResourcesError,  # class 53
+    asyncpg.QueryCanceledError,  # 57014: statement timeout
+    asyncpg.LockNotAvailableError,  # 55P03
+    asyncpg.InterfaceError,  # the client side of a lost connection (closed, released)
+    asyncpg.InternalClientError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+)
+
+
+class IngestError(Exception):
+    """The batch was not stored; ``status`` is the HTTP status to answer."""
+
+    status = 500
+
+    def __init__(self, message: str, *, gateway_id: str) -> None:
+        super().__init__(message)
+        self.gateway_id = gateway_id
+
+
+class GatewayRefused(IngestError):
+    """The gateway is not registered at the hub, or is disabled."""
+
+    status = 403
+
+
+class IngestUnavailable(IngestError):
+    """The database failed in a retryable way; the gateway should resend later."""
+
+    status = 503
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class IngestResult:
+    """The answer to one upload (wire.py): high water and counts."""
+
+    high_water: int
+    inserted: int
+    duplicates: int
+    rejected: tuple[tuple[int, str], ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "high_water": self.high_water,
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "rejected": [{"seq": seq, "reason": reason} for seq, reason in self.rejected],
+        }
+
+
+def _cols(columns: Sequence[str]) -> str:
+    return ", ".join(columns)
+
+
+_INSERT_SCANS = (
+    f"INSERT INTO scans ({_cols(SCAN_COLUMNS)}) SELECT {_cols(SCAN_COLUMNS)} "  # noqa: S608
+    "FROM staging_scans "
+    "ON CONFLICT DO NOTHING"
+)
+_INSERT_PASSAGES = (
+    f"INSERT INTO passages ({_cols(PASSAGE_COLUMNS)}) SELECT {_cols(PASSAGE_COLUMNS)} "  # noqa: S608
+    "FROM staging_passages ON CONFLICT DO NOTHING"
+)
+_INSERT_DEVICES = """
+INSERT INTO device_events (gateway_id, seq, ts, site_id, lane_id, detail)
+SELECT g, s, t, si, l, d::jsonb
+FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+     AS u(g, s, t, si, l, d)
+ON CONFLICT DO NOTHING
+"""
+_INSERT_EPOCHS = """
+INSERT INTO epochs (gateway_id, epoch_id, ephemeral_public)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
+ON CONFLICT DO NOTHING
+"""
+# Column names in these statements are wire.py constants, never input (hence the S608 noqa).
+_INSERT_ALERTS = f"""
+INSERT INTO alerts ({_cols(ALERT_COLUMNS)}, accept_by, handle_by)
+SELECT u.*, now() + CASE u.route WHEN 'police' THEN $12::interval ELSE $14::interval END,
+            now() + CASE u.route WHEN 'police' THEN $13::interval ELSE $15::interval END
+FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::bigint[],
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+     AS u({_cols(ALERT_COLUMNS)})
+ON CONFLICT (gateway_id, seq) DO NOTHING
+RETURNING alert_id, accept_by
+"""  # noqa: S608
+_INSERT_ALERT_EVENTS = """
+INSERT INTO alert_events (alert_id, step, actor, deadline)
+SELECT a, 'received', $3, d FROM unnest($1::bigint[], $2::timestamptz[]) AS u(a, d)
+"""
+
+
+def _count(status: str) -> int:
+    """Rows affected from a command status tag ("INSERT 0 12")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+async def _lock_gateway(con: asyncpg.Connection, gateway_id: str) -> asyncpg.Record:
+    gateway = await con.fetchrow(
+        "SELECT site_id, enabled, high_water FROM gateways WHERE gateway_id = $1 FOR UPDATE",
+        gateway_id,
+    )
+    if gateway is None:
+        raise GatewayRefused(f"gateway {gateway_id!r} is not registered", gateway_id=gateway_id)
+    if not gateway["enabled"]:
+        raise GatewayRefused(f"gateway {gateway_id!r} is disabled", gateway_id=gateway_id)
+    return gateway
+
+
+def _own_site(
+    rows: list[tuple[Any, ...]], site_id: str, rejected: list[tuple[int, str]]
+) -> list[tuple[Any, ...]]:
+    """The rows of the gateway's own site; the others go to ``rejected`` with a reason."""
+    kept = []
+    for row in rows:
+        if row[_SITE_INDEX] == site_id:
+            kept.append(row)
+        else:
+            rejected.append(
+                (row[1], f"site_id {row[_SITE_INDEX]!r} is not this gateway's site {site_id!r}")
+            )
+    return kept
+
+
+async def _ensure_partitions(
+    con: asyncpg.Connection, rows_by_table: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    """Create the daily partitions the rows need and lack (a gateway back after a week
+    offline).  One catalog look-up first: ensure_partitions_for takes an advisory lock held to
+    the end of this transaction, which would serialise every gateway's ingest behind it."""
+    wanted = {
+        partition_name(table, row[2].date()): (table, row[2].date())  # ts is aware UTC
+        for table, rows in rows_by_table.items()
+        for row in rows
+    }
+    if not wanted:
+        return
+    missing = await con.fetch(
+        "SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(quote_ident(name)) IS NULL",
+        list(wanted),
+    )
+    by_table: dict[str, set[dt.date]] = {}
+    for record in missing:
+        table, day = wanted[record["name"]]
+        by_table.setdefault(table, set()).add(day)
+    for table, days in sorted(by_table.items()):
+        await ensure_partitions_for(con, table, days)
+
+
+async def _insert_alerts(
+    con: asyncpg.Connection, gateway_id: str, alerts: list[tuple[Any, ...]]
+) -> int:
+    if not alerts:
+        return 0
+    police, staff = ALERT_DEADLINES["police"], ALERT_DEADLINES["staff"]
+    stored = await con.fetch(
+        _INSERT_ALERTS, *_columns_of(alerts, len(ALERT_COLUMNS)), *police, *staff
+    )
+    if stored:
+        await con.execute(
+            _INSERT_ALERT_EVENTS,
+            [r["alert_id"] for r in stored],
+            [r["accept_by"] for r in stored],
+            f"gateway:{gateway_id}",
+        )
+    return len(stored)
+
+
+async def _store(con: asyncpg.Connection, batch: ParsedBatch) -> IngestResult:
+    gateway = await _lock_gateway(con, batch.gateway_id)
+    site_id: str = gateway["site_id"]
+    rejected = list(batch.rejected)
+    scans = _own_site(batch.scans, site_id, rejected)
+    passages = _own_site(batch.passages, site_id, rejected)
+    alerts = _own_site(batch.alerts, site_id, rejected)
+    devices = _own_site(batch.devices, site_id, rejected)
+    await _ensure_partitions(con, {"scans": scans, "passages": passages, "device_events": devices})
+    inserted = 0
+    if scans:
+        await con.copy_records_to_table("staging_scans", records=scans, columns=SCAN_COLUMNS)
+        inserted += _count(await con.execute(_INSERT_SCANS))
+    if passages:
+        await con.copy_records_to_table(
+            "staging_passages", records=passages, columns=PASSAGE_COLUMNS
+        )
+        inserted += _count(await con.execute(_INSERT_PASSAGES))
+    if devices:
+        inserted += _count(await con.execute(_INSERT_DEVICES, *_columns_of(devices, 6)))
+    if batch.epochs:
+        await con.execute(_INSERT_EPOCHS, *_columns_of(batch.epochs, 3))
+    inserted += await _insert_alerts(con, batch.gateway_id, alerts)
+    high_water = await con.fetchval(
+        "UPDATE gateways SET high_water = greatest(high_water, $2), last_seen_at = now() "
+        "WHERE gateway_id = $1 RETURNING high_water",
+        batch.gateway_id,
+        batch.max_seq,
+    )
+    taken = len(scans) + len(passages) + len(alerts) + len(devices)
+    return IngestResult(
+        high_water=int(high_water),
+        inserted=inserted,
+        duplicates=taken - inserted,
+        rejected=tuple(sorted(rejected)),
+    )
+
+
+async def ingest(pool: asyncpg.Pool, batch: ParsedBatch) -> IngestResult:
+    """Store a parsed batch exactly once (see the module docstring); answer the high water.
+
+    Raises GatewayRefused (403) or IngestUnavailable (503, retry later).
+    """
+    try:
+        async with pool.acquire() as con, con.transaction():
+            return await _store(con, batch)
+    except RETRYABLE_ERRORS as exc:
+        raise IngestUnavailable(
+            f"database unavailable ({type(exc).__name__}); retry", gateway_id=batch.gateway_id
+        ) from exc
+
+
+async def store_alerts(pool: asyncpg.Pool, batch: ParsedBatch) -> int:
+    """The fast lane: store the batch's alerts (deduplicated on (gateway_id, seq)), nothing
+    else, without moving the high water; return how many were new."""
+    try:
+        async with pool.acquire() as con, con.transaction():
+            gateway = await _lock_gateway(con, batch.gateway_id)
+            alerts = _own_site(batch.alerts, gateway["site_id"], [])
+            stored = await _insert_alerts(con, batch.gateway_id, alerts)
+            await con.execute(
+                "UPDATE gateways SET last_seen_at = now() WHERE gateway_id = $1", batch.gateway_id
+            )
+            return stored
+    except RETRYABLE_ERRORS as exc:
+        raise IngestUnavailable(
+            f"database unavailable ({type(exc).__name__}); retry", gateway_id=batch.gateway_id
+        ) from exc

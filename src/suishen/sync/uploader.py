@@ -1,0 +1,449 @@
+"""The gateway's uploader: journal rows up to the hub, exactly once in effect (DESIGN §6).
+
+Bulk lane (one task)::
+
+    journal cursor -> read_unsynced -> batch (<= batch_rows, or whatever is there once the
+    oldest row waited batch_interval_s) -> POST {hub}/v1/ingest -> quarantine the rows the hub
+    rejected -> mark_synced(min(high_water, highest seq sent))
+
+The cursor never passes what was sent: the hub's high-water mark is clamped to the batch (the
+fast lane below may have put a later seq at the hub already).  Every answer is handled by its
+status:
+
+    200        settle: quarantine ``rejected``, advance the cursor
+    400, 413   the batch as a whole was refused: split it (at the row the hub named, else in
+               halves) and send the parts; a single row still refused is quarantined with the
+               hub's error, so one bad row cannot block the gateway
+    403        the hub refuses this gateway (certificate binding): logged loudly on every
+               attempt, retried after forbidden_backoff_s; nothing is dropped
+    429, 5xx, connection errors, timeouts
+               retried with exponential backoff and full jitter (Retry-After honoured up to the
+               cap); "hub unreachable" is logged once when it starts, "hub back" once when an
+               upload goes through again
+    other      a misconfiguration (wrong URL path, ...): logged, retried with backoff
+
+Alert fast lane (a second task): alert rows must not wait behind a backlog (after an outage the
+bulk lane may be minutes behind).  The fast lane tails the journal itself - every poll_s it
+reads the rows journalled since it last looked and POSTs the alert rows among them to
+/v1/alerts at once.  Tailing the journal instead of taking a queue from the lanes means an
+alert is only ever sent once it is durable, every kind of alert (scan-raised, device, journal
+alarm) is covered by one path, and neither the lanes nor the journal need a hook.  The hub
+deduplicates on (gateway_id, seq) against the bulk upload of the same rows, so the fast lane
+is best effort: an alert it could not send (hub down, refused) still goes with the bulk lane,
+and alerts the bulk lane has already delivered are dropped from its queue.
+
+Stop with ``stop()``; ``flush(deadline_s)`` then makes a last best-effort upload (the journal
+keeps everything that did not make it).  Counters are in ``stats``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+import structlog
+
+from suishen.sync.backoff import Backoff
+from suishen.sync.ports import JournalClosed, JournalFailure, SyncSettings, UploadJournal, UploadRow
+from suishen.sync.wire import encode_batch
+
+__all__ = ["HubUnreachableError", "UploadStats", "Uploader"]
+
+log = structlog.get_logger("suishen.sync.uploader")
+
+INGEST_PATH: Final = "/v1/ingest"
+ALERTS_PATH: Final = "/v1/alerts"
+MAX_FAST_LANE_QUEUE: Final = 10_000  # alerts beyond this wait for the bulk lane
+_RETRY_STATUSES: Final = frozenset({408, 425, 429})
+
+
+class HubUnreachableError(Exception):
+    """The request did not get an answer (connection refused or reset, TLS, timeout)."""
+
+
+@dataclass(slots=True)
+class UploadStats:
+    """What /status and /metrics report about the upload (updated in place)."""
+
+    rows_uploaded: int = 0  # rows the hub acknowledged (stored or duplicate)
+    rows_rejected: int = 0  # rows quarantined because the hub refused them
+    batches: int = 0  # successful POST /v1/ingest
+    failures: int = 0  # failed upload attempts, all causes
+    consecutive_failures: int = 0
+    alerts_sent: int = 0  # alert rows the fast lane delivered
+    last_success_at: float | None = None  # wall clock of the last successful upload
+    hub_up: bool | None = None  # None until the first attempt
+    forbidden: bool = False  # the hub answered 403 to the last attempt
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "hub_up": self.hub_up,
+            "forbidden": self.forbidden,
+            "rows_uploaded": self.rows_uploaded,
+            "rows_rejected": self.rows_rejected,
+            "batches": self.batches,
+            "failures": self.failures,
+            "consecutive_failures": self.consecutive_failures,
+            "alerts_sent": self.alerts_sent,
+            "last_success_at": self.last_success_at,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    document: Any  # decoded JSON, or None
+    retry_after_s: float | None
+
+    @property
+    def error(self) -> str:
+        doc = self.document
+        if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+            return str(doc["error"])[:300]
+        return f"HTTP {self.status}"
+
+
+class Uploader:
+    """One per gateway: the bulk lane and the alert fast lane.  ``await run()`` until stop()."""
+
+    def __init__(
+        self,
+        journal: UploadJournal,
+        session: aiohttp.ClientSession,
+        settings: SyncSettings,
+        *,
+        gateway_id: str,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.journal = journal
+        self.settings = settings
+        self.gateway_id = gateway_id
+        self.stats = UploadStats()
+        self._session = session
+        self._base = settings.url.rstrip("/")
+        self._backoff = backoff or Backoff(settings.backoff_initial_s, settings.backoff_max_s)
+        self._stop = asyncio.Event()
+        self._down_since: float | None = None
+        self._log = log.bind(gateway_id=gateway_id)
+        self._complaint: str | None = None  # last "other status" logged, to log it once
+        self._next_delay = 0.0  # how long the bulk lane waits after a failed upload
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run the bulk lane and (if enabled) the alert fast lane until stop()."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._bulk_loop(), name="uploader-bulk")
+            if self.settings.alerts_fast_lane:
+                group.create_task(self._alert_loop(), name="uploader-alerts")
+
+    async def flush(self, deadline_s: float) -> int:
+        """Best effort: upload what is unsynced within ``deadline_s``; returns the rows left.
+        Never raises for the hub being away or the deadline (the journal keeps the rest)."""
+        with contextlib.suppress(TimeoutError, JournalFailure):
+            async with asyncio.timeout(deadline_s):
+                while True:
+                    cursor = self.journal.status().synced_seq
+                    rows = await self.journal.read_unsynced(cursor, self.settings.batch_rows)
+                    if not rows or not await self._upload(rows):
+                        break
+        left = self.journal.status()
+        return max(0, left.last_seq - left.synced_seq)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, returning early on stop()."""
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
+
+    # ------------------------------------------------------------------ bulk lane
+
+    async def _bulk_loop(self) -> None:
+        settings = self.settings
+        pending_since: float | None = None
+        while not self._stop.is_set():
+            status = self.journal.status()
+            cursor, last = status.synced_seq, status.last_seq
+            if last <= cursor:
+                pending_since = None
+                await self._pause(settings.poll_s)
+                continue
+            now = time.monotonic()
+            if pending_since is None:
+                pending_since = now
+            waited = now - pending_since
+            if last - cursor < settings.batch_rows and waited < settings.batch_interval_s:
+                await self._pause(min(settings.poll_s, settings.batch_interval_s - waited))
+                continue
+            try:
+                rows = await self.journal.read_unsynced(cursor, settings.batch_rows)
+            except JournalClosed:
+                return
+            if not rows:  # the rows above the cursor are quarantined (or not yet committed)
+                pending_since = now
+                await self._pause(settings.poll_s)
+                continue
+            try:
+                delivered = await self._upload(rows)
+            except JournalClosed:
+                return
+            if delivered:
+                # A full batch means more is probably waiting: send it without delay.
+                pending_since = pending_since if len(rows) >= settings.batch_rows else None
+            else:
+                await self._pause(self._next_delay)
+
+    async def _upload(self, rows: Sequence[UploadRow]) -> bool:
+        """Send rows (split when the hub refuses the batch as a whole); True when every row
+        was settled (acknowledged or quarantined), False when the caller must back off."""
+        try:
+            answer = await self._post(INGEST_PATH, rows)
+        except HubUnreachableError as exc:
+            self._failed(str(exc))
+            return False
+        if answer.status == 200:
+            if not await self._settle(rows, answer):
+                self._failed(
+                    f"hub answered 200 without a valid high_water: {answer.document!r}"[:300]
+                )
+                return False
+            self._succeeded()
+            return True
+        if answer.status in (400, 413):
+            self._succeeded()  # the hub is up and answering; the batch is the problem
+            return await self._split(rows, answer)
+        if answer.status == 403:
+            self._forbidden(answer)
+            return False
+        retry_after = answer.retry_after_s if answer.status in (429, 503) else None
+        if answer.status >= 500 or answer.status in _RETRY_STATUSES:
+            self._failed(f"HTTP {answer.status}: {answer.error}", retry_after_s=retry_after)
+            return False
+        self._misconfigured(answer)
+        return False
+
+    async def _split(self, rows: Sequence[UploadRow], answer: _Answer) -> bool:
+        if len(rows) == 1:
+            reason = f"hub refused ({answer.status}): {answer.error}"
+            await self.journal.quarantine(rows[0].seq, reason)
+            self.stats.rows_rejected += 1
+            self._log.warning(
+                "row refused by the hub; quarantined", seq=rows[0].seq, status=answer.status
+            )
+            return True
+        hint = answer.document.get("row") if isinstance(answer.document, dict) else None
+        if answer.status == 400 and type(hint) is int and 0 <= hint < len(rows):
+            parts = [rows[:hint], rows[hint : hint + 1], rows[hint + 1 :]]
+        else:
+            middle = len(rows) // 2
+            parts = [rows[:middle], rows[middle:]]
+        for part in parts:
+            if part and not await self._upload(part):
+                return False
+        return True
+
+    async def _settle(self, rows: Sequence[UploadRow], answer: _Answer) -> bool:
+        """Quarantine the rejected rows and advance the cursor; False for a bad answer."""
+        doc = answer.document
+        high_water = doc.get("high_water") if isinstance(doc, dict) else None
+        rejected = doc.get("rejected", []) if isinstance(doc, dict) else None
+        if type(high_water) is not int or not isinstance(rejected, list):
+            return False
+        sent = {row.seq for row in rows}
+        refused = 0
+        for item in rejected:
+            seq = item.get("seq") if isinstance(item, dict) else None
+            if type(seq) is int and seq in sent:
+                reason = item.get("reason")
+                await self.journal.quarantine(seq, f"hub rejected: {reason}"[:500])
+                refused += 1
+        acked = min(high_water, rows[-1].seq)  # never beyond what was sent
+        if acked < rows[-1].seq:
+            self._log.warning(
+                "hub acknowledged less than was sent; the rest is sent again",
+                high_water=high_water,
+                sent_up_to=rows[-1].seq,
+            )
+        await self.journal.mark_synced(acked)
+        self.stats.rows_rejected += refused
+        self.stats.rows_uploaded += sum(1 for row in rows if row.seq <= acked) - refused
+        self.stats.batches += 1
+        return True
+
+    # ------------------------------------------------------------------ alert fast lane
+
+    async def _alert_loop(self) -> None:
+        settings = self.settings
+        after = self.journal.status().last_seq  # older alerts go with the bulk upload
+        queue: dict[int, UploadRow] = {}
+        backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
+        retry_at = 0.0
+        while not self._stop.is_set():
+            status = self.journal.status()
+            try:
+                while status.last_seq > after:
+                    rows = await self.journal.read_unsynced(after, settings.batch_rows)
+                    if not rows:
+                        break
+                    after = rows[-1].seq
+                    queue.update((row.seq, row) for row in rows if row.kind == "alert")
+            except JournalClosed:
+                return
+            for seq in [s for s in queue if s <= self.journal.status().synced_seq]:
+                del queue[seq]  # the bulk lane delivered it
+            while len(queue) > MAX_FAST_LANE_QUEUE:
+                del queue[min(queue)]
+            if queue and time.monotonic() >= retry_at:
+                batch = [queue[seq] for seq in sorted(queue)[: settings.batch_rows]]
+                if await self._send_alerts(batch):
+                    for row in batch:
+                        queue.pop(row.seq, None)
+                    backoff.reset()
+                else:
+                    retry_at = time.monotonic() + backoff.next_delay()
+            await self._pause(settings.poll_s)
+
+    async def _send_alerts(self, rows: list[UploadRow]) -> bool:
+        """POST alert rows to the fast lane; True when done with them (sent, or refused and
+        left to the bulk lane), False to retry later."""
+        try:
+            answer = await self._post(ALERTS_PATH, rows)
+        except HubUnreachableError:
+            return False  # the bulk lane logs the hub state
+        if 200 <= answer.status < 300:
+            self.stats.alerts_sent += len(rows)
+            self._log.info("alerts sent on the fast lane", rows=len(rows), first_seq=rows[0].seq)
+            return True
+        if answer.status in (400, 403, 404, 413):
+            self._log.warning(
+                "fast lane refused; the alerts go with the bulk upload",
+                status=answer.status,
+                error=answer.error,
+            )
+            return True
+        return False
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _post(self, path: str, rows: Sequence[UploadRow]) -> _Answer:
+        body = json.dumps(
+            encode_batch(self.gateway_id, (row.as_dict() for row in rows)),
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout_s)
+        try:
+            async with self._session.post(
+                self._base + path,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=timeout,
+            ) as response:
+                raw = await response.read()
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise HubUnreachableError(_describe(exc)) from exc
+        try:
+            document = json.loads(raw) if raw else None
+        except ValueError:
+            document = None
+        return _Answer(status, document, retry_after)
+
+    # ------------------------------------------------------------------ hub state
+
+    def _succeeded(self) -> None:
+        stats = self.stats
+        if stats.hub_up is False:
+            self._log.info(
+                "hub back",
+                down_s=round(time.monotonic() - (self._down_since or time.monotonic()), 3),
+                failures=stats.consecutive_failures,
+            )
+        if stats.forbidden:
+            self._log.info("hub accepts this gateway again")
+        stats.hub_up, stats.forbidden = True, False
+        stats.consecutive_failures = 0
+        stats.last_success_at = time.time()
+        self._down_since = None
+        self._complaint = None
+        self._backoff.reset()
+
+    def _failed(self, error: str, *, retry_after_s: float | None = None) -> None:
+        stats = self.stats
+        stats.failures += 1
+        stats.consecutive_failures += 1
+        stats.last_error = error
+        if stats.hub_up is not False:
+            self._down_since = time.monotonic()
+            status = self.journal.status()
+            self._log.warning(
+                "hub unreachable",
+                error=error,
+                backlog=max(0, status.last_seq - status.synced_seq),
+            )
+        stats.hub_up = False
+        delay = self._backoff.next_delay()
+        if retry_after_s is not None:
+            delay = max(delay, min(retry_after_s, self.settings.backoff_max_s))
+        self._next_delay = delay
+
+    def _forbidden(self, answer: _Answer) -> None:
+        stats = self.stats
+        stats.failures += 1
+        stats.consecutive_failures += 1
+        stats.last_error = f"HTTP 403: {answer.error}"
+        stats.forbidden = True
+        stats.hub_up = True  # reachable, but refusing us
+        status = self.journal.status()
+        self._log.error(
+            "HUB REFUSES THIS GATEWAY (403): check its certificate and gateway id; "
+            "the journal keeps every row",
+            error=answer.error,
+            backlog=max(0, status.last_seq - status.synced_seq),
+            retry_in_s=self.settings.forbidden_backoff_s,
+        )
+        self._next_delay = self.settings.forbidden_backoff_s
+
+    def _misconfigured(self, answer: _Answer) -> None:
+        stats = self.stats
+        stats.failures += 1
+        stats.consecutive_failures += 1
+        stats.last_error = f"HTTP {answer.status}: {answer.error}"
+        stats.hub_up = True
+        if self._complaint != stats.last_error:
+            self._complaint = stats.last_error
+            self._log.error(
+                "hub answered an unexpected status", status=answer.status, error=answer.error
+            )
+        self._next_delay = self._backoff.next_delay()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the delta-seconds form only)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86400 else None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
