@@ -4,6 +4,8 @@ Stage 1 (codes): make two issuers (ES256 and EdDSA), a trust file, and a handful
 person might show at a door — fresh, expired, not yet valid, tampered, from an untrusted issuer,
 garbage — then verify each offline and print the verdicts with their reason codes.
 
+Stage 3 (the hub): see suishen.demo_hub.
+
 Stage 2 (a site): simulated QR scanners on pty pairs and Modbus turnstiles on loopback TCP,
 wired to a real gateway (lanes, policy, journal, local HTTP). People scan at the door; the
 demo prints what each lane decided, whether the turnstile got the open command, and the
@@ -24,6 +26,7 @@ from pathlib import Path
 import aiohttp
 import cbor2
 
+from suishen import demo_hub
 from suishen.commands.issuer import IssuerKey, build_trust_file, generate_issuer
 from suishen.gateway.config import load_config
 from suishen.gateway.records import Direction, SiteKind
@@ -197,7 +200,7 @@ def print_site_rows(rows: list[dict[str, object]], status: dict[str, object]) ->
 
 
 def main(state_dir: Path | None = None) -> int:
-    configure_logs("warning")
+    configure_logs("error")  # the demo prints its own story; errors still show
     with tempfile.TemporaryDirectory(prefix="suishen-demo-") as tmp:
         root = Path(tmp) if state_dir is None else state_dir
         root.mkdir(parents=True, exist_ok=True)
@@ -209,4 +212,10 @@ def main(state_dir: Path | None = None) -> int:
         )
         rows, status = asyncio.run(run_site_demo(root / "site"))
         print_site_rows(rows, status)
+        print(
+            "\nStage 3: the hub on embedded PostgreSQL (pgserver); the gateway syncs its journal "
+            "over mutual TLS\nand long-polls signed lists; the hub puts a visitor on the "
+            "watchlist\n"
+        )
+        demo_hub.main(root / "hub")
     return 0

@@ -49,8 +49,8 @@ class SimSite:
     kind: SiteKind
     lanes: dict[str, SimLane]
     issuer: IssuerKey
-    bundle_key: ed25519.Ed25519PrivateKey
-    seal_key: x25519.X25519PrivateKey
+    bundle_key: ed25519.Ed25519PrivateKey | None  # None when the hub's own keys are used
+    seal_key: x25519.X25519PrivateKey | None
     pepper: bytes
     config_path: Path
     environ: dict[str, str] = field(default_factory=dict)
@@ -67,8 +67,11 @@ class SimSite:
         pass_probability: float = 1.0,
         http_port: int = 0,
         extra_toml: str = "",
+        hub_public_keys: tuple[bytes, bytes] | None = None,
     ) -> SimSite:
-        bundle_key, seal_key = _make_keys(root / "keys")
+        """`hub_public_keys` (bundle key PEM, sealing key PEM) wires the site to a real hub's
+        keys instead of fresh local ones."""
+        bundle_key, seal_key = _make_keys(root / "keys", hub_public_keys)
         # The pepper is the secret's bytes exactly as the gateway reads them from the variable.
         pepper_text = secrets.token_hex(32)
         specs = lanes or [LaneSpec(id="in-1"), LaneSpec(id="out-1", direction=Direction.OUT)]
@@ -160,11 +163,17 @@ class SimSite:
                 await lane.turnstile.aclose()
 
 
-def _make_keys(keys: Path) -> tuple[ed25519.Ed25519PrivateKey, x25519.X25519PrivateKey]:
+def _make_keys(
+    keys: Path, hub_public_keys: tuple[bytes, bytes] | None
+) -> tuple[ed25519.Ed25519PrivateKey | None, x25519.X25519PrivateKey | None]:
     """An issuer and its trust file, and the hub's bundle and sealing keys (public halves)."""
     generate_issuer(keys / "issuer", alg="ES256", issuer="CN-SH")
     trust = build_trust_file([keys / "issuer"])
     (keys / "trust.json").write_text(json.dumps(trust), encoding="utf-8")
+    if hub_public_keys is not None:
+        (keys / "hub-bundle.pub").write_bytes(hub_public_keys[0])
+        (keys / "hub-seal.pub").write_bytes(hub_public_keys[1])
+        return None, None
     bundle_key = ed25519.Ed25519PrivateKey.generate()
     seal_key = x25519.X25519PrivateKey.generate()
     _write_public(keys / "hub-bundle.pub", bundle_key.public_key())
