@@ -22,12 +22,12 @@ Exceptions::
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+from suishen.sync.files import write_atomic
 
 KEYS_DIR = "keys"
 
@@ -63,21 +63,6 @@ class HubKeyFiles:
         return self.directory / "seal.pub.pem"
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _private_pem(key: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -103,10 +88,10 @@ def init_keys(state_dir: Path, *, force: bool = False) -> HubKeyFiles:
         )
     bundle = ed25519.Ed25519PrivateKey.generate()
     seal = x25519.X25519PrivateKey.generate()
-    _write_atomic(files.bundle_key, _private_pem(bundle), 0o600)
-    _write_atomic(files.bundle_public, _public_pem(bundle.public_key()), 0o644)
-    _write_atomic(files.seal_key, _private_pem(seal), 0o600)
-    _write_atomic(files.seal_public, _public_pem(seal.public_key()), 0o644)
+    write_atomic(files.bundle_key, _private_pem(bundle), mode=0o600, dir_mode=0o700)
+    write_atomic(files.bundle_public, _public_pem(bundle.public_key()), mode=0o644, dir_mode=0o700)
+    write_atomic(files.seal_key, _private_pem(seal), mode=0o600, dir_mode=0o700)
+    write_atomic(files.seal_public, _public_pem(seal.public_key()), mode=0o644, dir_mode=0o700)
     return files
 
 

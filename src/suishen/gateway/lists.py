@@ -27,7 +27,6 @@ The roster is small (a site's workers) and is a plain dict.
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
 from array import array
@@ -54,6 +53,7 @@ from suishen.protocol.listbodies import DENY_FLAG as _DENY
 from suishen.protocol.listbodies import POLICE_FLAG as _POLICE
 from suishen.protocol.listbodies import raw_key as _raw_key
 from suishen.protocol.trust import TrustList
+from suishen.sync.files import write_atomic
 
 __all__ = [
     "KINDS",
@@ -435,18 +435,7 @@ class Lists:
         path = self.path(kind)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomic(path, data)
 
     def status(self, now: float) -> tuple[ListStatus, ...]:
         """Version, issued_at, age and size of each list, for /status and /metrics."""

@@ -28,10 +28,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
-import os
 import re
 import ssl
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from suishen.sync.files import write_atomic
 
 GATEWAY_URI_PREFIX = "urn:suishen:gateway:"
 DEFAULT_HUB_HOSTS = ("localhost", "127.0.0.1")
@@ -95,21 +95,6 @@ def check_gateway_id(gateway_id: str) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
@@ -121,8 +106,8 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 def _write_pair(
     cert_path: Path, key_path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
 ) -> None:
-    _write_atomic(key_path, _key_pem(key), 0o600)
-    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(key_path, _key_pem(key), mode=0o600)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
 
 
 def load_certificate(path: Path) -> x509.Certificate:
