@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import secrets
 import time
+from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -92,7 +93,13 @@ async def test_building_green_code_opens_and_passage_is_journalled(tmp_path: Pat
         lanes = {lane["id"]: lane for lane in status["lanes"]}
         assert (lanes["in-1"]["scans"], lanes["in-1"]["allowed"]) == (1, 1)
         assert (lanes["out-1"]["scans"], lanes["out-1"]["allowed"]) == (1, 1)
-        assert status["journal"]["last_seq"] == 4  # two scans, two passages
+        await gw.refresh()
+        kinds = Counter(row.kind for row in gw.rows)
+        # two scans, two passages, and each device's connection as a device event
+        assert (kinds["scan"], kinds["passage"]) == (2, 2)
+        assert kinds["device"] >= len(status["lanes"]) * 2
+        assert set(kinds) == {"scan", "passage", "device"}
+        assert status["journal"]["last_seq"] == sum(kinds.values())
         metrics = await gw.metrics()
         assert 'suishen_scans_total{lane="in-1",verdict="allow",reason=""} 1' in metrics
         assert 'suishen_occupancy{zone="main"} 0' in metrics

@@ -166,6 +166,7 @@ class GatewayService:
         self.http_port: int | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -231,6 +232,8 @@ class GatewayService:
                 await self.devices.aclose()
                 await self._close_sync(session)
         finally:
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
             await self.journal.close()
             log.info("gateway stopped", journal=self.journal.status().last_seq)
 
@@ -334,7 +337,27 @@ class GatewayService:
             lane.discarded(discarded)
 
     def _on_device(self, event: DeviceStateChanged) -> None:
+        """Remember a device's state for /status and journal the change (it syncs up like
+        every record, so the centre sees when a door's scanner or gate was down)."""
         self._device_states[event.device_id] = event
+        if self._stop.is_set():
+            return
+        lane_id = event.device_id.split("/", 1)[0]
+        task = asyncio.create_task(self._journal_device(lane_id, event))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _journal_device(self, lane_id: str, event: DeviceStateChanged) -> None:
+        try:
+            await self.journal.append_device(
+                ts=event.at,
+                lane_id=lane_id,
+                device_id=event.device_id,
+                state=event.state.value,
+                detail=event.detail[:200],
+            )
+        except JournalError as exc:
+            log.warning("device state not journalled", device_id=event.device_id, error=str(exc))
 
     # ------------------------------------------------------------------ StatusSource
 
