@@ -176,12 +176,12 @@ def _make_keys(
         return None, None
     bundle_key = ed25519.Ed25519PrivateKey.generate()
     seal_key = x25519.X25519PrivateKey.generate()
-    _write_public(keys / "hub-bundle.pub", bundle_key.public_key())
-    _write_public(keys / "hub-seal.pub", seal_key.public_key())
+    write_public_key(keys / "hub-bundle.pub", bundle_key.public_key())
+    write_public_key(keys / "hub-seal.pub", seal_key.public_key())
     return bundle_key, seal_key
 
 
-def _write_public(path: Path, key: ed25519.Ed25519PublicKey | x25519.X25519PublicKey) -> None:
+def write_public_key(path: Path, key: ed25519.Ed25519PublicKey | x25519.X25519PublicKey) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -65,7 +65,7 @@ from suishen.protocol.bundles import seal_bundle
 from suishen.protocol.codes import Identity
 from suishen.protocol.framing import Suffix
 from suishen.protocol.person import person_key
-from suishen.simsite import _write_public
+from suishen.simsite import write_public_key
 from tests.integration.gateway_fixtures import cnid, ric, td3_mrz
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "config"
@@ -138,9 +138,11 @@ def prepare_site(name: str, root: Path) -> Site:
     trust = build_trust_file([root / "issuer"])
     bundle_key = ed25519.Ed25519PrivateKey.generate()
     assert config.lists.bundle_key_file is not None, "examples name a key file, never a key"
-    _write_public(config.lists.bundle_key_file, bundle_key.public_key())
+    write_public_key(config.lists.bundle_key_file, bundle_key.public_key())
     assert config.privacy.hub_seal_key_file is not None
-    _write_public(config.privacy.hub_seal_key_file, x25519.X25519PrivateKey.generate().public_key())
+    write_public_key(
+        config.privacy.hub_seal_key_file, x25519.X25519PrivateKey.generate().public_key()
+    )
 
     pepper = secrets.token_hex(32)
     environ: dict[str, str] = {}
