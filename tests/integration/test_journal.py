@@ -512,3 +512,24 @@ async def test_maintenance_runs_retention_and_erases_idle_epoch_keys(make_journa
                 break
         assert journal.status().rows == 0
         assert journal.status().epoch_id is None
+
+
+async def test_a_hotel_stay_survives_replay(tmp_path: Path) -> None:
+    """The stay a check-in joined is journalled, so replay rebuilds the same party (a minor
+    checked in with a guardian is still in the guardian's stay after a restart)."""
+    config = JournalConfig(path=tmp_path / "journal.sqlite3")
+    hub = X25519PrivateKey.generate().public_key()
+    decided = ScanDecided(
+        ts=1_790_000_000.0,
+        site_id="hotel",
+        lane_id="desk",
+        direction=Direction.CHECKIN,
+        format=ScanFormat.MRZ,
+        decision=Decision(verdict=Verdict.ALLOW, reason=None, stay_id="room:1203@1790000000.000"),
+        person=None,
+    )
+    async with Journal(config, gateway_id="gw", site_id="hotel", hub_public_key=hub) as journal:
+        await journal.append(decided)
+        ((_seq, again),) = list(journal.replay())
+    assert isinstance(again, ScanDecided)
+    assert again.decision.stay_id == "room:1203@1790000000.000"

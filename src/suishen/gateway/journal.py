@@ -547,6 +547,8 @@ class Journal:
             kid=r.kid,
             zone=r.zone,
             latency_us=r.latency_us,
+            # The hotel stay a check-in joined, so a restart rebuilds the same party.
+            detail=json.dumps({"stay_id": r.decision.stay_id}) if r.decision.stay_id else None,
         )
 
     @staticmethod
@@ -1097,6 +1099,16 @@ _SCHEMA = (
 )
 
 
+def _stay_id(detail: str | None) -> str | None:
+    if not detail:
+        return None
+    try:
+        value = json.loads(detail).get("stay_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _record(row: JournalRow) -> ScanDecided | PassageRecorded:
     """Rebuild a scan or passage record from its row (no identity, no alerts)."""
     if row.kind == "passage":
@@ -1129,6 +1141,7 @@ def _record(row: JournalRow) -> ScanDecided | PassageRecorded:
         decision=Decision(
             verdict=Verdict(_text(row.verdict)),
             reason=Reason(row.reason) if row.reason is not None else None,
+            stay_id=_stay_id(row.detail),
         ),
         person=person,
         cti=row.cti,
