@@ -96,8 +96,8 @@ def pg_server() -> Iterator[PgServer]:
     embedded = None
     admin_dsn = os.environ.get("SUISHEN_TEST_DSN")
     if not admin_dsn:
-        if importlib.util.find_spec("pgserver") is None:
-            pytest.skip("embedded PostgreSQL needs the 'hub' extra (or set SUISHEN_TEST_DSN)")
+        if importlib.util.find_spec("pgserver") is None:  # a broken install, not a choice
+            pytest.fail("embedded PostgreSQL needs the 'hub' extra (or set SUISHEN_TEST_DSN)")
         # Not under pytest's basetemp: a concurrent pytest session prunes old basetemps (and
         # resets /tmp/pytest-of-<user> to 0700, cutting off the 'pgserver' user when run as
         # root), which would kill the running server.

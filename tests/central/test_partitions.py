@@ -19,35 +19,13 @@ from suishen.central.partitions import (
     partition_name,
     prune_kept_records,
 )
+from suishen.sync.wire import SCAN_COLUMNS
 
 from .conftest import TODAY
 
 GATEWAY = "gw-1"
 PERSON = "ab" * 32
 
-SCAN_COLUMNS = (
-    "gateway_id",
-    "seq",
-    "ts",
-    "site_id",
-    "lane_id",
-    "direction",
-    "format",
-    "verdict",
-    "reason",
-    "person_key",
-    "nationality",
-    "minor",
-    "status",
-    "masked_name",
-    "masked_number",
-    "cti",
-    "kid",
-    "zone",
-    "latency_us",
-    "identity_sealed",
-    "epoch_id",
-)
 INSERT_SCAN = f"""
 INSERT INTO scans ({", ".join(SCAN_COLUMNS)})
 VALUES ({", ".join(f"${i}" for i in range(1, len(SCAN_COLUMNS) + 1))})
