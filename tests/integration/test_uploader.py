@@ -306,7 +306,8 @@ async def test_hub_down_then_back_on_the_same_port(journal, hub, start_uploader)
     await hub.start()
     await wait_for(lambda: journal.status().synced_seq == 50)
     assert sorted(hub.rows) == list(range(1, 51))
-    assert uploader.stats.last_success_at is not None
+    # The cursor moves before the stats are updated: wait for them rather than race them.
+    await wait_for(lambda: uploader.stats.last_success_at is not None)
 
 
 async def test_backoff_delays_grow_and_stay_under_the_cap(journal, hub, start_uploader) -> None:

@@ -456,48 +456,23 @@ class GatewayService:
                 lambda: [((), age)] if (age := self._backlog_age(time.time())) is not None else [],
             )
         )
-        add(
-            CallbackCounter(
-                "suishen_sync_rows_uploaded_total",
-                "journal rows the hub acknowledged",
-                upload(lambda s: s.rows_uploaded),
-            )
-        )
-        add(
-            CallbackCounter(
-                "suishen_sync_rows_rejected_total",
-                "journal rows the hub refused (quarantined with the reason)",
-                upload(lambda s: s.rows_rejected),
-            )
-        )
-        add(
-            CallbackCounter(
-                "suishen_sync_upload_failures_total",
-                "upload attempts that failed (unreachable, 5xx, 429, 403, ...)",
-                upload(lambda s: s.failures),
-            )
-        )
-        add(
-            CallbackCounter(
-                "suishen_sync_alerts_sent_total",
-                "alert rows delivered on the fast lane",
-                upload(lambda s: s.alerts_sent),
-            )
-        )
-        add(
-            CallbackGauge(
-                "suishen_sync_consecutive_failures",
-                "failed upload attempts since the last success",
-                upload(lambda s: s.consecutive_failures),
-            )
-        )
-        add(
-            CallbackGauge(
-                "suishen_sync_last_success_timestamp_seconds",
-                "wall clock of the last successful upload",
-                upload(lambda s: s.last_success_at),
-            )
-        )
+        upload_metrics: tuple[tuple[type[Any], str, str, Callable[[Any], float | None]], ...] = (
+            (CallbackCounter, "suishen_sync_rows_uploaded_total",
+             "journal rows the hub acknowledged", lambda s: s.rows_uploaded),
+            (CallbackCounter, "suishen_sync_rows_rejected_total",
+             "journal rows the hub refused (quarantined with the reason)",
+             lambda s: s.rows_rejected),
+            (CallbackCounter, "suishen_sync_upload_failures_total",
+             "upload attempts that failed (unreachable, 5xx, 429, 403, ...)", lambda s: s.failures),
+            (CallbackCounter, "suishen_sync_alerts_sent_total",
+             "alert rows delivered on the fast lane", lambda s: s.alerts_sent),
+            (CallbackGauge, "suishen_sync_consecutive_failures",
+             "failed upload attempts since the last success", lambda s: s.consecutive_failures),
+            (CallbackGauge, "suishen_sync_last_success_timestamp_seconds",
+             "wall clock of the last successful upload", lambda s: s.last_success_at),
+        )  # fmt: skip
+        for kind, name, help_text, read in upload_metrics:
+            add(kind(name, help_text, upload(read)))
         add(
             CallbackGauge(
                 "suishen_sync_hub_up",
