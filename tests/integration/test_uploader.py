@@ -438,6 +438,9 @@ async def test_fast_lane_retries_and_leaves_failed_alerts_to_the_bulk_lane(
     second here: an alert it delivers first is dropped from the fast lane, by design.)"""
     hub.alert_answers.extend([503, 503])
     uploader = await start_uploader(batch_interval_s=1.0)
+    # The fast lane takes alerts journalled after it starts (older ones go with the bulk
+    # upload): give it a moment to take its starting point first.
+    await asyncio.sleep(0.2)
     seq = await journal.append(scan(1, alerts=(WATCH_ALERT,)))
     await wait_for(lambda: seq + 1 in hub.alerts)
     await wait_for(lambda: journal.status().synced_seq == seq + 1)
