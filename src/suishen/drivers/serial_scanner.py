@@ -255,7 +255,40 @@ class SerialScannerConfig:
         }
 
 
-class SerialScanner:
+class LineScanner:
+    """What the serial and the TCP line scanners share: status, reconnect backoff, the queue
+    of framed scans, and the discard listener."""
+
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        reconnect_initial_s: float,
+        reconnect_max_s: float,
+        on_state: StateListener | None,
+        on_discard: DiscardListener | None,
+    ) -> None:
+        self.device_id = device_id
+        self.status = DeviceStatus(device_id, on_change=on_state)
+        self._on_discard = on_discard
+        self._scans = ScanQueue(device_id)
+        self._backoff = Backoff(initial_s=reconnect_initial_s, maximum_s=reconnect_max_s)
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._log = log.bind(device_id=device_id)
+
+    @property
+    def state(self) -> DeviceState:
+        return self.status.state
+
+    def _stopping(self) -> bool:
+        return self._closing  # a call, so type checkers do not narrow it across awaits
+
+    def scans(self) -> AsyncIterator[RawScan]:
+        return aiter(self._scans)
+
+
+class SerialScanner(LineScanner):
     """ScanSource over a serial port (by URL); an Indicator too when a vendor is configured."""
 
     def __init__(
@@ -265,25 +298,15 @@ class SerialScanner:
         on_state: StateListener | None = None,
         on_discard: DiscardListener | None = None,
     ) -> None:
-        self.config = config
-        self.device_id = config.device_id
-        self.status = DeviceStatus(config.device_id, on_change=on_state)
-        self._on_discard = on_discard
-        self._scans = ScanQueue(config.device_id)
-        self._backoff = Backoff(
-            initial_s=config.reconnect_initial_s, maximum_s=config.reconnect_max_s
+        super().__init__(
+            device_id=config.device_id,
+            reconnect_initial_s=config.reconnect_initial_s,
+            reconnect_max_s=config.reconnect_max_s,
+            on_state=on_state,
+            on_discard=on_discard,
         )
-        self._task: asyncio.Task[None] | None = None
+        self.config = config
         self._link: LineScanProtocol | None = None
-        self._closing = False
-        self._log = log.bind(device_id=config.device_id)
-
-    @property
-    def state(self) -> DeviceState:
-        return self.status.state
-
-    def _stopping(self) -> bool:
-        return self._closing  # a call, so type checkers do not narrow it across awaits
 
     async def start(self) -> None:
         if self._task is None:
@@ -299,9 +322,6 @@ class SerialScanner:
                 await self._task
             self._task = None
         self._scans.close()
-
-    def scans(self) -> AsyncIterator[RawScan]:
-        return aiter(self._scans)
 
     async def show(self, signal: Signal) -> None:
         """Best effort: the vendor's own verdict indication (nothing without a vendor)."""

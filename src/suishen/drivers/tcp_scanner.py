@@ -17,21 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import structlog
 
 from suishen.drivers.base import (
-    Backoff,
     DeviceConfigError,
     DeviceState,
-    DeviceStatus,
     DeviceUnavailable,
-    RawScan,
     StateListener,
 )
-from suishen.drivers.serial_scanner import DiscardListener, LineScanProtocol, ScanQueue
+from suishen.drivers.serial_scanner import DiscardListener, LineScanner, LineScanProtocol
 from suishen.protocol.framing import FramingConfig
 
 log = structlog.get_logger("suishen.drivers.scanner")
@@ -65,7 +61,7 @@ class TcpScannerConfig:
             raise DeviceConfigError("max_clients must be at least 1", device_id=self.device_id)
 
 
-class TcpScanner:
+class TcpScanner(LineScanner):
     """ScanSource over TCP lines, in LISTEN or CONNECT mode."""
 
     def __init__(
@@ -75,27 +71,17 @@ class TcpScanner:
         on_state: StateListener | None = None,
         on_discard: DiscardListener | None = None,
     ) -> None:
+        super().__init__(
+            device_id=config.device_id,
+            reconnect_initial_s=config.reconnect_initial_s,
+            reconnect_max_s=config.reconnect_max_s,
+            on_state=on_state,
+            on_discard=on_discard,
+        )
         self.config = config
-        self.device_id = config.device_id
-        self.status = DeviceStatus(config.device_id, on_change=on_state)
-        self._on_discard = on_discard
-        self._scans = ScanQueue(config.device_id)
         self._links: set[LineScanProtocol] = set()
         self._server: asyncio.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self._backoff = Backoff(
-            initial_s=config.reconnect_initial_s, maximum_s=config.reconnect_max_s
-        )
-        self._log = log.bind(device_id=config.device_id)
         self.port = config.port
-
-    @property
-    def state(self) -> DeviceState:
-        return self.status.state
-
-    def _stopping(self) -> bool:
-        return self._closing  # a call, so type checkers do not narrow it across awaits
 
     async def start(self) -> None:
         """LISTEN: bind now (so `port` is known), then wait for scanners. CONNECT: start the
@@ -123,9 +109,6 @@ class TcpScanner:
             await self._server.wait_closed()
             self._server = None
         self._scans.close()
-
-    def scans(self) -> AsyncIterator[RawScan]:
-        return aiter(self._scans)
 
     @property
     def connected_peers(self) -> int:
