@@ -35,6 +35,7 @@ from suishen.protocol.codes import Identity
 from suishen.protocol.identity import cnid_check_digit
 from suishen.simsite import PEPPER_ENV, LaneSpec, SimSite
 from tests.faults.postgres import free_port
+from tests.http_probe import http_get
 
 POLL_S = 0.05
 READY_TIMEOUT_S = 30.0
@@ -252,14 +253,7 @@ class GatewayNode:
             await asyncio.sleep(POLL_S)
 
     async def get(self, path: str) -> tuple[int, Any]:
-        connector = aiohttp.TCPConnector(force_close=True)
-        async with (
-            aiohttp.ClientSession(connector=connector) as http,
-            http.get(self.base_url + path, timeout=aiohttp.ClientTimeout(total=5)) as response,
-        ):
-            if response.content_type == "application/json":
-                return response.status, await response.json()
-            return response.status, await response.text()
+        return await http_get(self.base_url + path)
 
     async def status(self) -> dict[str, Any]:
         code, body = await self.get("/status")

@@ -39,6 +39,7 @@ from suishen.gateway.state import SiteState
 from suishen.protocol.codes import Identity, issue_ssc1
 from suishen.protocol.identity import cnid_check_digit
 from suishen.simsite import LaneSpec, SimSite
+from tests.http_probe import http_get
 
 READY_TIMEOUT_S = 20.0
 POLL_S = 0.05
@@ -261,14 +262,7 @@ class GatewayProcess:
             await asyncio.sleep(POLL_S)
 
     async def get(self, path: str) -> tuple[int, Any]:
-        connector = aiohttp.TCPConnector(force_close=True)
-        async with (
-            aiohttp.ClientSession(connector=connector) as http,
-            http.get(self.base + path, timeout=aiohttp.ClientTimeout(total=5)) as response,
-        ):
-            if response.content_type == "application/json":
-                return response.status, await response.json()
-            return response.status, await response.text()
+        return await http_get(self.base + path)
 
     async def status(self) -> dict[str, Any]:
         code, body = await self.get("/status")
