@@ -1,19 +1,13 @@
-"""Where the public conformance data lives: ../shared/conformance beside the repository
-(override with SUISHEN_CONFORMANCE_DIR). Read at test time, never copied into the repo."""
+"""Where the public conformance data lives: tests/conformance/data/, kept in the repository with
+its sources and licences (data/README.md), so a fresh clone tests itself with nothing beside it."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-CONFORMANCE_DIR = Path(
-    os.environ.get(
-        "SUISHEN_CONFORMANCE_DIR",
-        Path(__file__).resolve().parents[3] / "shared" / "conformance",
-    )
-)
+CONFORMANCE_DIR = Path(__file__).resolve().parent / "data"
 
 
 def read_jsonl(name: str) -> list[dict[str, Any]]:
