@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from suishen.commands.extras import MissingExtraError, extra_providing
+
 # Command groups, in the order `suishen --help` lists them.
 COMMAND_MODULES = (
     "suishen.commands.issuer",
@@ -40,6 +42,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = args.handler
     try:
         return int(handler(args) or 0)
+    except MissingExtraError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        # A module of an optional extra, imported lazily deep inside a command (a gateway
+        # config naming a Modbus gate on a base install): name the extra, not a traceback.
+        extra = extra_providing(exc.name or "")
+        if extra is None:
+            raise
+        print(MissingExtraError(f"suishen {args.command}", extra, exc.name or ""), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -6,10 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from suishen import demo
+from suishen.commands.extras import require_extras
 
 
 def _demo(args: argparse.Namespace) -> int:
+    require_extras("suishen demo", "devices", "hub")
+    from suishen import demo  # noqa: PLC0415 - the demo needs the devices and hub extras
+
     return demo.main(Path(args.state) if args.state else None)
 
 

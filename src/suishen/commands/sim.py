@@ -10,12 +10,22 @@ import argparse
 import importlib
 from typing import Any
 
-SIMULATOR_MODULES = (
-    "suishen.drivers.sim.scanner",
-    "suishen.drivers.sim.turnstile",
-    "suishen.drivers.sim.osdp_reader",
-    "suishen.drivers.sim.uhppote",
+from suishen.commands.extras import MissingExtraError, extra_providing
+
+# (sub-command, module, what it simulates) in the order `suishen sim --help` lists them.
+SIMULATORS = (
+    ("scanner", "suishen.drivers.sim.scanner", "a QR scanner on a pty or TCP"),
+    ("turnstile", "suishen.drivers.sim.turnstile", "a Modbus relay-board turnstile"),
+    ("osdp", "suishen.drivers.sim.osdp_reader", "an OSDP reader"),
+    ("uhppote", "suishen.drivers.sim.uhppote", "a UHPPOTE access controller"),
 )
+
+
+def _needs_extra(command: str, extra: str, module: str) -> Any:
+    def handler(_args: argparse.Namespace) -> int:
+        raise MissingExtraError(command, extra, module)
+
+    return handler
 
 
 def register(sub: Any) -> None:
@@ -23,12 +33,24 @@ def register(sub: Any) -> None:
         "sim", help="run a device simulator (scanner, turnstile, OSDP reader, UHPPOTE controller)"
     )
     sims = parser.add_subparsers(dest="simulator", required=True, metavar="DEVICE")
-    for name in SIMULATOR_MODULES:
+    for command, name, what in SIMULATORS:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            # An optional extra (pymodbus, uhppoted, libosdp) is not installed: leave it out.
-            if exc.name is not None and not exc.name.startswith("suishen."):
-                continue
-            raise
+            # An optional extra (pymodbus, uhppoted, libosdp) is not installed: the command
+            # stays listed and says which extra to install.
+            extra = extra_providing(exc.name or "")
+            if extra is None:
+                raise
+            # No option prefix: whatever follows (even --help) is taken, and the handler says
+            # which extra to install.
+            stub = sims.add_parser(
+                command,
+                help=f"{what} (needs the '{extra}' extra)",
+                prefix_chars="+",
+                add_help=False,
+            )
+            stub.add_argument("rest", nargs="*")
+            stub.set_defaults(handler=_needs_extra(f"suishen sim {command}", extra, exc.name or ""))
+            continue
         module.add_cli(sims)
