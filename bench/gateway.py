@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from bench.common import pin_one_core, print_table, write_results
+from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.drivers.base import RawScan, ScanKind
 from suishen.gateway.journal import Journal, JournalConfig, JournalStatus
 from suishen.gateway.lists import Lists, WatchEntry, watchlist_body
@@ -73,7 +74,6 @@ from suishen.protocol.bundles import seal_bundle
 from suishen.protocol.codes import HC1, SSC1, Identity, VerifyOptions, issue_ssc1, verify
 from suishen.protocol.cose import decode_sign1, kid_of, sig_structure, spki_der
 from suishen.protocol.trust import TrustList, trusted_key_from_public_key
-from suishen.simsite import LaneSpec, SimSite
 
 # (a)
 PRODUCERS = 32

@@ -30,10 +30,10 @@ from typing import Any
 
 import aiohttp
 
+from suishen.demo.simsite import PEPPER_ENV, LaneSpec, SimSite
 from suishen.gateway.records import Direction
 from suishen.protocol.codes import Identity
 from suishen.protocol.identity import cnid_check_digit
-from suishen.simsite import PEPPER_ENV, LaneSpec, SimSite
 from tests.faults.postgres import free_port
 from tests.http_probe import http_get
 

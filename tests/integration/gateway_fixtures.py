@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import cbor2
 
+from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.gateway.config import load_config
 from suishen.gateway.journal import JournalRow
 from suishen.gateway.lists import WatchEntry, watchlist_body
@@ -39,7 +40,6 @@ from suishen.protocol.codes import Identity
 from suishen.protocol.identity.cnid import cnid_check_digit
 from suishen.protocol.identity.mrz import mrz_check_digit
 from suishen.protocol.person import person_key
-from suishen.simsite import LaneSpec, SimSite
 
 WAIT_S = 5.0  # longest wait for a journal row or a device to come up
 POLL_S = 0.005

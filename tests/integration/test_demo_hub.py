@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from suishen.demo_hub import run_hub_demo
+from suishen.demo.hub_stage import run_hub_demo
 
 
 async def test_hub_demo_syncs_everything_and_brings_the_watchlist_down(tmp_path):

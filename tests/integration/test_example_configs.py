@@ -38,7 +38,8 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from suishen.commands.issuer import IssuerKey, build_trust_file, generate_issuer
+from suishen.demo.issuer import IssuerKey, build_trust_file, generate_issuer
+from suishen.demo.simsite import write_public_key
 from suishen.drivers.sim.osdp_reader import OsdpReaderSim
 from suishen.drivers.sim.scanner import ScannerWire, TcpScannerSim, TcpSimMode
 from suishen.drivers.sim.turnstile import TurnstileSimulator
@@ -65,7 +66,6 @@ from suishen.protocol.bundles import seal_bundle
 from suishen.protocol.codes import Identity
 from suishen.protocol.framing import Suffix
 from suishen.protocol.person import person_key
-from suishen.simsite import write_public_key
 from tests.integration.gateway_fixtures import cnid, ric, td3_mrz
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "config"

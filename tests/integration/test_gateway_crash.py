@@ -1,6 +1,6 @@
 """The gateway daemon as a real process: kill -9, SIGTERM and an unplugged scanner (issue 4).
 
-The simulated site (suishen.simsite.SimSite: pty QR scanners behind stable symlinks, Modbus
+The simulated site (suishen.demo.simsite.SimSite: pty QR scanners behind stable symlinks, Modbus
 turnstiles on loopback TCP) runs in the test process; the gateway runs as a child process,
 ``python -m suishen gateway run --config FILE``, exactly as deployed. Nothing is mocked: scans
 travel as bytes on a pty, open commands as Modbus frames, and the evidence is the journal
@@ -32,13 +32,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.gateway.config import load_config
 from suishen.gateway.journal import Journal
 from suishen.gateway.records import Direction
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import Identity, issue_ssc1
 from suishen.protocol.identity import cnid_check_digit
-from suishen.simsite import LaneSpec, SimSite
 from tests.http_probe import http_get
 
 READY_TIMEOUT_S = 20.0

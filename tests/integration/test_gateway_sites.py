@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from suishen.demo.simsite import LaneSpec
 from suishen.gateway.lists import RosterEntry, WatchEntry, roster_body
 from suishen.gateway.records import AlertRoute, Direction, SiteKind, WatchLevel
 from suishen.protocol.codes import Identity, issue_ssc1
 from suishen.protocol.cose import kid_of, spki_der
-from suishen.simsite import LaneSpec
 from tests.integration.gateway_fixtures import (
     RunningGateway,
     alert_detail,

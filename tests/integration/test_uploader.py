@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from structlog.testing import capture_logs
 
+from suishen.demo.simsite import SimSite
 from suishen.gateway.config import HubSettings, load_config
 from suishen.gateway.journal import Journal, JournalConfig
 from suishen.gateway.lists import Lists, WatchEntry, watchlist_body
@@ -44,7 +45,6 @@ from suishen.gateway.service import GatewayService
 from suishen.protocol.bundles import seal_bundle
 from suishen.protocol.codes import Identity
 from suishen.protocol.reasons import Reason
-from suishen.simsite import SimSite
 from suishen.sync import pki
 from suishen.sync.bundle_fetcher import BundleFetcher
 from suishen.sync.hub_session import hub_session

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from suishen.demo import run_codes_demo, run_site_demo
+from suishen.demo.main import run_codes_demo, run_site_demo
 
 
 def test_demo_verdicts(tmp_path):

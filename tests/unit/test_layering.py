@@ -1,6 +1,6 @@
 """DESIGN §2: dependencies point one way. protocol imports nothing of ours; drivers only
 protocol; gateway drivers, protocol and sync; sync protocol only (and never gateway or central);
-central protocol and sync. The composition root (cli, commands, demo, simsite, logs) may use all.
+central protocol and sync. The composition root (cli, commands, demo/, logs) may use all.
 """
 
 from __future__ import annotations

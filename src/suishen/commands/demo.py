@@ -1,4 +1,4 @@
-"""`suishen demo`: the one-command demo on embedded defaults (see suishen.demo)."""
+"""`suishen demo`: the one-command demo on embedded defaults (see suishen.demo.main)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from suishen.commands.extras import require_extras
 
 def _demo(args: argparse.Namespace) -> int:
     require_extras("suishen demo", "devices", "hub")
-    from suishen import demo  # noqa: PLC0415 - the demo needs the devices and hub extras
+    from suishen.demo import main  # noqa: PLC0415 - the demo needs the devices and hub extras
 
-    return demo.main(Path(args.state) if args.state else None)
+    return main.main(Path(args.state) if args.state else None)
 
 
 def register(sub: Any) -> None:

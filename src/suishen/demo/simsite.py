@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
-from suishen.commands.issuer import IssuerKey, build_trust_file, generate_issuer
+from suishen.demo.issuer import IssuerKey, build_trust_file, generate_issuer
 from suishen.drivers.sim.scanner import PtyScannerSim
 from suishen.drivers.sim.turnstile import TurnstileSimulator
 from suishen.gateway.records import Direction, SiteKind

@@ -4,7 +4,7 @@ Stage 1 (codes): make two issuers (ES256 and EdDSA), a trust file, and a handful
 person might show at a door — fresh, expired, not yet valid, tampered, from an untrusted issuer,
 garbage — then verify each offline and print the verdicts with their reason codes.
 
-Stage 3 (the hub): see suishen.demo_hub.
+Stage 3 (the hub): see suishen.demo.hub_stage.
 
 Stage 2 (a site): simulated QR scanners on pty pairs and Modbus turnstiles on loopback TCP,
 wired to a real gateway (lanes, policy, journal, local HTTP). People scan at the door; the
@@ -26,8 +26,9 @@ from pathlib import Path
 import aiohttp
 import cbor2
 
-from suishen import demo_hub
-from suishen.commands.issuer import IssuerKey, build_trust_file, generate_issuer
+from suishen.demo import hub_stage
+from suishen.demo.issuer import IssuerKey, build_trust_file, generate_issuer
+from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.gateway.config import load_config
 from suishen.gateway.records import Direction, SiteKind
 from suishen.gateway.service import GatewayService
@@ -36,7 +37,6 @@ from suishen.protocol import base45
 from suishen.protocol.codes import Identity, Rejection, issue_ssc1, verify
 from suishen.protocol.person import mask_name, mask_number
 from suishen.protocol.trust import TrustList
-from suishen.simsite import LaneSpec, SimSite
 
 PEOPLE = (
     Identity(idt="RIC", idn="11010519491231002X", nat="CHN", nm="张三明", dob="1949-12-31", st="G"),
@@ -217,5 +217,5 @@ def main(state_dir: Path | None = None) -> int:
             "over mutual TLS\nand long-polls signed lists; the hub puts a visitor on the "
             "watchlist\n"
         )
-        demo_hub.main(root / "hub")
+        hub_stage.main(root / "hub")
     return 0

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from suishen.central.db import DatabaseSettings, open_dsn
 from suishen.central.keys import HubKeyFiles, init_keys
+from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.gateway.config import load_config
 from suishen.gateway.records import Direction, SiteKind
 from suishen.gateway.service import GatewayService
 from suishen.protocol.codes import Identity
 from suishen.protocol.person import person_key
-from suishen.simsite import LaneSpec, SimSite
 from suishen.sync import pki
 
 GATEWAY_ID = "gw-building"
