@@ -8,57 +8,36 @@ taken once by the lane; the journal never changes them (sync relies on that, DES
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
 from suishen.protocol.reasons import Reason
+from suishen.protocol.vocabulary import (
+    AlertKind,
+    AlertRoute,
+    Direction,
+    PassageOutcomeKind,
+    ScanFormat,
+    SiteKind,
+    Verdict,
+    WatchLevel,
+)
 
-
-class Direction(enum.StrEnum):
-    IN = "in"
-    OUT = "out"
-    CHECKIN = "checkin"  # hotel front desk: creates a stay
-    CHECKOUT = "checkout"  # hotel front desk: closes a stay
-
-
-class SiteKind(enum.StrEnum):
-    BUILDING = "building"
-    CONSTRUCTION = "construction"
-    HOTEL = "hotel"
-    VENUE = "venue"
-
-
-class Verdict(enum.StrEnum):
-    ALLOW = "allow"
-    DENY = "deny"
-
-
-class ScanFormat(enum.StrEnum):
-    SSC1 = "SSC1"  # Suishen code
-    HC1 = "HC1"  # EU DCC
-    CNID = "CNID"  # PRC resident ID number from an ID reader
-    MRZ = "MRZ"  # ICAO 9303 machine-readable zone from a document reader
-    CARD = "CARD"  # IC / Wiegand card number (construction workers)
-    UNKNOWN = "UNKNOWN"  # could not tell (malformed input)
-
-
-class WatchLevel(enum.StrEnum):
-    NOTIFY = "notify"  # let in, silent alert
-    DENY = "deny"  # keep shut, alert
-
-
-class AlertRoute(enum.StrEnum):
-    POLICE = "police"
-    STAFF = "staff"  # site staff / city operations (non-police handlers)
-
-
-class AlertKind(enum.StrEnum):
-    WATCHLIST = "watchlist"
-    MINOR_UNACCOMPANIED = "minor_unaccompanied"
-    FOREIGN_GUEST = "foreign_guest"  # feeds the 24-hour registration report
-    CAPACITY = "capacity"  # soft capacity reached
-    DEVICE = "device"  # a device down for longer than its grace time
-    JOURNAL = "journal"  # the journal is near full with unsynced rows
+# The vocabulary is defined once in protocol.vocabulary; these names stay importable from here.
+__all__ = [
+    "AlertKind",
+    "AlertRaised",
+    "AlertRoute",
+    "Decision",
+    "Direction",
+    "PassageOutcomeKind",
+    "PassageRecorded",
+    "Person",
+    "ScanDecided",
+    "ScanFormat",
+    "SiteKind",
+    "Verdict",
+    "WatchLevel",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,11 +101,6 @@ class ScanDecided:
     # The full identity (idt, idn, nm, dob, nat) as a dict, sealed by the journal to the hub's
     # key and then dropped; never stored or logged in clear.
     identity_clear: dict[str, str] | None = field(default=None, repr=False, compare=False)
-
-
-class PassageOutcomeKind(enum.StrEnum):
-    PASSED = "passed"
-    NOT_PASSED = "not_passed"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

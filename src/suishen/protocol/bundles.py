@@ -27,8 +27,9 @@ from suishen.protocol.cose import (
     verify_signature,
 )
 from suishen.protocol.errors import BundleError, DecodeError
+from suishen.protocol.vocabulary import BundleKind, values
 
-BUNDLE_KINDS: Final = frozenset({"trust", "watchlist", "roster"})
+BUNDLE_KINDS: Final = values(BundleKind)
 MAX_BUNDLE_BYTES: Final = 256 * 1024 * 1024
 
 

@@ -1,0 +1,131 @@
+"""The shared vocabulary (DESIGN §2, §3): defined once, used by the journal, the wire format, the
+bundles, the hub's tables and the CLI.
+
+Reasons live in protocol.reasons (Reason); everything else a record can say is here. Each enum's
+values are what the journal stores, the wire carries and the SQL CHECK constraints list
+(tests/unit/test_vocabulary.py holds the migrations to these values).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from suishen.protocol.reasons import Reason
+
+__all__ = [
+    "AlertKind",
+    "AlertRoute",
+    "AlertStep",
+    "BundleKind",
+    "Direction",
+    "PassageOutcomeKind",
+    "Reason",
+    "RecordKind",
+    "Role",
+    "ScanFormat",
+    "SiteKind",
+    "StatusColour",
+    "Verdict",
+    "WatchLevel",
+    "values",
+]
+
+
+class RecordKind(enum.StrEnum):
+    """What a journal row (and a wire row) records."""
+
+    SCAN = "scan"
+    PASSAGE = "passage"
+    ALERT = "alert"
+    DEVICE = "device"
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+    CHECKIN = "checkin"  # hotel front desk: creates a stay
+    CHECKOUT = "checkout"  # hotel front desk: closes a stay
+
+
+class SiteKind(enum.StrEnum):
+    BUILDING = "building"
+    CONSTRUCTION = "construction"
+    HOTEL = "hotel"
+    VENUE = "venue"
+
+
+class Verdict(enum.StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class ScanFormat(enum.StrEnum):
+    SSC1 = "SSC1"  # Suishen code
+    HC1 = "HC1"  # EU DCC
+    CNID = "CNID"  # PRC resident ID number from an ID reader
+    MRZ = "MRZ"  # ICAO 9303 machine-readable zone from a document reader
+    CARD = "CARD"  # IC / Wiegand card number (construction workers)
+    UNKNOWN = "UNKNOWN"  # could not tell (malformed input)
+
+
+class StatusColour(enum.StrEnum):
+    """The status colour a Suishen code carries (claim "st")."""
+
+    GREEN = "G"
+    YELLOW = "Y"
+    RED = "R"
+
+
+class WatchLevel(enum.StrEnum):
+    NOTIFY = "notify"  # let in, silent alert
+    DENY = "deny"  # keep shut, alert
+
+
+class AlertRoute(enum.StrEnum):
+    POLICE = "police"
+    STAFF = "staff"  # site staff / city operations (non-police handlers)
+
+
+class AlertKind(enum.StrEnum):
+    WATCHLIST = "watchlist"
+    MINOR_UNACCOMPANIED = "minor_unaccompanied"
+    FOREIGN_GUEST = "foreign_guest"  # feeds the 24-hour registration report
+    CAPACITY = "capacity"  # soft capacity reached
+    DEVICE = "device"  # a device down for longer than its grace time
+    JOURNAL = "journal"  # the journal is near full with unsynced rows
+
+
+class PassageOutcomeKind(enum.StrEnum):
+    PASSED = "passed"
+    NOT_PASSED = "not_passed"
+
+
+class AlertStep(enum.StrEnum):
+    """The steps of an alert's closed loop (接报、受理、联动、处置、反馈), in order."""
+
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    DISPATCHED = "dispatched"
+    HANDLED = "handled"
+    FED_BACK = "fed_back"
+
+
+class BundleKind(enum.StrEnum):
+    """The signed lists the hub sends down."""
+
+    TRUST = "trust"
+    WATCHLIST = "watchlist"
+    ROSTER = "roster"
+
+
+class Role(enum.StrEnum):
+    """What a person using the hub may do."""
+
+    SITE_MANAGER = "site_manager"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+
+
+def values(vocabulary: type[enum.StrEnum]) -> frozenset[str]:
+    """The wire/SQL values of one vocabulary, for validators and CHECK lists."""
+    return frozenset(member.value for member in vocabulary)
