@@ -41,7 +41,7 @@ def jsonable(value: Any) -> Any:
 def verdict_json(text: str, trust: TrustList, now: float, options: VerifyOptions) -> str:
     result = verify(text, trust, now, options)
     if isinstance(result, Rejection):
-        out = {
+        out: dict[str, object] = {
             "ok": False,
             "reason": result.reason.value,
             "format": result.format,

@@ -218,10 +218,18 @@ class DeviceModel(Protocol):
         """Input registers, refreshed before each read of input registers."""
 
 
+class _ByteProtocol(Protocol):
+    """What _FdTransport feeds: pymodbus's ModbusProtocol is one (not an asyncio.Protocol)."""
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
 class _FdTransport(asyncio.Transport):
     """An asyncio transport over a byte fd (a pty master): add_reader + os.read/os.write."""
 
-    def __init__(self, fd: int, protocol: asyncio.Protocol) -> None:
+    def __init__(self, fd: int, protocol: _ByteProtocol) -> None:
         super().__init__()
         self._loop = asyncio.get_running_loop()
         self._fd = fd
@@ -383,7 +391,7 @@ class ModbusServerLink:
         """Stop listening and close every connection (the device is gone)."""
         server, self._tcp = self._tcp, None
         if server is not None:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus is untyped here
 
     # ------------------------------------------------------------------ RTU on a pty
 
@@ -413,4 +421,4 @@ class ModbusServerLink:
         await self.stop_tcp()
         if self._rtu is not None:
             rtu, self._rtu = self._rtu, None
-            await rtu.shutdown()
+            await rtu.shutdown()  # type: ignore[no-untyped-call]  # pymodbus is untyped here

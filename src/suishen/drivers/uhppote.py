@@ -409,7 +409,8 @@ class UhppoteLink:
         reply = await self._request(
             encode.get_time_request(self.serial), decode.get_time_response, "get-time"
         )
-        return reply.datetime
+        when: dt.datetime = reply.datetime
+        return when
 
     async def set_time(self, when: dt.datetime | None = None) -> dt.datetime:
         """Set the controller's clock (default: now, local time); returns the clock it reports."""
@@ -419,7 +420,8 @@ class UhppoteLink:
         )
         if reply.datetime is None:
             raise DeviceProtocolError("set-time: no valid time in reply", device_id=self.device_id)
-        return reply.datetime
+        reported: dt.datetime = reply.datetime
+        return reported
 
     async def open_door(self, door: int) -> bool:
         reply = await self._request(
