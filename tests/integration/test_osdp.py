@@ -8,6 +8,7 @@ is bounded, and each test tears both down (threads joined).
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import osdp_sys
 import pytest
 from structlog.testing import capture_logs
 
@@ -35,6 +37,7 @@ from suishen.drivers.osdp import (
     OsdpReaderConfig,
 )
 from suishen.drivers.sim.osdp_reader import OsdpReaderSim
+from suishen.protocol import osdp as codec
 from suishen.protocol.wiegand import WiegandFormat
 from tests.integration.suite_gate import GateSuite
 from tests.integration.suite_scan_source import ScanCollector, ScanSourceSuite, wait_until
@@ -85,6 +88,53 @@ async def scans(reader: OsdpReader) -> AsyncIterator[ScanCollector]:
     collector.start()
     yield collector
     await collector.aclose()
+
+
+# --------------------------------------------------------------------------- libosdp numbers
+
+LIBOSDP_NUMBERS: list[tuple[enum.IntEnum, str]] = [
+    (codec.Command.OUTPUT, "CMD_OUTPUT"),
+    (codec.Command.LED, "CMD_LED"),
+    (codec.Command.BUZZER, "CMD_BUZZER"),
+    (codec.Event.CARDREAD, "EVENT_CARDREAD"),
+    (codec.Event.STATUS, "EVENT_STATUS"),
+    (codec.Event.NOTIFICATION, "EVENT_NOTIFICATION"),
+    (codec.Notification.SC_STATUS, "EVENT_NOTIFICATION_SC_STATUS"),
+    (codec.Notification.PD_STATUS, "EVENT_NOTIFICATION_PD_STATUS"),
+    (codec.StatusReport.INPUT, "STATUS_REPORT_INPUT"),
+    (codec.CardFormat.RAW_UNSPECIFIED, "CARD_FMT_RAW_UNSPECIFIED"),
+    (codec.CardFormat.RAW_WIEGAND, "CARD_FMT_RAW_WIEGAND"),
+    (codec.LedColour.NONE, "LED_COLOR_NONE"),
+    (codec.LedColour.RED, "LED_COLOR_RED"),
+    (codec.LedColour.GREEN, "LED_COLOR_GREEN"),
+    (codec.LedColour.AMBER, "LED_COLOR_AMBER"),
+    (codec.Completion.OK, "COMPLETION_OK"),
+]
+
+
+@pytest.mark.parametrize(("ours", "name"), LIBOSDP_NUMBERS, ids=[n for _, n in LIBOSDP_NUMBERS])
+def test_protocol_numbers_match_libosdp(ours: enum.IntEnum, name: str) -> None:
+    """Each libosdp number protocol.osdp defines (it cannot import libosdp) equals the one the
+    installed osdp_sys exports under that name."""
+    assert ours == getattr(osdp_sys, name)
+
+
+def test_every_libosdp_number_is_checked() -> None:
+    """The list above covers every member of protocol.osdp's libosdp-number enums, so a
+    number added there without a check here fails."""
+    enums = (
+        codec.Command,
+        codec.Event,
+        codec.Notification,
+        codec.StatusReport,
+        codec.CardFormat,
+        codec.LedColour,
+        codec.Completion,
+    )
+    # IntEnum members of different enums compare (and hash) equal as ints: key by class too
+    members = {(type(member), member.name) for enum_class in enums for member in enum_class}
+    checked = [(type(ours), ours.name) for ours, _ in LIBOSDP_NUMBERS]
+    assert sorted(map(repr, checked)) == sorted(map(repr, members))
 
 
 # --------------------------------------------------------------------------- card reads
