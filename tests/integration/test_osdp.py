@@ -25,6 +25,7 @@ from suishen.drivers.base import (
     Colour,
     DeviceRefused,
     DeviceState,
+    DriverError,
     PassageOutcome,
     ScanKind,
     Signal,
@@ -35,6 +36,8 @@ from suishen.drivers.osdp import (
     OsdpFieldError,
     OsdpReader,
     OsdpReaderConfig,
+    card_read_event,
+    signal_commands,
 )
 from suishen.drivers.sim.osdp_reader import OsdpReaderSim
 from suishen.protocol import osdp as codec
@@ -135,6 +138,27 @@ def test_every_libosdp_number_is_checked() -> None:
     members = {(type(member), member.name) for enum_class in enums for member in enum_class}
     checked = [(type(ours), ours.name) for ours, _ in LIBOSDP_NUMBERS]
     assert sorted(map(repr, checked)) == sorted(map(repr, members))
+
+
+def test_codec_field_errors_become_driver_errors_naming_the_device() -> None:
+    """At the driver boundary protocol.osdp's OsdpFieldError becomes the driver's
+    OsdpFieldError (a DriverError and ValueError naming the device), chained from it."""
+    with pytest.raises(OsdpFieldError) as refused:
+        signal_commands(Signal(colour=Colour.RED, hold_ms=30_000), device_id="osdp-7")
+    err = refused.value
+    assert isinstance(err, DriverError)
+    assert isinstance(err, ValueError)
+    assert (err.device_id, err.field, err.value, err.limit) == (
+        "osdp-7",
+        "hold_ms",
+        30_000,
+        "100..25500 ms",
+    )
+    assert isinstance(err.__cause__, codec.OsdpFieldError)
+    with pytest.raises(OsdpFieldError) as refused:
+        card_read_event(b"", device_id="osdp-8")
+    assert (refused.value.device_id, refused.value.field) == ("osdp-8", "card_data")
+    assert isinstance(refused.value.__cause__, codec.OsdpFieldError)
 
 
 # --------------------------------------------------------------------------- card reads
