@@ -8,6 +8,7 @@ is bounded, and each test tears both down (threads joined).
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import sys
 import time
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import osdp_sys
 import pytest
 from structlog.testing import capture_logs
 
@@ -23,6 +25,7 @@ from suishen.drivers.base import (
     Colour,
     DeviceRefused,
     DeviceState,
+    DriverError,
     PassageOutcome,
     ScanKind,
     Signal,
@@ -33,8 +36,11 @@ from suishen.drivers.osdp import (
     OsdpFieldError,
     OsdpReader,
     OsdpReaderConfig,
+    card_read_event,
+    signal_commands,
 )
 from suishen.drivers.sim.osdp_reader import OsdpReaderSim
+from suishen.protocol import osdp as codec
 from suishen.protocol.wiegand import WiegandFormat
 from tests.integration.suite_gate import GateSuite
 from tests.integration.suite_scan_source import ScanCollector, ScanSourceSuite, wait_until
@@ -85,6 +91,74 @@ async def scans(reader: OsdpReader) -> AsyncIterator[ScanCollector]:
     collector.start()
     yield collector
     await collector.aclose()
+
+
+# --------------------------------------------------------------------------- libosdp numbers
+
+LIBOSDP_NUMBERS: list[tuple[enum.IntEnum, str]] = [
+    (codec.Command.OUTPUT, "CMD_OUTPUT"),
+    (codec.Command.LED, "CMD_LED"),
+    (codec.Command.BUZZER, "CMD_BUZZER"),
+    (codec.Event.CARDREAD, "EVENT_CARDREAD"),
+    (codec.Event.STATUS, "EVENT_STATUS"),
+    (codec.Event.NOTIFICATION, "EVENT_NOTIFICATION"),
+    (codec.Notification.SC_STATUS, "EVENT_NOTIFICATION_SC_STATUS"),
+    (codec.Notification.PD_STATUS, "EVENT_NOTIFICATION_PD_STATUS"),
+    (codec.StatusReport.INPUT, "STATUS_REPORT_INPUT"),
+    (codec.CardFormat.RAW_UNSPECIFIED, "CARD_FMT_RAW_UNSPECIFIED"),
+    (codec.CardFormat.RAW_WIEGAND, "CARD_FMT_RAW_WIEGAND"),
+    (codec.LedColour.NONE, "LED_COLOR_NONE"),
+    (codec.LedColour.RED, "LED_COLOR_RED"),
+    (codec.LedColour.GREEN, "LED_COLOR_GREEN"),
+    (codec.LedColour.AMBER, "LED_COLOR_AMBER"),
+    (codec.Completion.OK, "COMPLETION_OK"),
+]
+
+
+@pytest.mark.parametrize(("ours", "name"), LIBOSDP_NUMBERS, ids=[n for _, n in LIBOSDP_NUMBERS])
+def test_protocol_numbers_match_libosdp(ours: enum.IntEnum, name: str) -> None:
+    """Each libosdp number protocol.osdp defines (it cannot import libosdp) equals the one the
+    installed osdp_sys exports under that name."""
+    assert ours == getattr(osdp_sys, name)
+
+
+def test_every_libosdp_number_is_checked() -> None:
+    """The list above covers every member of protocol.osdp's libosdp-number enums, so a
+    number added there without a check here fails."""
+    enums = (
+        codec.Command,
+        codec.Event,
+        codec.Notification,
+        codec.StatusReport,
+        codec.CardFormat,
+        codec.LedColour,
+        codec.Completion,
+    )
+    # IntEnum members of different enums compare (and hash) equal as ints: key by class too
+    members = {(type(member), member.name) for enum_class in enums for member in enum_class}
+    checked = [(type(ours), ours.name) for ours, _ in LIBOSDP_NUMBERS]
+    assert sorted(map(repr, checked)) == sorted(map(repr, members))
+
+
+def test_codec_field_errors_become_driver_errors_naming_the_device() -> None:
+    """At the driver boundary protocol.osdp's OsdpFieldError becomes the driver's
+    OsdpFieldError (a DriverError and ValueError naming the device), chained from it."""
+    with pytest.raises(OsdpFieldError) as refused:
+        signal_commands(Signal(colour=Colour.RED, hold_ms=30_000), device_id="osdp-7")
+    err = refused.value
+    assert isinstance(err, DriverError)
+    assert isinstance(err, ValueError)
+    assert (err.device_id, err.field, err.value, err.limit) == (
+        "osdp-7",
+        "hold_ms",
+        30_000,
+        "100..25500 ms",
+    )
+    assert isinstance(err.__cause__, codec.OsdpFieldError)
+    with pytest.raises(OsdpFieldError) as refused:
+        card_read_event(b"", device_id="osdp-8")
+    assert (refused.value.device_id, refused.value.field) == ("osdp-8", "card_data")
+    assert isinstance(refused.value.__cause__, codec.OsdpFieldError)
 
 
 # --------------------------------------------------------------------------- card reads

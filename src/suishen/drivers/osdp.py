@@ -5,24 +5,17 @@ for a reader behind a serial-to-TCP converter); each reader on it is an ``OsdpRe
 at once a ScanSource (card reads), an Indicator (LED and buzzer) and a Gate (the reader's relay
 output, with passage from one of its inputs).
 
-Card data is at most 64 bytes
-    OSDP's card-read reply (and libosdp, OSDP_EVENT_CARDREAD_MAX_DATALEN) carries at most
-    64 bytes: enough for Wiegand numbers, IC card UIDs and short tokens (construction
-    workers' IC cards), NOT for a signed Suishen QR code (a few hundred bytes). QR codes
-    travel over the serial or TCP line scanners, never over OSDP.
+The codec is protocol.osdp (sans-I/O): the libosdp numbers, the command and event dicts, field
+checks, the card-read -> scan text translation (card data is at most 64 bytes: IC cards and
+short tokens, never a signed QR code) and the reply sniffer. This module is its transport.
 
-Card reads become ``RawScan(kind=CARD)``:
-    - Wiegand 26 / 34 with both parity bits right: text = the card number in decimal
-      (facility * 65536 + number, see protocol.wiegand), symbology "wiegand26"/"wiegand34";
-    - a Wiegand read with a wrong parity bit is a misread: dropped with one warning (the
-      person presents the card again);
-    - any other raw read (other bit counts, format "unspecified"): text = the bytes in
-      upper-case hex, symbology "raw".
+Card reads become ``RawScan(kind=CARD)`` with protocol.osdp.card_read_text's text and
+symbology; a Wiegand read with a wrong parity bit is a misread: dropped with one warning (the
+person presents the card again).
 
-Signals: ``Signal.colour`` becomes a temporary LED state for ``hold_ms`` (100 ms units,
-1..255); ``Signal.beeps`` becomes one buzzer command: OSDP repeats one on/off cycle, so the
-pattern's first on and off times are used and the count is the number of on periods (a
-non-uniform pattern is approximated). Prompts are not shown (readers have no display here).
+Signals: ``Signal.colour`` becomes a temporary LED state for ``hold_ms``, ``Signal.beeps`` one
+buzzer command (protocol.osdp.signal_commands). Prompts are not shown (readers have no display
+here).
 
 Gate: ``open(pulse_ms)`` is a timed output pulse (control code 5, 100 ms units, 1..255:
 at most 25.5 s, the width libosdp's binding passes); ``keep_shut`` sets the output
@@ -39,8 +32,8 @@ the wire: the reader answered the challenge (an osdp_CCRYPT, security block type
 the CP still dropped it.
 
 Guards: every value is checked against its OSDP field before it reaches libosdp (which
-truncates to uint8 or crashes on oversize data); a value that does not fit raises
-OsdpFieldError, which names the field, the value and the limit.
+truncates to uint8 or crashes on oversize data); protocol.osdp's OsdpFieldError becomes this
+module's OsdpFieldError (a DriverError naming the device, the field, the value and the limit).
 
 Threads: libosdp is driven by one refresh thread per bus; only that thread touches the
 libosdp context and the byte link. Commands go to it through a queue and come back as
@@ -62,12 +55,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import math
 import queue
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,40 +84,23 @@ from suishen.drivers.base import (
     Signal,
     StateListener,
 )
-from suishen.protocol import wiegand
+from suishen.protocol import osdp as codec
+from suishen.protocol.osdp import CARD_DATA_MAX, SCBK_LEN, UNITS_MAX, ReplySniffer
+
+__all__ = [
+    "CARD_DATA_MAX",
+    "SCBK_LEN",
+    "UNITS_MAX",
+    "OsdpBus",
+    "OsdpFieldError",
+    "OsdpReader",
+    "OsdpReaderConfig",
+    "ReplySniffer",
+    "card_read_event",
+    "signal_commands",
+]
 
 log = structlog.get_logger("suishen.drivers.osdp")
-
-CARD_DATA_MAX = 64  # bytes; OSDP_EVENT_CARDREAD_MAX_DATALEN
-SCBK_LEN = 16
-UNITS_MAX = 255  # 100 ms units in a uint8 field (LED/buzzer times, output timer)
-
-# libosdp constants (osdp_sys), named for this module
-_CMD_OUTPUT = osdp_sys.CMD_OUTPUT
-_CMD_LED = osdp_sys.CMD_LED
-_CMD_BUZZER = osdp_sys.CMD_BUZZER
-_EVENT_CARDREAD = osdp_sys.EVENT_CARDREAD
-_EVENT_STATUS = osdp_sys.EVENT_STATUS
-_EVENT_NOTIFICATION = osdp_sys.EVENT_NOTIFICATION
-_NOTIF_PD_STATUS = osdp_sys.EVENT_NOTIFICATION_PD_STATUS
-_NOTIF_SC_STATUS = osdp_sys.EVENT_NOTIFICATION_SC_STATUS
-_STATUS_INPUT = osdp_sys.STATUS_REPORT_INPUT
-_FMT_WIEGAND = osdp_sys.CARD_FMT_RAW_WIEGAND
-_FMT_RAW = osdp_sys.CARD_FMT_RAW_UNSPECIFIED
-_COMPLETION_OK = getattr(osdp_sys, "COMPLETION_OK", 0)
-
-_OUTPUT_PERMANENT_OFF = 1  # abort any timed operation
-_OUTPUT_TEMPORARY_ON = 5  # on for timer_count, then back to the permanent state
-_LED_TEMPORARY_CANCEL = 1
-_LED_TEMPORARY_SET = 2
-_BUZZER_DEFAULT_TONE = 2
-
-_LED_COLOURS = {
-    "green": osdp_sys.LED_COLOR_GREEN,
-    "red": osdp_sys.LED_COLOR_RED,
-    "amber": osdp_sys.LED_COLOR_AMBER,
-    "off": osdp_sys.LED_COLOR_NONE,
-}
 
 
 class OsdpFieldError(DriverError, ValueError):
@@ -138,158 +113,35 @@ class OsdpFieldError(DriverError, ValueError):
         self.limit = limit
 
 
-# --------------------------------------------------------------------------- pure helpers
-
-
-def _check(name: str, value: int, lo: int, hi: int, device_id: str) -> int:
-    if not lo <= value <= hi:
-        raise OsdpFieldError(name, value, f"{lo}..{hi}", device_id=device_id)
-    return value
-
-
-def _units(name: str, ms: int, device_id: str, lo: int = 1) -> int:
-    """Milliseconds to OSDP 100 ms units (rounded up), checked against a uint8 field."""
-    if ms < 0:
-        raise OsdpFieldError(name, ms, f"{lo * 100}..{UNITS_MAX * 100} ms", device_id=device_id)
-    units = math.ceil(ms / 100)
-    if not lo <= units <= UNITS_MAX:
-        raise OsdpFieldError(name, ms, f"{lo * 100}..{UNITS_MAX * 100} ms", device_id=device_id)
-    return units
+@contextlib.contextmanager
+def _fields_checked(device_id: str) -> Iterator[None]:
+    """protocol.osdp's OsdpFieldError, raised inside, becomes this layer's (for device_id)."""
+    try:
+        yield
+    except codec.OsdpFieldError as exc:
+        raise OsdpFieldError(exc.field, exc.value, exc.limit, device_id=device_id) from exc
 
 
 def card_read_event(
     data: bytes, *, bit_length: int | None = None, reader_no: int = 0, device_id: str = "osdp"
 ) -> dict[str, Any]:
-    """A libosdp card-read event dict, checked: raw bytes (bit_length None) or Wiegand bits.
-
-    Raises OsdpFieldError for empty data or more than 64 bytes (libosdp would overflow).
-    """
-    if not 1 <= len(data) <= CARD_DATA_MAX:
-        raise OsdpFieldError(
-            "card_data", len(data), f"1..{CARD_DATA_MAX} bytes", device_id=device_id
-        )
-    _check("reader_no", reader_no, 0, 255, device_id)
-    if bit_length is None:
-        fmt, bits = _FMT_RAW, len(data) * 8
-    else:
-        fmt, bits = _FMT_WIEGAND, bit_length
-        if not (len(data) - 1) * 8 < bits <= len(data) * 8:
-            raise OsdpFieldError(
-                "bit_length", bits, f"{len(data) * 8 - 7}..{len(data) * 8}", device_id=device_id
-            )
-    return {
-        "event": _EVENT_CARDREAD,
-        "reader_no": reader_no,
-        "direction": 0,
-        "format": fmt,
-        "length": bits,
-        "data": bytes(data),
-    }
+    """protocol.osdp.card_read_event, its field errors naming ``device_id``."""
+    with _fields_checked(device_id):
+        return codec.card_read_event(data, bit_length=bit_length, reader_no=reader_no)
 
 
 def signal_commands(
     signal: Signal, *, reader_no: int = 0, led_number: int = 0, device_id: str = "osdp"
 ) -> list[dict[str, Any]]:
-    """The LED and buzzer commands showing ``signal`` (see the module docstring), checked."""
-    _check("reader_no", reader_no, 0, 255, device_id)
-    _check("led_number", led_number, 0, 255, device_id)
-    commands: list[dict[str, Any]] = []
-    colour = _LED_COLOURS.get(signal.colour.value)
-    if colour is None:
-        raise OsdpFieldError("colour", signal.colour, "green/red/amber/off", device_id=device_id)
-    led: dict[str, Any] = {
-        "command": _CMD_LED,
-        "reader": reader_no,
-        "led_number": led_number,
-        "temporary": True,
-        "on_count": 0,
-        "off_count": 0,
-        "on_color": colour,
-        "off_color": osdp_sys.LED_COLOR_NONE,
-        "timer_count": 0,
-    }
-    if colour == osdp_sys.LED_COLOR_NONE:
-        led["control_code"] = _LED_TEMPORARY_CANCEL
-    else:
-        led["control_code"] = _LED_TEMPORARY_SET
-        led["on_count"] = 1  # steady on: on time set, off time 0
-        led["timer_count"] = _units("hold_ms", signal.hold_ms, device_id)
-    commands.append(led)
-    if signal.beeps:
-        on_ms = signal.beeps[0]
-        off_ms = signal.beeps[1] if len(signal.beeps) > 1 else 0
-        count = (len(signal.beeps) + 1) // 2
-        commands.append(
-            {
-                "command": _CMD_BUZZER,
-                "reader": reader_no,
-                "control_code": _BUZZER_DEFAULT_TONE,
-                "on_count": _units("beep_on_ms", on_ms, device_id),
-                "off_count": _units("beep_off_ms", off_ms, device_id, lo=0),
-                "rep_count": _check("beep_count", count, 1, UNITS_MAX, device_id),
-            }
+    """The LED and buzzer commands showing ``signal`` (protocol.osdp.signal_commands), checked."""
+    with _fields_checked(device_id):
+        return codec.signal_commands(
+            signal.colour.value,
+            hold_ms=signal.hold_ms,
+            beeps=signal.beeps,
+            reader_no=reader_no,
+            led_number=led_number,
         )
-    return commands
-
-
-def _crc16(data: bytes) -> int:
-    """OSDP's CRC-16 (CCITT polynomial, initial value 0x1D0F)."""
-    crc = 0x1D0F
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
-
-
-class ReplySniffer:
-    """Watches the PD->CP byte stream (read-only) for which readers answer and how.
-
-    Records, per PD address, the monotonic time of its last valid reply and whether it
-    answered a secure-channel challenge (osdp_CCRYPT: security block type 0x12), which is how
-    a key mismatch is told apart from a dead or restarted reader.
-    """
-
-    _SOM = 0x53
-    _MAX_PACKET = 1440
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self.last_reply: dict[int, float] = {}
-        self.answered_challenge: set[int] = set()
-
-    def feed(self, data: bytes, now: float) -> None:
-        self._buf += data
-        buf = self._buf
-        while True:
-            start = buf.find(self._SOM)
-            if start < 0:
-                buf.clear()
-                return
-            del buf[:start]
-            if len(buf) < 6:
-                return
-            length = buf[2] | (buf[3] << 8)
-            ctrl = buf[4]
-            if not 8 <= length <= self._MAX_PACKET:
-                del buf[:1]
-                continue
-            if len(buf) < length:
-                return
-            packet = bytes(buf[:length])
-            if ctrl & 0x04:
-                ok = _crc16(packet[:-2]) == (packet[-2] | (packet[-1] << 8))
-            else:
-                ok = (sum(packet[:-1]) + packet[-1]) & 0xFF == 0
-            if not ok:
-                del buf[:1]
-                continue
-            del buf[:length]
-            address = packet[1] & 0x7F
-            self.last_reply[address] = now
-            if ctrl & 0x08 and packet[6] == 0x12:
-                self.answered_challenge.add(address)
 
 
 # --------------------------------------------------------------------------- config
@@ -768,12 +620,12 @@ class OsdpBus:
                 self._resolve(fut, self._error_for(track, state, detail))
                 continue
             kind = command["command"]
-            if (kind == _CMD_LED and not track.can_led) or (
-                kind == _CMD_BUZZER and not track.can_buzzer
+            if (kind == codec.Command.LED and not track.can_led) or (
+                kind == codec.Command.BUZZER and not track.can_buzzer
             ):
                 self._resolve(fut, None)  # the reader has no such indicator: nothing to show
                 continue
-            if kind == _CMD_OUTPUT and not track.can_output:
+            if kind == codec.Command.OUTPUT and not track.can_output:
                 self._resolve(fut, DeviceConfigError("reader has no output", device_id=dev))
                 continue
             if self._ctx.submit_command(idx, command):
@@ -788,16 +640,16 @@ class OsdpBus:
             now_mono, now_wall = time.monotonic(), time.time()
             kind = event.get("event")
             reader = self._by_idx[idx]
-            if kind == _EVENT_NOTIFICATION:
+            if kind == codec.Event.NOTIFICATION:
                 track = self._tracks[idx]
-                if event.get("type") == _NOTIF_PD_STATUS:
+                if event.get("type") == codec.Notification.PD_STATUS:
                     track.online_notified = bool(event.get("arg0"))
                     track.offline_seen = track.offline_seen or not event.get("arg0")
-                elif event.get("type") == _NOTIF_SC_STATUS:
+                elif event.get("type") == codec.Notification.SC_STATUS:
                     track.secure_notified = bool(event.get("arg0"))
-            elif kind == _EVENT_CARDREAD:
+            elif kind == codec.Event.CARDREAD:
                 self._post(reader._card_read, event, now_mono, now_wall)
-            elif kind == _EVENT_STATUS and event.get("type") == _STATUS_INPUT:
+            elif kind == codec.Event.STATUS and event.get("type") == codec.StatusReport.INPUT:
                 self._post(reader._inputs_changed, bytes(event.get("report", b"")), now_mono)
         except Exception:
             log.exception("osdp event handling failed", port=self.port)
@@ -814,7 +666,7 @@ class OsdpBus:
                         fut, DeviceTimeout("command lost", device_id=track.config.device_id)
                     )
                     continue
-                if status == _COMPLETION_OK:
+                if status == codec.Completion.OK:
                     self._resolve(fut, None)
                 else:
                     self._resolve(
@@ -916,24 +768,22 @@ class OsdpReader:
             yield scan
 
     def _card_read(self, event: dict[str, Any], mono: float, wall: float) -> None:
-        data: bytes = event.get("data", b"")
-        if not data or len(data) > CARD_DATA_MAX:
-            self._log.warning("card read with impossible length dropped", length=len(data))
+        result = codec.card_read_text(
+            event.get("data", b""),
+            card_format=event.get("format"),
+            bit_length=event.get("length"),
+        )
+        if isinstance(result, codec.CardDropped):
+            if result.reason is codec.CardDrop.BAD_PARITY:
+                self._log.warning("wiegand read with bad parity dropped", bits=result.length)
+            else:
+                self._log.warning("card read with impossible length dropped", length=result.length)
             return
-        bits = int(event.get("length", len(data) * 8))
-        text, symbology = data.hex().upper(), "raw"
-        if event.get("format") == _FMT_WIEGAND:
-            decoded = wiegand.decode(data, min(bits, len(data) * 8))
-            if isinstance(decoded, wiegand.WiegandCard):
-                text, symbology = str(decoded.card_number), decoded.format.value
-            elif decoded.reason is wiegand.WiegandReject.PARITY:
-                self._log.warning("wiegand read with bad parity dropped", bits=bits)
-                return
         scan = RawScan(
             device_id=self.device_id,
             kind=ScanKind.CARD,
-            text=text,
-            symbology=symbology,
+            text=result.text,
+            symbology=result.symbology,
             received_mono=mono,
             received_at=wall,
         )
@@ -958,28 +808,15 @@ class OsdpReader:
     # ------------------------------------------------------------ Gate
 
     async def open(self, *, pulse_ms: int = 500) -> None:
-        units = _units("pulse_ms", pulse_ms, self.device_id)
+        with _fields_checked(self.device_id):
+            command = codec.output_pulse_command(self.config.output_no, pulse_ms)
         self._passage.clear()
         self._opened_mono = time.monotonic()
-        await self._command(
-            {
-                "command": _CMD_OUTPUT,
-                "output_no": self.config.output_no,
-                "control_code": _OUTPUT_TEMPORARY_ON,
-                "timer_count": units,
-            }
-        )
+        await self._command(command)
 
     async def keep_shut(self) -> None:
         self._opened_mono = None
-        await self._command(
-            {
-                "command": _CMD_OUTPUT,
-                "output_no": self.config.output_no,
-                "control_code": _OUTPUT_PERMANENT_OFF,
-                "timer_count": 0,
-            }
-        )
+        await self._command(codec.output_off_command(self.config.output_no))
 
     async def wait_passage(self, *, timeout_s: float) -> PassageReport:
         opened = self._opened_mono if self._opened_mono is not None else time.monotonic()
