@@ -150,6 +150,30 @@ def test_install_newer_swaps_and_persists(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_visible_version_is_already_on_disk(tmp_path):
+    """The bundle file is written before the new version becomes visible (a reader that sees
+    version N on another thread finds N's file); a failed write still installs, then raises."""
+    seen_while_writing = []
+
+    class Watching(Lists):
+        def _write(self, kind, data):
+            seen_while_writing.append(self.version(kind))
+            super()._write(kind, data)
+
+    lists = Watching(pinned_key=HUB.public_key(), directory=tmp_path)
+    lists.load()
+    lists.install("watchlist", bundle("watchlist", 2, watchlist_body([])))
+    assert seen_while_writing == [0]
+    assert (tmp_path / "watchlist.bundle").exists()
+
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the lists directory should be")
+    unwritable = Lists(pinned_key=HUB.public_key(), directory=blocked)
+    with pytest.raises(NotADirectoryError):
+        unwritable.install("watchlist", bundle("watchlist", 3, watchlist_body([(key(1), DENY)])))
+    assert unwritable.version("watchlist") == 3 and unwritable.watch(key(1), NOW) == DENY
+
+
 @pytest.mark.parametrize(
     ("data", "problem"),
     [

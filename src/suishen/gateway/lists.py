@@ -404,12 +404,13 @@ class Lists:
         return problems
 
     def install(self, kind: str, data: bytes) -> int:
-        """Accept a newer bundle of `kind`: verify, parse, swap, then persist as last-known-good.
+        """Accept a newer bundle of `kind`: verify, parse, persist as last-known-good, swap.
 
         Returns the new version. Raises BundleError (problem "stale", "bad_signature",
         "wrong_kind" or "malformed") and keeps the list in effect when the bundle is refused.
         An OSError from writing the file is raised after the swap: the new list is in effect
-        but not yet on disk (the next install writes it again).
+        but not on disk (the next install writes it again). A version that is visible is on
+        disk whenever the write succeeded.
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}")
@@ -425,10 +426,18 @@ class Lists:
                 data, pinned_key=self._pinned_key, kind=kind, newer_than=current.version
             )
             value = _parse_body(kind, bundle.body, bundle.version)
+            # Persist before the swap, so a version anyone can see is already the
+            # last-known-good on disk; a failed write still installs the list (then raises).
+            write_failed: OSError | None = None
+            if persist:
+                try:
+                    self._write(kind, data)
+                except OSError as exc:
+                    write_failed = exc
             self._held = {**self._held, kind: _Held(value, bundle.version, bundle.issued_at)}
             self._problems.pop(kind, None)
-            if persist:
-                self._write(kind, data)
+            if write_failed is not None:
+                raise write_failed
             return bundle.version
 
     def _write(self, kind: str, data: bytes) -> None:
