@@ -169,7 +169,7 @@ def test_a_visible_version_is_already_on_disk(tmp_path):
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the lists directory should be")
     unwritable = Lists(pinned_key=HUB.public_key(), directory=blocked)
-    with pytest.raises(NotADirectoryError):
+    with pytest.raises(OSError, match="not-a-dir"):
         unwritable.install("watchlist", bundle("watchlist", 3, watchlist_body([(key(1), DENY)])))
     assert unwritable.version("watchlist") == 3 and unwritable.watch(key(1), NOW) == DENY
 
