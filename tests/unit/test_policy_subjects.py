@@ -12,7 +12,9 @@ import hashlib
 
 import pytest
 
+from suishen.drivers.base import RawScan, ScanKind
 from suishen.gateway.lists import Lists
+from suishen.gateway.pipeline import ScanPipeline
 from suishen.gateway.policy import (
     LaneInfo,
     SiteRules,
@@ -32,6 +34,7 @@ from suishen.protocol.codes import (
     CLAIM_ISS,
     HC1,
     VerifiedCode,
+    VerifyOptions,
     encode_code,
     verify,
 )
@@ -49,6 +52,7 @@ SPECIMEN_TD3 = [  # ICAO 9303 specimen: UTO passport L898902C3, born 1974-08-12
     "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
     "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
 ]
+DESK = LaneInfo(site_id="s1", kind=SiteKind.HOTEL, lane_id="D1", direction=Direction.CHECKIN)
 GERMAN_TD3 = [  # a German passport: nationality printed as ICAO's one-letter "D<<"
     "P<D<<MUSTERMANN<<ERIKA<<<<<<<<<<<<<<<<<<<<<<",
     "C01X0006H1D<<6408125F1710319<<<<<<<<<<<<<<<0",
@@ -254,3 +258,36 @@ def test_unknown_card_is_denied_where_registration_applies():
         subject_from_card(None), lane=lane, rules=SiteRules(), state=state, lists=Lists(), now=NOW
     )
     assert (decision.verdict, decision.reason) == (Verdict.DENY, Reason.NOT_REGISTERED)
+
+
+@pytest.mark.parametrize("nationality", ["<<<", "DE<", "1<<", "<DE"])
+def test_mrz_without_a_nationality_code_is_a_rejection_not_a_crash(nationality):
+    """Regression: a desk MRZ whose check digits hold but whose nationality field is not a
+    code (blank, two letters, digits; Doc 9303 allows three letters or Germany's "D<<")
+    cannot be keyed as a passport. It used to raise ValueError out of the pipeline (the lane
+    would fail closed as internal_error); it is now journalled as a malformed document."""
+    line2 = GERMAN_TD3[1][:10] + nationality + GERMAN_TD3[1][13:]  # outside every check digit
+    pipeline = ScanPipeline(
+        lane=DESK,
+        rules=SiteRules(),
+        state=SiteState(site_id="s1", kind=SiteKind.HOTEL),
+        lists=Lists(),
+        pepper=PEPPER,
+        verify_options=VerifyOptions(),
+    )
+    text = f"{GERMAN_TD3[0]}\n{line2}"
+    record = pipeline.decide(
+        RawScan(device_id="doc1", kind=ScanKind.QR, text=text, received_mono=0.0, received_at=NOW),
+        NOW,
+    )
+    assert (record.decision.verdict, record.decision.reason) == (
+        Verdict.DENY,
+        Reason.MALFORMED_CLAIMS,
+    )
+    assert (record.format, record.person, record.decision.alerts) == (ScanFormat.MRZ, None, ())
+    good = f"{GERMAN_TD3[0]}\n{GERMAN_TD3[1]}"
+    accepted = pipeline.decide(
+        RawScan(device_id="doc1", kind=ScanKind.QR, text=good, received_mono=0.0, received_at=NOW),
+        NOW,
+    )
+    assert accepted.decision.verdict is Verdict.ALLOW
