@@ -273,3 +273,13 @@ def test_records_are_frozen() -> None:
     with pytest.raises(KeyError):
         m.check("nope")
     assert _refused("").ok is False
+
+
+@pytest.mark.parametrize("nat", ["<<<", "DE<", "1<<", "<DE", "D1<", "12A"])
+def test_nationality_must_be_shaped_like_a_code(nat: str) -> None:
+    """Regression: no check digit covers the nationality, and a passport is keyed by it; a
+    field that is not three letters or Germany's "D<<" is bad_field, not a valid MRZ."""
+    r = _refused(_td3(nat=nat))
+    assert (r.reason, r.fields) == (MrzReason.BAD_FIELD, ("nationality",))
+    assert _ok(_td3(nat="D<<")).nationality == "D"
+    assert _ok(_td3(nat="XXA")).nationality == "XXA"

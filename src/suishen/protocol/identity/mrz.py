@@ -24,7 +24,9 @@ is the latest century not after ``at``; an expiry date the century within 50 yea
 
 Country codes are not a validity condition (the ICAO specimens use the fictional
 ``UTO``); :attr:`Mrz.codes_known` says whether both are ISO 3166-1 alpha-3 or ICAO
-9303 Part 3 codes.
+9303 Part 3 codes.  The nationality field must still be shaped like a code, three
+letters or Germany's ``D<<`` (Doc 9303 Part 3): no check digit covers it, and a passport
+is keyed by it, so a blank, digit or two-letter field is a bad_field.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class MrzReason(enum.StrEnum):
     BAD_LAYOUT = "bad_layout"  # not 3x30, 2x36 or 2x44 after trimming
     BAD_CHARACTER = "bad_character"  # a character outside A-Z 0-9 <
     UNSUPPORTED_DOCUMENT = "unsupported_document"  # visas (V...): MRV layouts differ
-    BAD_FIELD = "bad_field"  # sex, or a date that is not YYMMDD / a calendar date
+    BAD_FIELD = "bad_field"  # sex, nationality shape, or a date not YYMMDD / a calendar date
     BAD_CHECK_DIGIT = "bad_check_digit"  # one or more check digits fail
 
 
@@ -220,6 +222,11 @@ def _lines(block: str | Sequence[str]) -> list[str]:
             if len(one) == count * width:
                 return [one[i * width : (i + 1) * width] for i in range(count)]
     return lines
+
+
+def _nationality_ok(raw: str) -> bool:
+    """Three letters, or Germany's one-letter code ``D`` with fillers (Doc 9303 Part 3)."""
+    return (len(raw) == 3 and raw.isalpha()) or raw == "D<<"
 
 
 def _date_ok(raw: str) -> bool:
@@ -355,6 +362,7 @@ def parse_mrz(block: str | Sequence[str], *, at: date | None = None) -> Mrz | Mr
             ("sex", raw.sex in "MFX<"),
             ("birth_date", _date_ok(raw.birth)),
             ("expiry_date", _date_ok(raw.expiry)),
+            ("nationality", _nationality_ok(raw.nationality)),
         )
         if not ok
     )
