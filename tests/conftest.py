@@ -7,10 +7,16 @@ from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from hypothesis import HealthCheck, settings
 
 from suishen.protocol.codes import Identity, issue_ssc1
 from suishen.protocol.cose import PrivateKey, kid_of, spki_der
 from suishen.protocol.trust import TrustList, trusted_key_from_public_key
+
+# Property tests check behaviour, not speed: no per-example deadline and no "too slow" health
+# check, which fail at random on a loaded 2-core machine (benchmarks measure speed, in bench/).
+settings.register_profile("suishen", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suishen")
 
 NOW = 1_790_000_000  # a fixed "now" for verification tests
 
