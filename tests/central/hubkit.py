@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from suishen.central.gateways import pin_certificate
+from suishen.sync import pki
 from suishen.sync.wire import encode_batch
 
 SITE = "site-a"
@@ -27,8 +30,10 @@ async def register(
     *,
     kind: str = "building",
     enabled: bool = True,
+    cert: Path | None = None,
 ) -> None:
-    """Register a site (if new) and a gateway at it."""
+    """Register a site (if new) and a gateway at it; pin ``cert`` (a PEM file) as its client
+    certificate when given (without one the listener refuses the gateway)."""
     await con.execute(
         "INSERT INTO sites (site_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING", site_id, kind
     )
@@ -38,6 +43,19 @@ async def register(
         site_id,
         enabled,
     )
+    if cert is not None:
+        await pin(con, gateway_id, cert)
+
+
+async def pin(con: asyncpg.Connection | asyncpg.Pool, gateway_id: str, cert: Path) -> None:
+    """Pin the certificate in ``cert`` (PEM) as the gateway's (as `suishen hub gateway add`)."""
+    fingerprint = pki.fingerprint(pki.load_certificate(cert))
+    if isinstance(con, asyncpg.Pool):
+        async with con.acquire() as connection, connection.transaction():
+            await pin_certificate(connection, gateway_id, fingerprint)
+    else:
+        async with con.transaction():
+            await pin_certificate(con, gateway_id, fingerprint)
 
 
 def scan_row(seq: int, *, site_id: str = SITE, ts: float | None = None, **over: Any) -> dict:

@@ -61,12 +61,16 @@ async def test_gateway_watchlist_and_trust_commands(
     """gateway add registers site and gateway; watchlist add/remove and trust add/remove change
     the lists and bump their versions; removing what is not listed exits 3; a bad person key
     exits 2."""
-    dsn = ["--dsn", db_dsn]
+    dsn = ["--dsn", db_dsn, "--pki", str(tmp_path / "pki")]
+    pki.init_ca(tmp_path / "pki", now=NOW)
+    pki.issue_gateway(tmp_path / "pki", "gw-1", now=NOW)
+    pki.issue_gateway(tmp_path / "pki", "gw-2", now=NOW)
     gateway_add = ("hub", "gateway", "add")
     assert await _cli(*gateway_add, "gw-1", "--site", "s-1", "--kind", "hotel", *dsn) == 0
     assert await con.fetchval("SELECT site_id FROM gateways WHERE gateway_id = 'gw-1'") == "s-1"
     assert await con.fetchval("SELECT kind FROM sites WHERE site_id = 's-1'") == "hotel"
     assert await _cli(*gateway_add, "gw-2", "--site", "s-1", "--kind", "venue", *dsn) == 2
+    dsn = ["--dsn", db_dsn]
 
     add = ("hub", "watchlist", "add", person(1), "--level", "deny", "--route", "police")
     assert await _cli(*add, "--reason", "wanted", "--expires", "2099-01-01T00:00:00Z", *dsn) == 0
@@ -143,7 +147,7 @@ async def test_hub_run_serves_gateways_and_stops_on_sigterm(
     pki.issue_gateway(layout.root, "gw-1", now=NOW)
     assert await _cli("hub", "keys", "init", "--state", str(tmp_path / "state")) == 0
     assert await _cli("hub", "gateway", "add", "gw-1", "--site", "s-1", "--kind", "building",
-                      "--dsn", db_dsn) == 0  # fmt: skip
+                      "--pki", str(layout.root), "--dsn", db_dsn) == 0  # fmt: skip
     config = tmp_path / "hub.toml"
     config.write_text(
         f'[hub]\nstate_dir = "state"\n[database]\ndsn = "{db_dsn}"\nmin_size = 1\n'

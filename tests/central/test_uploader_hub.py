@@ -107,7 +107,7 @@ class Hub:
 
 @pytest.fixture
 async def hub(db_pool: asyncpg.Pool, deployment: pki.PkiLayout) -> AsyncIterator[Hub]:
-    await register(db_pool, GW, SITE)
+    await register(db_pool, GW, SITE, cert=deployment.gateway_cert(GW))
     running = Hub(db_pool, deployment)
     await running.start()
     try:

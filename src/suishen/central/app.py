@@ -7,7 +7,9 @@ Typed state in ``web.AppKey``s; paired setup/teardown in ``app.cleanup_ctx``, in
    pool the caller owns (tests, benchmarks);
 2. partition upkeep (``partitions.maintain``) once at start and every
    ``retention.maintenance_interval_s`` (hourly);
-3. the bundle service (LISTEN/NOTIFY on bundle versions, signed-bundle cache); on shutdown it
+3. the gateway registry (central/gateways.py: each gateway's pinned certificate and enabled
+   flag, cached, invalidated by LISTEN/NOTIFY so a revocation holds on the next request);
+4. the bundle service (LISTEN/NOTIFY on bundle versions, signed-bundle cache); on shutdown it
    wakes every long-poller so they answer at once.
 
 ``run_hub(config, ready_file=...)`` serves it on ``gateway_listener.host:port`` with the
@@ -40,7 +42,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from suishen.central import partitions
 from suishen.central.config import HubConfig
 from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx
-from suishen.central.gateway_api import BUNDLES, LONG_POLL_MAX, MAX_BODY, add_routes, bind_gateway
+from suishen.central.gateway_api import (
+    BUNDLES,
+    GATEWAYS,
+    LONG_POLL_MAX,
+    MAX_BODY,
+    add_routes,
+    bind_gateway,
+)
+from suishen.central.gateways import GatewayRegistry
 from suishen.central.keys import load_bundle_key
 from suishen.sync.bundles import BundleService
 from suishen.sync.ingest import RETRYABLE_ERRORS
@@ -102,6 +112,17 @@ def _bundles_ctx(
     return ctx
 
 
+def _gateways_ctx(ttl_s: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        registry = GatewayRegistry(app[DB_POOL], ttl_s=ttl_s)
+        await registry.start()
+        app[GATEWAYS] = registry
+        yield
+        await registry.close()
+
+    return ctx
+
+
 async def _wake_long_polls(app: web.Application) -> None:
     # on_shutdown runs before handlers are awaited: long-polls answer 304 now, not in 30 s.
     if BUNDLES in app:
@@ -118,6 +139,7 @@ def gateway_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     long_poll_max_s: float = 30.0,
     bundle_poll_s: float = 5.0,
+    gateway_cache_ttl_s: float = 30.0,
 ) -> web.Application:
     """The gateway listener's app, on the configured database or on ``pool`` (not closed)."""
     if (database is None) == (pool is None):
@@ -134,6 +156,7 @@ def gateway_app(
     app.cleanup_ctx.append(
         _maintenance_ctx(policy or partitions.PartitionPolicy(), maintenance_interval_s)
     )
+    app.cleanup_ctx.append(_gateways_ctx(gateway_cache_ttl_s))
     app.cleanup_ctx.append(_bundles_ctx(bundle_key, bundle_poll_s))
     app.on_shutdown.append(_wake_long_polls)
     add_routes(app)
