@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from suishen.central.gateways import pin_certificate
 from suishen.sync import pki
@@ -121,3 +123,15 @@ def device_row(seq: int, *, site_id: str = SITE) -> dict:
 def body(gateway_id: str, rows: list[dict]) -> dict[str, Any]:
     """The JSON document of an upload, as the uploader encodes it."""
     return encode_batch(gateway_id, rows)
+
+
+def for_cli(dsn: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``dsn`` without its password, for ``--dsn`` (a command line must not carry one); the
+    password goes to the CLI in $SUISHEN_DB_PASSWORD, as an operator would pass it."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    monkeypatch.setenv("SUISHEN_DB_PASSWORD", urllib.parse.unquote(parts.password))
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))

@@ -86,7 +86,7 @@ async def refused_within(client: aiohttp.ClientSession, seq: int, limit_s: float
 
 
 async def test_reissue_replaces_and_revoke_refuses_at_once(
-    url: str, layout: pki.PkiLayout, db_dsn: str, db_pool: asyncpg.Pool, tmp_path: Path
+    url: str, layout: pki.PkiLayout, cli_dsn: str, db_pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     """A gateway registered with certificate A uploads with it; `hub gateway reissue` makes
     certificate B: A is refused (403) on its already-open connection and on a new one, B is
@@ -95,11 +95,11 @@ async def test_reissue_replaces_and_revoke_refuses_at_once(
     pki.issue_gateway(layout.root, GW, now=NOW)
     old = keep(layout, tmp_path, "old")
     assert await _cli("hub", "gateway", "add", GW, "--site", SITE, "--kind", "building",
-                      "--cert", str(old.gateway_cert(GW)), "--dsn", db_dsn) == 0  # fmt: skip
+                      "--cert", str(old.gateway_cert(GW)), "--dsn", cli_dsn) == 0  # fmt: skip
     async with session(url, old) as client_a:
         assert await upload(client_a, 1) == 200
         assert await _cli("hub", "gateway", "reissue", GW, "--pki", str(layout.root),
-                          "--dsn", db_dsn) == 0  # fmt: skip
+                          "--dsn", cli_dsn) == 0  # fmt: skip
         await refused_within(client_a, 2, 1.0)
     async with session(url, old) as fresh_a, fresh_a.get("/v1/bundles/watchlist") as response:
         assert response.status == 403
@@ -107,14 +107,14 @@ async def test_reissue_replaces_and_revoke_refuses_at_once(
     new = keep(layout, tmp_path, "new")
     async with session(url, new) as client_b:
         assert await upload(client_b, 3) == 200
-        assert await _cli("hub", "gateway", "revoke", GW, "--dsn", db_dsn) == 0
+        assert await _cli("hub", "gateway", "revoke", GW, "--dsn", cli_dsn) == 0
         assert await refused_within(client_b, 4, 1.0) < 1.0
-    assert await _cli("hub", "gateway", "revoke", GW, "--dsn", db_dsn) == 3  # none pinned now
+    assert await _cli("hub", "gateway", "revoke", GW, "--dsn", cli_dsn) == 3  # none pinned now
     # The revoked certificate cannot be pinned again; a new one can.
     assert await _cli("hub", "gateway", "add", GW, "--site", SITE, "--kind", "building",
-                      "--cert", str(new.gateway_cert(GW)), "--dsn", db_dsn) == 2  # fmt: skip
+                      "--cert", str(new.gateway_cert(GW)), "--dsn", cli_dsn) == 2  # fmt: skip
     assert await _cli("hub", "gateway", "reissue", GW, "--pki", str(layout.root),
-                      "--dsn", db_dsn) == 0  # fmt: skip
+                      "--dsn", cli_dsn) == 0  # fmt: skip
     async with session(url, layout) as client_c:
         assert await upload(client_c, 5) == 200
     stored = await db_pool.fetch("SELECT seq FROM scans ORDER BY seq")
@@ -128,7 +128,7 @@ async def test_reissue_replaces_and_revoke_refuses_at_once(
 
 
 async def test_disabled_gateway_is_refused_on_every_request(
-    url: str, layout: pki.PkiLayout, db_dsn: str, db_pool: asyncpg.Pool
+    url: str, layout: pki.PkiLayout, cli_dsn: str, db_pool: asyncpg.Pool
 ) -> None:
     """With its current certificate, a disabled gateway gets 403 on uploads, alerts, bundles
     and even a path that does not exist (no route is reachable); enabled again, it is served."""
@@ -136,13 +136,13 @@ async def test_disabled_gateway_is_refused_on_every_request(
     await register(db_pool, GW, cert=cert)
     async with session(url, layout) as client:
         assert await upload(client, 1) == 200
-        assert await _cli("hub", "gateway", "disable", GW, "--dsn", db_dsn) == 0
+        assert await _cli("hub", "gateway", "disable", GW, "--dsn", cli_dsn) == 0
         await refused_within(client, 2, 1.0)
         for method, path in (("POST", "/v1/alerts"), ("GET", "/v1/bundles/trust"),
                              ("GET", "/v1/nothing-here")):  # fmt: skip
             async with client.request(method, path, json=body(GW, [])) as response:
                 assert response.status == 403, path
-        assert await _cli("hub", "gateway", "enable", GW, "--dsn", db_dsn) == 0
+        assert await _cli("hub", "gateway", "enable", GW, "--dsn", cli_dsn) == 0
         started = time.monotonic()
         while await upload(client, 3) != 200:
             assert time.monotonic() - started < 1.0

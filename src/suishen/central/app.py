@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central import partitions
 from suishen.central.config import HubConfig
-from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx
+from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx, resolve_password
 from suishen.central.gateway_api import (
     BUNDLES,
     GATEWAYS,
@@ -187,9 +187,15 @@ def _write_ready(path: Path, host: str, port: int) -> None:
 
 
 def database_settings(config: HubConfig) -> DatabaseSettings:
+    """The database the config names; a DSN's password from database.password_file or the
+    environment variable database.password_env (raises DatabaseError for an unsafe file)."""
     db = config.database
+    password = None
+    if db.dsn:
+        password = resolve_password(file=db.password_file, env=db.password_env)
     return DatabaseSettings(
         dsn=db.dsn,
+        password=password,
         state_dir=None if db.dsn else config.hub.state_dir,
         min_size=min(db.min_size, db.max_size),
         max_size=db.max_size,

@@ -12,7 +12,8 @@ config file's directory; every problem in a file is reported at once with its ke
     [retention]         days of scans/passages/visits/stays, partitions ahead, kept records
 
 Types the loader understands: str, int, float, bool, Path, X | None, nested dataclasses.
-``settings_markdown()`` lists every setting with its help and default.
+``settings_markdown()`` lists every setting with its help and default: the text of
+deploy/config/HUB_SETTINGS.md (a test keeps it current).
 """
 
 from __future__ import annotations
@@ -68,7 +69,15 @@ class DatabaseSection:
     """The central PostgreSQL."""
 
     dsn: str | None = setting(
-        "PostgreSQL (>= 14) DSN; absent: an embedded pgserver under hub.state_dir/pgdata"
+        "PostgreSQL (>= 14) DSN; absent: an embedded pgserver under hub.state_dir/pgdata "
+        "(SCRAM password in hub.state_dir/db-password, private socket, no TCP)"
+    )
+    password_file: Path | None = setting(
+        "file holding the DSN's password (first line; must not be group/other-readable)"
+    )
+    password_env: str = setting(
+        "environment variable holding the DSN's password when password_file is not set",
+        "SUISHEN_DB_PASSWORD",
     )
     min_size: int = setting("connections the pool keeps open", 2, ge=0)
     max_size: int = setting("most connections the pool opens", 10, ge=1)
@@ -221,9 +230,23 @@ def iter_settings(cls: type = HubConfig, prefix: str = "") -> Iterator[tuple[str
             yield path, fld.metadata["help"], fld.default
 
 
+SETTINGS_HEADER = """# Hub settings
+
+<!-- Generated from suishen.central.config; do not edit.  Regenerate with
+     python -c "from suishen.central.config import settings_markdown as s; print(s(), end='')"
+     > deploy/config/HUB_SETTINGS.md  (a test checks it is current). -->
+
+Every setting of the hub's config file (TOML, `suishen hub run --config FILE`).  Unknown keys
+are errors; relative paths are taken from the config file's directory.  The database password
+is never written in the DSN on a command line: `database.password_file` or the environment
+variable named by `database.password_env`.
+
+"""
+
+
 def settings_markdown() -> str:
-    """Every hub setting as a Markdown table."""
-    lines = ["| setting | default | what it is for |", "|---|---|---|"]
+    """Every hub setting as a Markdown table (deploy/config/HUB_SETTINGS.md)."""
+    lines = [SETTINGS_HEADER + "| setting | default | what it is for |", "|---|---|---|"]
     for path, help_text, default in iter_settings():
         shown = "(none)" if default is None else f"`{default}`"
         lines.append(f"| `{path}` | {shown} | {help_text} |")

@@ -64,11 +64,19 @@ def _error(status: int, message: str, *, row: int | None = None) -> web.Response
     return web.json_response({"error": message, "row": row}, status=status)
 
 
-def _peer_sha256(transport: Any) -> str | None:
-    """Fingerprint of the verified peer certificate of this connection (None: no TLS)."""
-    ssl_object = None if transport is None else transport.get_extra_info("ssl_object")
+def _peer(transport: Any) -> tuple[Any, str | None]:
+    """The verified peer certificate of this connection (as ``getpeercert()``) and its
+    fingerprint; (None, None) once the connection is gone (asyncio's SSL transport then raises
+    AttributeError from get_extra_info)."""
+    if transport is None or transport.is_closing():
+        return None, None
+    try:
+        peercert = transport.get_extra_info("peercert")
+        ssl_object = transport.get_extra_info("ssl_object")
+    except AttributeError:
+        return None, None
     der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
-    return None if der is None else certificate_sha256(der)
+    return peercert, None if der is None else certificate_sha256(der)
 
 
 def _refusal(gateway: GatewayAuth | None, presented: str | None) -> str | None:
@@ -86,8 +94,7 @@ def _refusal(gateway: GatewayAuth | None, presented: str | None) -> str | None:
 async def bind_gateway(request: web.Request, handler: Any) -> web.StreamResponse:
     """Bind the request to the gateway its verified client certificate names, if that
     certificate is the one pinned for the gateway and the gateway is enabled (else 403)."""
-    transport = request.transport
-    peercert = None if transport is None else transport.get_extra_info("peercert")
+    peercert, presented = _peer(request.transport)  # read now: the lookup below may wait
     try:
         gateway_id = gateway_id_from_peercert(peercert)
     except PeerIdentityError as exc:
@@ -96,7 +103,7 @@ async def bind_gateway(request: web.Request, handler: Any) -> web.StreamResponse
         gateway = await request.app[GATEWAYS].lookup(gateway_id)
     except RETRYABLE_ERRORS:
         return _ingest_error(IngestUnavailable("database unavailable; retry", gateway_id=""))
-    refusal = _refusal(gateway, _peer_sha256(transport))
+    refusal = _refusal(gateway, presented)
     if refusal is not None:
         log.warning("gateway_refused", gateway_id=gateway_id, why=refusal)
         return _error(403, f"gateway {gateway_id!r}: {refusal}")

@@ -62,20 +62,40 @@ def register(sub: Any) -> None:
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:
     """--dsn | --state: the database options every hub command shares."""
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--dsn", help="PostgreSQL (>= 14) DSN, e.g. postgresql://user@host/db")
+    where.add_argument(
+        "--dsn",
+        help="PostgreSQL (>= 14) DSN without its password, e.g. postgresql://user@host/db; "
+        "the password comes from --password-file or $SUISHEN_DB_PASSWORD (never argv)",
+    )
     where.add_argument(
         "--state",
         type=Path,
         help=f"hub state directory; embedded PostgreSQL in STATE/pgdata (default: "
         f"{DEFAULT_STATE_DIR}, used when no --dsn)",
     )
+    parser.add_argument(
+        "--password-file", type=Path, help="file holding the --dsn password (mode 0600)"
+    )
 
 
 def database_settings(args: argparse.Namespace) -> Any:
-    from suishen.central.db import DatabaseSettings  # noqa: PLC0415 (lazy CLI)
+    """DatabaseSettings from --dsn / --state; a DSN with a password in it is refused
+    (ValueError): other local users can read a process's arguments."""
+    from suishen.central.db import (  # noqa: PLC0415 (lazy CLI)
+        DEFAULT_PASSWORD_ENV,
+        DatabaseSettings,
+        dsn_has_password,
+        resolve_password,
+    )
 
     if args.dsn:
-        return DatabaseSettings(dsn=args.dsn)
+        if dsn_has_password(args.dsn):
+            raise ValueError(
+                f"--dsn must not carry a password (argv is visible to every local user): "
+                f"use --password-file or ${DEFAULT_PASSWORD_ENV}"
+            )
+        password = resolve_password(file=args.password_file, env=DEFAULT_PASSWORD_ENV)
+        return DatabaseSettings(dsn=args.dsn, password=password)
     return DatabaseSettings(state_dir=args.state or DEFAULT_STATE_DIR)
 
 
@@ -101,6 +121,9 @@ def run_migrate(args: argparse.Namespace) -> int:
 
     try:
         applied, created = asyncio.run(_migrate(database_settings(args), args.days_ahead))
+    except ValueError as exc:
+        print(f"suishen hub migrate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except MigrationError as exc:
         print(f"suishen hub migrate: {exc}", file=sys.stderr)
         return EXIT_MIGRATION
