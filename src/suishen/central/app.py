@@ -52,12 +52,14 @@ from suishen.central.gateway_api import (
 )
 from suishen.central.gateways import GatewayRegistry
 from suishen.central.keys import load_bundle_key
+from suishen.central.listener import BODY_TIMEOUT, ConnectionGuard, GuardedSite, ListenerLimits
 from suishen.sync.bundles import BundleService
 from suishen.sync.ingest import RETRYABLE_ERRORS
 from suishen.sync.pki import PkiLayout, hub_ssl_context_for
 from suishen.sync.wire import MAX_BODY_BYTES
 
 SHUTDOWN_TIMEOUT_S = 5.0
+LIMITS: web.AppKey[ListenerLimits] = web.AppKey("listener_limits", ListenerLimits)
 
 log = structlog.get_logger("suishen.central.app")
 
@@ -140,6 +142,7 @@ def gateway_app(
     long_poll_max_s: float = 30.0,
     bundle_poll_s: float = 5.0,
     gateway_cache_ttl_s: float = 30.0,
+    limits: ListenerLimits | None = None,
 ) -> web.Application:
     """The gateway listener's app, on the configured database or on ``pool`` (not closed)."""
     if (database is None) == (pool is None):
@@ -148,6 +151,8 @@ def gateway_app(
     app = web.Application(middlewares=[bind_gateway], client_max_size=max_body_bytes)
     app[MAX_BODY] = max_body_bytes
     app[LONG_POLL_MAX] = float(long_poll_max_s)
+    app[LIMITS] = limits or ListenerLimits()
+    app[BODY_TIMEOUT] = app[LIMITS].body_timeout_s
     if database is not None:
         app.cleanup_ctx.append(database_ctx(database))
     else:
@@ -166,10 +171,28 @@ def gateway_app(
 async def serve(
     app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext
 ) -> tuple[web.AppRunner, int]:
-    """Start ``app`` on host:port with TLS; return the runner and the bound port."""
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+    """Start ``app`` on host:port with TLS; return the runner and the bound port.
+
+    The app's ListenerLimits (``LIMITS``) set the TLS handshake and request-head timeout (as
+    aiohttp's keepalive_timeout) and the per-gateway connection cap (central/listener.py)."""
+    limits = app.get(LIMITS) or ListenerLimits()
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log=None,
+        keepalive_timeout=limits.header_timeout_s,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    assert runner.server is not None
+    ConnectionGuard(limits.max_connections_per_gateway).install(runner.server)
+    site = GuardedSite(
+        runner,
+        host,
+        port,
+        ssl_context=ssl_context,
+        reuse_address=True,
+        ssl_handshake_timeout=limits.header_timeout_s,
+    )
     try:
         await site.start()
     except BaseException:
@@ -216,6 +239,11 @@ async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
         maintenance_interval_s=config.retention.maintenance_interval_s,
         max_body_bytes=listener.max_body_bytes,
         long_poll_max_s=listener.long_poll_max_s,
+        limits=ListenerLimits(
+            header_timeout_s=listener.header_timeout_s,
+            body_timeout_s=listener.body_timeout_s,
+            max_connections_per_gateway=listener.max_connections_per_gateway,
+        ),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -95,10 +95,23 @@ class GatewayListenerSection:
     )
     max_body_bytes: int = setting("largest upload accepted (else 413)", 8 * 1024 * 1024, ge=1024)
     long_poll_max_s: int = setting("longest a bundle long-poll waits (wait= is capped)", 30, ge=1)
+    header_timeout_s: float = setting(
+        "seconds a connection has to finish its TLS handshake and then each request head "
+        "(from connecting or from the previous answer; also the idle keep-alive limit)",
+        20.0,
+    )
+    body_timeout_s: float = setting(
+        "seconds a request has to deliver its whole body (else 408, connection closed)", 60.0
+    )
+    max_connections_per_gateway: int = setting(
+        "open connections one gateway may hold (more: 503 and closed at once)", 16, ge=1
+    )
 
     def __post_init__(self) -> None:
         if self.port > 65535:
             raise ValueError("port: must be 0..65535")
+        if not (self.header_timeout_s > 0 and self.body_timeout_s > 0):
+            raise ValueError("header_timeout_s and body_timeout_s: must be > 0")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ from aiohttp import web
 
 from suishen.central.db import DB_POOL
 from suishen.central.gateways import GatewayAuth, GatewayRegistry
+from suishen.central.listener import BODY_TIMEOUT, BodyError, read_body
 from suishen.protocol.bundles import BUNDLE_KINDS
 from suishen.sync.bundles import BundleService
 from suishen.sync.ingest import (
@@ -93,7 +94,9 @@ def _refusal(gateway: GatewayAuth | None, presented: str | None) -> str | None:
 @web.middleware
 async def bind_gateway(request: web.Request, handler: Any) -> web.StreamResponse:
     """Bind the request to the gateway its verified client certificate names, if that
-    certificate is the one pinned for the gateway and the gateway is enabled (else 403)."""
+    certificate is the one pinned for the gateway and the gateway is enabled (else 403); then
+    read the body whole within the body timeout (else 408, connection closed) before any
+    handler runs (central/listener.py)."""
     peercert, presented = _peer(request.transport)  # read now: the lookup below may wait
     try:
         gateway_id = gateway_id_from_peercert(peercert)
@@ -109,6 +112,18 @@ async def bind_gateway(request: web.Request, handler: Any) -> web.StreamResponse
         return _error(403, f"gateway {gateway_id!r}: {refusal}")
     request[GATEWAY_ID] = gateway_id
     with structlog.contextvars.bound_contextvars(gateway_id=gateway_id):
+        if BODY_TIMEOUT in request.app:
+            try:
+                await read_body(request, request.app[MAX_BODY])  # whole, in time, or refused
+            except BodyError as exc:
+                log.warning("body_refused", status=exc.status, error=str(exc))
+                refused = _error(exc.status, str(exc))
+                refused.force_close()
+                # Answer, then drop the connection: no lingering read of what is still coming.
+                await refused.prepare(request)
+                await refused.write_eof()
+                request.protocol.force_close()
+                return refused
         response: web.StreamResponse = await handler(request)
         return response
 
