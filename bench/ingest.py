@@ -133,8 +133,10 @@ async def run(root: Path) -> dict:
             await con.execute("INSERT INTO sites (site_id, kind) VALUES ('bench-site', 'venue')")
             for gateway_id in hub_ids:
                 await con.execute(
-                    "INSERT INTO gateways (gateway_id, site_id) VALUES ($1, 'bench-site')",
+                    "INSERT INTO gateways (gateway_id, site_id, cert_sha256) "
+                    "VALUES ($1, 'bench-site', $2)",
                     gateway_id,
+                    pki.fingerprint(pki.load_certificate(layout.gateway_cert(gateway_id))),
                 )
         bodies = {g: _bodies(g, now) for g in hub_ids}
         raw_batches = [

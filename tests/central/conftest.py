@@ -34,6 +34,8 @@ from suishen.central.db import EmbeddedPostgres, init_connection
 from suishen.central.migrate import apply_migrations
 from suishen.central.partitions import ensure_partitions
 
+from .hubkit import for_cli
+
 TODAY = dt.datetime.now(dt.UTC).date()  # partitions in the template are made around this day
 
 
@@ -157,3 +159,9 @@ async def con(db_dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def cli_dsn(db_dsn: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``db_dsn`` for ``--dsn``: without its password, which goes in $SUISHEN_DB_PASSWORD."""
+    return for_cli(db_dsn, monkeypatch)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
+from suishen.central.gateways import pin_certificate
+from suishen.sync import pki
 from suishen.sync.wire import encode_batch
 
 SITE = "site-a"
@@ -27,8 +32,10 @@ async def register(
     *,
     kind: str = "building",
     enabled: bool = True,
+    cert: Path | None = None,
 ) -> None:
-    """Register a site (if new) and a gateway at it."""
+    """Register a site (if new) and a gateway at it; pin ``cert`` (a PEM file) as its client
+    certificate when given (without one the listener refuses the gateway)."""
     await con.execute(
         "INSERT INTO sites (site_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING", site_id, kind
     )
@@ -38,6 +45,19 @@ async def register(
         site_id,
         enabled,
     )
+    if cert is not None:
+        await pin(con, gateway_id, cert)
+
+
+async def pin(con: asyncpg.Connection | asyncpg.Pool, gateway_id: str, cert: Path) -> None:
+    """Pin the certificate in ``cert`` (PEM) as the gateway's (as `suishen hub gateway add`)."""
+    fingerprint = pki.fingerprint(pki.load_certificate(cert))
+    if isinstance(con, asyncpg.Pool):
+        async with con.acquire() as connection, connection.transaction():
+            await pin_certificate(connection, gateway_id, fingerprint)
+    else:
+        async with con.transaction():
+            await pin_certificate(con, gateway_id, fingerprint)
 
 
 def scan_row(seq: int, *, site_id: str = SITE, ts: float | None = None, **over: Any) -> dict:
@@ -103,3 +123,15 @@ def device_row(seq: int, *, site_id: str = SITE) -> dict:
 def body(gateway_id: str, rows: list[dict]) -> dict[str, Any]:
     """The JSON document of an upload, as the uploader encodes it."""
     return encode_batch(gateway_id, rows)
+
+
+def for_cli(dsn: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``dsn`` without its password, for ``--dsn`` (a command line must not carry one); the
+    password goes to the CLI in $SUISHEN_DB_PASSWORD, as an operator would pass it."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    monkeypatch.setenv("SUISHEN_DB_PASSWORD", urllib.parse.unquote(parts.password))
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))

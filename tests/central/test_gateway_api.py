@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ssl
 import time
@@ -23,7 +24,7 @@ from suishen.sync import pki
 from suishen.sync.bundles import roster_add, trust_add, watchlist_add, watchlist_remove
 from suishen.sync.wire import MAX_ROWS
 
-from .hubkit import OTHER_SITE, alert_row, body, person, register, scan_row
+from .hubkit import OTHER_SITE, alert_row, body, person, pin, register, scan_row
 
 NOW = dt.datetime.now(dt.UTC)
 SMALL_BODY = 256 * 1024
@@ -32,20 +33,28 @@ SMALL_BODY = 256 * 1024
 class Hub:
     """A running gateway listener and what the tests need to talk to it."""
 
-    def __init__(self, url: str, layout: pki.PkiLayout, key: ed25519.Ed25519PrivateKey) -> None:
+    def __init__(
+        self, url: str, layout: pki.PkiLayout, key: ed25519.Ed25519PrivateKey, pool: asyncpg.Pool
+    ) -> None:
         self.url = url
         self.layout = layout
         self.key = key
+        self.pool = pool
 
-    def client(self, gateway_id: str | None) -> aiohttp.ClientSession:
+    @contextlib.asynccontextmanager
+    async def client(self, gateway_id: str | None) -> AsyncIterator[aiohttp.ClientSession]:
+        """A client presenting a fresh certificate for ``gateway_id`` (None: none), pinned at
+        the hub as `suishen hub gateway add` would when the gateway is registered."""
         if gateway_id is None:
             ctx = ssl.create_default_context(cafile=str(self.layout.ca_cert))
         else:
-            pki.issue_gateway(self.layout.root, gateway_id, now=NOW)
+            cert, _ = pki.issue_gateway(self.layout.root, gateway_id, now=NOW)
+            if await self.pool.fetchval("SELECT 1 FROM gateways WHERE gateway_id = $1", gateway_id):
+                await pin(self.pool, gateway_id, cert)
             ctx = pki.gateway_ssl_context_for(self.layout, gateway_id)
-        return aiohttp.ClientSession(
-            self.url, connector=aiohttp.TCPConnector(ssl=ctx, force_close=True)
-        )
+        connector = aiohttp.TCPConnector(ssl=ctx, force_close=True)
+        async with aiohttp.ClientSession(self.url, connector=connector) as session:
+            yield session
 
 
 @pytest.fixture
@@ -61,7 +70,7 @@ async def hub(db_pool: asyncpg.Pool, layout: pki.PkiLayout) -> AsyncIterator[Hub
     app = gateway_app(bundle_key=key, pool=db_pool, max_body_bytes=SMALL_BODY, bundle_poll_s=60)
     runner, port = await serve(app, "127.0.0.1", 0, pki.hub_ssl_context_for(layout))
     try:
-        yield Hub(f"https://localhost:{port}", layout, key)
+        yield Hub(f"https://localhost:{port}", layout, key, db_pool)
     finally:
         await runner.cleanup()
 

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import aiohttp
@@ -56,17 +57,21 @@ async def _cli(*argv: str) -> int:
 
 
 async def test_gateway_watchlist_and_trust_commands(
-    db_dsn: str, con: asyncpg.Connection, tmp_path: Path
+    cli_dsn: str, con: asyncpg.Connection, tmp_path: Path
 ) -> None:
     """gateway add registers site and gateway; watchlist add/remove and trust add/remove change
     the lists and bump their versions; removing what is not listed exits 3; a bad person key
     exits 2."""
-    dsn = ["--dsn", db_dsn]
+    dsn = ["--dsn", cli_dsn, "--pki", str(tmp_path / "pki")]
+    pki.init_ca(tmp_path / "pki", now=NOW)
+    pki.issue_gateway(tmp_path / "pki", "gw-1", now=NOW)
+    pki.issue_gateway(tmp_path / "pki", "gw-2", now=NOW)
     gateway_add = ("hub", "gateway", "add")
     assert await _cli(*gateway_add, "gw-1", "--site", "s-1", "--kind", "hotel", *dsn) == 0
     assert await con.fetchval("SELECT site_id FROM gateways WHERE gateway_id = 'gw-1'") == "s-1"
     assert await con.fetchval("SELECT kind FROM sites WHERE site_id = 's-1'") == "hotel"
     assert await _cli(*gateway_add, "gw-2", "--site", "s-1", "--kind", "venue", *dsn) == 2
+    dsn = ["--dsn", cli_dsn]
 
     add = ("hub", "watchlist", "add", person(1), "--level", "deny", "--route", "police")
     assert await _cli(*add, "--reason", "wanted", "--expires", "2099-01-01T00:00:00Z", *dsn) == 0
@@ -133,7 +138,7 @@ def _start_hub(config: Path, ready: Path) -> subprocess.Popen[bytes]:
 
 
 async def test_hub_run_serves_gateways_and_stops_on_sigterm(
-    db_dsn: str, con: asyncpg.Connection, tmp_path: Path
+    db_dsn: str, cli_dsn: str, con: asyncpg.Connection, tmp_path: Path
 ) -> None:
     """`suishen hub run` as a process: it writes its ready file once listening, takes an
     upload and serves a signed watchlist over mutual TLS to a registered gateway, and on
@@ -143,10 +148,15 @@ async def test_hub_run_serves_gateways_and_stops_on_sigterm(
     pki.issue_gateway(layout.root, "gw-1", now=NOW)
     assert await _cli("hub", "keys", "init", "--state", str(tmp_path / "state")) == 0
     assert await _cli("hub", "gateway", "add", "gw-1", "--site", "s-1", "--kind", "building",
-                      "--dsn", db_dsn) == 0  # fmt: skip
+                      "--pki", str(layout.root), "--dsn", cli_dsn) == 0  # fmt: skip
+    # The password in a 0600 file the config names (the environment is the other way).
+    password = urllib.parse.urlsplit(db_dsn).password or ""
+    (tmp_path / "db.pw").write_text(urllib.parse.unquote(password) + "\n")
+    (tmp_path / "db.pw").chmod(0o600)
     config = tmp_path / "hub.toml"
     config.write_text(
-        f'[hub]\nstate_dir = "state"\n[database]\ndsn = "{db_dsn}"\nmin_size = 1\n'
+        f'[hub]\nstate_dir = "state"\n[database]\ndsn = "{cli_dsn}"\nmin_size = 1\n'
+        'password_file = "db.pw"\n'
         '[gateway_listener]\nport = 0\npki_dir = "pki"\n'
     )
     ready = tmp_path / "run" / "ready.json"
@@ -164,7 +174,7 @@ async def test_hub_run_serves_gateways_and_stops_on_sigterm(
             poll = asyncio.create_task(client.get("/v1/bundles/watchlist?after=0&wait=20"))
             await asyncio.sleep(0.3)
             add = ("hub", "watchlist", "add", person(9), "--level", "notify", "--route", "staff")
-            assert await _cli(*add, "--reason", "check", "--dsn", db_dsn) == 0
+            assert await _cli(*add, "--reason", "check", "--dsn", cli_dsn) == 0
             async with await asyncio.wait_for(poll, 5) as response:
                 assert response.status == 200
                 data = await response.read()
@@ -182,3 +192,10 @@ async def test_hub_run_serves_gateways_and_stops_on_sigterm(
             process.wait()
         assert process.stderr is not None
         process.stderr.close()
+
+
+def test_hub_settings_doc_is_current() -> None:
+    """deploy/config/HUB_SETTINGS.md is exactly settings_markdown(): a setting added without
+    its help, or a doc left behind, fails here."""
+    committed = (REPO / "deploy" / "config" / "HUB_SETTINGS.md").read_text(encoding="utf-8")
+    assert committed == settings_markdown()

@@ -23,6 +23,8 @@ from suishen.central.migrate import (
 )
 from suishen.cli import main
 
+from .hubkit import for_cli
+
 EXPECTED_TABLES = {
     "sites",
     "gateways",
@@ -189,8 +191,12 @@ async def test_open_database_migrates_and_stages(empty_dsn: str) -> None:
         assert await con.fetchval("SELECT count(*) FROM staging_passages") == 0
 
 
-async def test_cli_migrate_with_dsn(empty_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """`suishen hub migrate --dsn` applies the schema and creates partitions, then is a no-op."""
+async def test_cli_migrate_with_dsn(
+    empty_dsn: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`suishen hub migrate --dsn` (the password in the environment) applies the schema and
+    creates partitions, then is a no-op."""
+    empty_dsn = for_cli(empty_dsn, monkeypatch)
     assert await asyncio.to_thread(main, ["hub", "migrate", "--dsn", empty_dsn]) == 0
     assert "applied 0001_init" in capsys.readouterr().out
     assert await asyncio.to_thread(main, ["hub", "migrate", "--dsn", empty_dsn]) == 0

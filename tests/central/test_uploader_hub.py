@@ -107,7 +107,7 @@ class Hub:
 
 @pytest.fixture
 async def hub(db_pool: asyncpg.Pool, deployment: pki.PkiLayout) -> AsyncIterator[Hub]:
-    await register(db_pool, GW, SITE)
+    await register(db_pool, GW, SITE, cert=deployment.gateway_cert(GW))
     running = Hub(db_pool, deployment)
     await running.start()
     try:
@@ -291,7 +291,9 @@ async def test_watchlist_entry_reaches_the_gateway_by_long_poll(
             await watchlist_add(con, wanted, level="deny", route="police", reason="test")
         took = await wait_for(lambda: _true(lists.watch(wanted, time.time()) is not None))
         assert took < 5.0
-        assert (tmp_path / "lists" / "watchlist.bundle").exists()
+        # Written as last-known-good right after the in-memory swap (in the install thread).
+        saved = tmp_path / "lists" / "watchlist.bundle"
+        await wait_for(lambda: _true(saved.exists()), within=5.0)
     finally:
         fetcher.stop()
         await task

@@ -307,7 +307,7 @@ class Cluster:
         # (notify: let in, alert raised) so that alerts travel both lanes.
         jobs = [
             self.hub.cli("gateway", "add", gid, "--site", SITE_ID, "--kind", "building",
-                         "--dsn", self.dsn)
+                         "--pki", str(self.pki_dir), "--dsn", self.dsn)
             for gid in ids
         ]  # fmt: skip
         await asyncio.gather(*jobs)

@@ -7,7 +7,9 @@ Typed state in ``web.AppKey``s; paired setup/teardown in ``app.cleanup_ctx``, in
    pool the caller owns (tests, benchmarks);
 2. partition upkeep (``partitions.maintain``) once at start and every
    ``retention.maintenance_interval_s`` (hourly);
-3. the bundle service (LISTEN/NOTIFY on bundle versions, signed-bundle cache); on shutdown it
+3. the gateway registry (central/gateways.py: each gateway's pinned certificate and enabled
+   flag, cached, invalidated by LISTEN/NOTIFY so a revocation holds on the next request);
+4. the bundle service (LISTEN/NOTIFY on bundle versions, signed-bundle cache); on shutdown it
    wakes every long-poller so they answer at once.
 
 ``run_hub(config, ready_file=...)`` serves it on ``gateway_listener.host:port`` with the
@@ -39,15 +41,25 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central import partitions
 from suishen.central.config import HubConfig
-from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx
-from suishen.central.gateway_api import BUNDLES, LONG_POLL_MAX, MAX_BODY, add_routes, bind_gateway
+from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx, resolve_password
+from suishen.central.gateway_api import (
+    BUNDLES,
+    GATEWAYS,
+    LONG_POLL_MAX,
+    MAX_BODY,
+    add_routes,
+    bind_gateway,
+)
+from suishen.central.gateways import GatewayRegistry
 from suishen.central.keys import load_bundle_key
+from suishen.central.listener import BODY_TIMEOUT, ConnectionGuard, GuardedSite, ListenerLimits
 from suishen.sync.bundles import BundleService
 from suishen.sync.ingest import RETRYABLE_ERRORS
 from suishen.sync.pki import PkiLayout, hub_ssl_context_for
 from suishen.sync.wire import MAX_BODY_BYTES
 
 SHUTDOWN_TIMEOUT_S = 5.0
+LIMITS: web.AppKey[ListenerLimits] = web.AppKey("listener_limits", ListenerLimits)
 
 log = structlog.get_logger("suishen.central.app")
 
@@ -102,6 +114,17 @@ def _bundles_ctx(
     return ctx
 
 
+def _gateways_ctx(ttl_s: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        registry = GatewayRegistry(app[DB_POOL], ttl_s=ttl_s)
+        await registry.start()
+        app[GATEWAYS] = registry
+        yield
+        await registry.close()
+
+    return ctx
+
+
 async def _wake_long_polls(app: web.Application) -> None:
     # on_shutdown runs before handlers are awaited: long-polls answer 304 now, not in 30 s.
     if BUNDLES in app:
@@ -118,6 +141,8 @@ def gateway_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     long_poll_max_s: float = 30.0,
     bundle_poll_s: float = 5.0,
+    gateway_cache_ttl_s: float = 30.0,
+    limits: ListenerLimits | None = None,
 ) -> web.Application:
     """The gateway listener's app, on the configured database or on ``pool`` (not closed)."""
     if (database is None) == (pool is None):
@@ -126,6 +151,8 @@ def gateway_app(
     app = web.Application(middlewares=[bind_gateway], client_max_size=max_body_bytes)
     app[MAX_BODY] = max_body_bytes
     app[LONG_POLL_MAX] = float(long_poll_max_s)
+    app[LIMITS] = limits or ListenerLimits()
+    app[BODY_TIMEOUT] = app[LIMITS].body_timeout_s
     if database is not None:
         app.cleanup_ctx.append(database_ctx(database))
     else:
@@ -134,6 +161,7 @@ def gateway_app(
     app.cleanup_ctx.append(
         _maintenance_ctx(policy or partitions.PartitionPolicy(), maintenance_interval_s)
     )
+    app.cleanup_ctx.append(_gateways_ctx(gateway_cache_ttl_s))
     app.cleanup_ctx.append(_bundles_ctx(bundle_key, bundle_poll_s))
     app.on_shutdown.append(_wake_long_polls)
     add_routes(app)
@@ -143,10 +171,28 @@ def gateway_app(
 async def serve(
     app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext
 ) -> tuple[web.AppRunner, int]:
-    """Start ``app`` on host:port with TLS; return the runner and the bound port."""
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+    """Start ``app`` on host:port with TLS; return the runner and the bound port.
+
+    The app's ListenerLimits (``LIMITS``) set the TLS handshake and request-head timeout (as
+    aiohttp's keepalive_timeout) and the per-gateway connection cap (central/listener.py)."""
+    limits = app.get(LIMITS) or ListenerLimits()
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log=None,
+        keepalive_timeout=limits.header_timeout_s,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    assert runner.server is not None
+    ConnectionGuard(limits.max_connections_per_gateway).install(runner.server)
+    site = GuardedSite(
+        runner,
+        host,
+        port,
+        ssl_context=ssl_context,
+        reuse_address=True,
+        ssl_handshake_timeout=limits.header_timeout_s,
+    )
     try:
         await site.start()
     except BaseException:
@@ -164,9 +210,15 @@ def _write_ready(path: Path, host: str, port: int) -> None:
 
 
 def database_settings(config: HubConfig) -> DatabaseSettings:
+    """The database the config names; a DSN's password from database.password_file or the
+    environment variable database.password_env (raises DatabaseError for an unsafe file)."""
     db = config.database
+    password = None
+    if db.dsn:
+        password = resolve_password(file=db.password_file, env=db.password_env)
     return DatabaseSettings(
         dsn=db.dsn,
+        password=password,
         state_dir=None if db.dsn else config.hub.state_dir,
         min_size=min(db.min_size, db.max_size),
         max_size=db.max_size,
@@ -187,6 +239,11 @@ async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
         maintenance_interval_s=config.retention.maintenance_interval_s,
         max_body_bytes=listener.max_body_bytes,
         long_poll_max_s=listener.long_poll_max_s,
+        limits=ListenerLimits(
+            header_timeout_s=listener.header_timeout_s,
+            body_timeout_s=listener.body_timeout_s,
+            max_connections_per_gateway=listener.max_connections_per_gateway,
+        ),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -12,7 +12,8 @@ config file's directory; every problem in a file is reported at once with its ke
     [retention]         days of scans/passages/visits/stays, partitions ahead, kept records
 
 Types the loader understands: str, int, float, bool, Path, X | None, nested dataclasses.
-``settings_markdown()`` lists every setting with its help and default.
+``settings_markdown()`` lists every setting with its help and default: the text of
+deploy/config/HUB_SETTINGS.md (a test keeps it current).
 """
 
 from __future__ import annotations
@@ -68,7 +69,15 @@ class DatabaseSection:
     """The central PostgreSQL."""
 
     dsn: str | None = setting(
-        "PostgreSQL (>= 14) DSN; absent: an embedded pgserver under hub.state_dir/pgdata"
+        "PostgreSQL (>= 14) DSN; absent: an embedded pgserver under hub.state_dir/pgdata "
+        "(SCRAM password in hub.state_dir/db-password, private socket, no TCP)"
+    )
+    password_file: Path | None = setting(
+        "file holding the DSN's password (first line; must not be group/other-readable)"
+    )
+    password_env: str = setting(
+        "environment variable holding the DSN's password when password_file is not set",
+        "SUISHEN_DB_PASSWORD",
     )
     min_size: int = setting("connections the pool keeps open", 2, ge=0)
     max_size: int = setting("most connections the pool opens", 10, ge=1)
@@ -86,10 +95,23 @@ class GatewayListenerSection:
     )
     max_body_bytes: int = setting("largest upload accepted (else 413)", 8 * 1024 * 1024, ge=1024)
     long_poll_max_s: int = setting("longest a bundle long-poll waits (wait= is capped)", 30, ge=1)
+    header_timeout_s: float = setting(
+        "seconds a connection has to finish its TLS handshake and then each request head "
+        "(from connecting or from the previous answer; also the idle keep-alive limit)",
+        20.0,
+    )
+    body_timeout_s: float = setting(
+        "seconds a request has to deliver its whole body (else 408, connection closed)", 60.0
+    )
+    max_connections_per_gateway: int = setting(
+        "open connections one gateway may hold (more: 503 and closed at once)", 16, ge=1
+    )
 
     def __post_init__(self) -> None:
         if self.port > 65535:
             raise ValueError("port: must be 0..65535")
+        if not (self.header_timeout_s > 0 and self.body_timeout_s > 0):
+            raise ValueError("header_timeout_s and body_timeout_s: must be > 0")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,9 +243,23 @@ def iter_settings(cls: type = HubConfig, prefix: str = "") -> Iterator[tuple[str
             yield path, fld.metadata["help"], fld.default
 
 
+SETTINGS_HEADER = """# Hub settings
+
+<!-- Generated from suishen.central.config; do not edit.  Regenerate with
+     python -c "from suishen.central.config import settings_markdown as s; print(s(), end='')"
+     > deploy/config/HUB_SETTINGS.md  (a test checks it is current). -->
+
+Every setting of the hub's config file (TOML, `suishen hub run --config FILE`).  Unknown keys
+are errors; relative paths are taken from the config file's directory.  The database password
+is never written in the DSN on a command line: `database.password_file` or the environment
+variable named by `database.password_env`.
+
+"""
+
+
 def settings_markdown() -> str:
-    """Every hub setting as a Markdown table."""
-    lines = ["| setting | default | what it is for |", "|---|---|---|"]
+    """Every hub setting as a Markdown table (deploy/config/HUB_SETTINGS.md)."""
+    lines = [SETTINGS_HEADER + "| setting | default | what it is for |", "|---|---|---|"]
     for path, help_text, default in iter_settings():
         shown = "(none)" if default is None else f"`{default}`"
         lines.append(f"| `{path}` | {shown} | {help_text} |")

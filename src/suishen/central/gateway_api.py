@@ -2,7 +2,9 @@
 
 Every request is bound to the gateway its verified client certificate names
 (``pki.gateway_id_from_peercert``); the TLS handshake itself refuses a client without a
-certificate signed by the deployment CA.
+certificate signed by the deployment CA.  The certificate must also be the one the hub pins for
+that gateway (its SHA-256, central/gateways.py) and the gateway enabled: else 403 on every
+request, whatever the route.
 
 ``POST /v1/ingest``
     JSON batch -> ``wire.parse_batch`` -> ``ingest.ingest`` -> 200 ``{"high_water",
@@ -23,6 +25,7 @@ certificate signed by the deployment CA.
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any, Final
 
@@ -31,6 +34,8 @@ import structlog
 from aiohttp import web
 
 from suishen.central.db import DB_POOL
+from suishen.central.gateways import GatewayAuth, GatewayRegistry
+from suishen.central.listener import BODY_TIMEOUT, BodyError, read_body
 from suishen.protocol.bundles import BUNDLE_KINDS
 from suishen.sync.bundles import BundleService
 from suishen.sync.ingest import (
@@ -41,13 +46,14 @@ from suishen.sync.ingest import (
     ingest,
     store_alerts,
 )
-from suishen.sync.pki import PeerIdentityError, gateway_id_from_peercert
+from suishen.sync.pki import PeerIdentityError, certificate_sha256, gateway_id_from_peercert
 from suishen.sync.wire import MAX_BODY_BYTES, BatchError, parse_batch
 
 BUNDLES: web.AppKey[BundleService] = web.AppKey("bundles", BundleService)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 LONG_POLL_MAX: web.AppKey[float] = web.AppKey("long_poll_max_s", float)
 GATEWAY_ID: web.RequestKey[str] = web.RequestKey("gateway_id", str)
+GATEWAYS: web.AppKey[GatewayRegistry] = web.AppKey("gateways", GatewayRegistry)
 
 COSE_TYPE: Final = "application/cose"
 RETRY_AFTER_S: Final = "1"
@@ -59,16 +65,65 @@ def _error(status: int, message: str, *, row: int | None = None) -> web.Response
     return web.json_response({"error": message, "row": row}, status=status)
 
 
+def _peer(transport: Any) -> tuple[Any, str | None]:
+    """The verified peer certificate of this connection (as ``getpeercert()``) and its
+    fingerprint; (None, None) once the connection is gone (asyncio's SSL transport then raises
+    AttributeError from get_extra_info)."""
+    if transport is None or transport.is_closing():
+        return None, None
+    try:
+        peercert = transport.get_extra_info("peercert")
+        ssl_object = transport.get_extra_info("ssl_object")
+    except AttributeError:
+        return None, None
+    der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
+    return peercert, None if der is None else certificate_sha256(der)
+
+
+def _refusal(gateway: GatewayAuth | None, presented: str | None) -> str | None:
+    """Why this certificate may not speak for the gateway (None: it may)."""
+    if gateway is None or not gateway.enabled:
+        return "gateway is unknown or disabled"
+    if gateway.cert_sha256 is None:
+        return "no certificate is registered for this gateway (revoked or never pinned)"
+    if presented is None or not hmac.compare_digest(gateway.cert_sha256, presented):
+        return "certificate is not this gateway's current one (replaced or revoked)"
+    return None
+
+
 @web.middleware
 async def bind_gateway(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Bind the request to the gateway its verified client certificate names (else 403)."""
-    transport = request.transport
-    peercert = None if transport is None else transport.get_extra_info("peercert")
+    """Bind the request to the gateway its verified client certificate names, if that
+    certificate is the one pinned for the gateway and the gateway is enabled (else 403); then
+    read the body whole within the body timeout (else 408, connection closed) before any
+    handler runs (central/listener.py)."""
+    peercert, presented = _peer(request.transport)  # read now: the lookup below may wait
     try:
-        request[GATEWAY_ID] = gateway_id_from_peercert(peercert)
+        gateway_id = gateway_id_from_peercert(peercert)
     except PeerIdentityError as exc:
         return _error(403, f"client certificate: {exc}")
-    with structlog.contextvars.bound_contextvars(gateway_id=request[GATEWAY_ID]):
+    try:
+        gateway = await request.app[GATEWAYS].lookup(gateway_id)
+    except RETRYABLE_ERRORS:
+        return _ingest_error(IngestUnavailable("database unavailable; retry", gateway_id=""))
+    refusal = _refusal(gateway, presented)
+    if refusal is not None:
+        log.warning("gateway_refused", gateway_id=gateway_id, why=refusal)
+        return _error(403, f"gateway {gateway_id!r}: {refusal}")
+    request[GATEWAY_ID] = gateway_id
+    with structlog.contextvars.bound_contextvars(gateway_id=gateway_id):
+        if BODY_TIMEOUT in request.app:
+            try:
+                await read_body(request, request.app[MAX_BODY])  # whole, in time, or refused
+            except BodyError as exc:
+                log.warning("body_refused", status=exc.status, error=str(exc))
+                refused = _error(exc.status, str(exc))
+                refused.force_close()
+                # Answer, then drop the connection: no lingering read of what is still coming.
+                await refused.prepare(request)
+                await refused.write_eof()
+                request.protocol.force_close()
+                return refused
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -8,8 +8,13 @@
 - ``suishen hub keys init [--state DIR] [--force]``: the hub's Ed25519 bundle key and X25519
   sealing key under DIR/keys (0600), with their public halves as PEM files for gateway configs
   (``lists.bundle_key_file``, ``privacy.hub_seal_key_file``).
-- ``suishen hub gateway add GATEWAY_ID --site SITE_ID --kind KIND``: register the site (if new)
-  and the gateway (its client certificate comes from ``suishen pki issue-gateway``).
+- ``suishen hub gateway add GATEWAY_ID --site SITE_ID --kind KIND [--cert FILE | --pki DIR]``:
+  register the site (if new) and the gateway, and pin its client certificate (from ``suishen
+  pki issue-gateway``; default ``pki/gateways/GATEWAY_ID.pem``): the hub accepts that one only.
+  ``gateway reissue GATEWAY_ID [--pki DIR]`` issues a new certificate and pins it (the old one
+  is refused from the next request on); ``gateway revoke GATEWAY_ID`` refuses the current one
+  at once (exit 3: none pinned); ``gateway disable|enable GATEWAY_ID`` (disabled: 403 on
+  every request).
 - ``suishen hub watchlist add PERSON_KEY --level notify|deny --route police|staff --reason TEXT
   [--expires ISO]`` / ``remove PERSON_KEY``; ``suishen hub trust add --entry FILE`` (a
   trust_entry.json from ``suishen issuer keygen``) / ``remove KID``: change a list and bump its
@@ -39,6 +44,7 @@ EXIT_MIGRATION = 2  # the database and the migration files disagree
 EXIT_USAGE = 2  # a bad config file or argument
 EXIT_NOT_FOUND = 3  # remove: the entry was not listed
 DEFAULT_STATE_DIR = Path("hub-state")
+DEFAULT_PKI_DIR = Path("pki")  # as `suishen pki --dir`
 
 
 def register(sub: Any) -> None:
@@ -56,20 +62,40 @@ def register(sub: Any) -> None:
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:
     """--dsn | --state: the database options every hub command shares."""
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--dsn", help="PostgreSQL (>= 14) DSN, e.g. postgresql://user@host/db")
+    where.add_argument(
+        "--dsn",
+        help="PostgreSQL (>= 14) DSN without its password, e.g. postgresql://user@host/db; "
+        "the password comes from --password-file or $SUISHEN_DB_PASSWORD (never argv)",
+    )
     where.add_argument(
         "--state",
         type=Path,
         help=f"hub state directory; embedded PostgreSQL in STATE/pgdata (default: "
         f"{DEFAULT_STATE_DIR}, used when no --dsn)",
     )
+    parser.add_argument(
+        "--password-file", type=Path, help="file holding the --dsn password (mode 0600)"
+    )
 
 
 def database_settings(args: argparse.Namespace) -> Any:
-    from suishen.central.db import DatabaseSettings  # noqa: PLC0415 (lazy CLI)
+    """DatabaseSettings from --dsn / --state; a DSN with a password in it is refused
+    (ValueError): other local users can read a process's arguments."""
+    from suishen.central.db import (  # noqa: PLC0415 (lazy CLI)
+        DEFAULT_PASSWORD_ENV,
+        DatabaseSettings,
+        dsn_has_password,
+        resolve_password,
+    )
 
     if args.dsn:
-        return DatabaseSettings(dsn=args.dsn)
+        if dsn_has_password(args.dsn):
+            raise ValueError(
+                f"--dsn must not carry a password (argv is visible to every local user): "
+                f"use --password-file or ${DEFAULT_PASSWORD_ENV}"
+            )
+        password = resolve_password(file=args.password_file, env=DEFAULT_PASSWORD_ENV)
+        return DatabaseSettings(dsn=args.dsn, password=password)
     return DatabaseSettings(state_dir=args.state or DEFAULT_STATE_DIR)
 
 
@@ -95,6 +121,9 @@ def run_migrate(args: argparse.Namespace) -> int:
 
     try:
         applied, created = asyncio.run(_migrate(database_settings(args), args.days_ahead))
+    except ValueError as exc:
+        print(f"suishen hub migrate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except MigrationError as exc:
         print(f"suishen hub migrate: {exc}", file=sys.stderr)
         return EXIT_MIGRATION
@@ -202,26 +231,83 @@ SITE_KINDS = ("building", "construction", "hotel", "venue")
 
 
 def _add_gateway(commands: Any) -> None:
-    gateway = commands.add_parser("gateway", help="register gateways")
+    gateway = commands.add_parser("gateway", help="register gateways and their certificates")
     sub = gateway.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
     add = sub.add_parser(
         "add",
-        help="register a gateway (and its site, if new)",
-        description="Register SITE_ID (if new) and GATEWAY_ID at it, enabled.",
+        help="register a gateway (and its site, if new) with its client certificate",
+        description="Register SITE_ID (if new) and GATEWAY_ID at it, enabled, and pin its "
+        "client certificate (the only one the hub accepts for it; a certificate pinned before "
+        "is refused from now on).",
     )
     add.add_argument("gateway_id", metavar="GATEWAY_ID")
     add.add_argument("--site", required=True, metavar="SITE_ID", help="the site it guards")
     add.add_argument("--kind", required=True, choices=SITE_KINDS, help="the site's kind")
     add.add_argument("--name", default="", help="the site's display name (new sites)")
+    _add_certificate_arguments(add)
     add_database_arguments(add)
     add.set_defaults(handler=run_gateway_add)
 
+    reissue = sub.add_parser(
+        "reissue",
+        help="issue a new client certificate for a gateway and pin it (the old one is refused)",
+        description="Issue PKI/gateways/GATEWAY_ID.pem and .key anew (suishen pki "
+        "issue-gateway) and pin the new certificate at the hub in one step.",
+    )
+    reissue.add_argument("gateway_id", metavar="GATEWAY_ID")
+    reissue.add_argument(
+        "--pki", type=Path, default=DEFAULT_PKI_DIR, help="PKI directory with the CA"
+    )
+    add_database_arguments(reissue)
+    reissue.set_defaults(handler=run_gateway_reissue)
+
+    revoke = sub.add_parser(
+        "revoke",
+        help="refuse a gateway's current certificate at once",
+        description="Retire GATEWAY_ID's pinned certificate: every request with it gets 403 "
+        "from the next one on, until a new certificate is pinned (add --cert, or reissue).",
+    )
+    revoke.add_argument("gateway_id", metavar="GATEWAY_ID")
+    add_database_arguments(revoke)
+    revoke.set_defaults(handler=run_gateway_revoke)
+
+    for name, enabled in (("disable", False), ("enable", True)):
+        toggle = sub.add_parser(name, help=f"{name} a gateway (disabled: 403 on every request)")
+        toggle.add_argument("gateway_id", metavar="GATEWAY_ID")
+        add_database_arguments(toggle)
+        toggle.set_defaults(handler=run_gateway_enable, enabled=enabled)
+
+
+def _add_certificate_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--cert", type=Path, help="the gateway's client certificate (PEM)")
+    which.add_argument(
+        "--pki",
+        type=Path,
+        help=f"PKI directory: pin PKI/gateways/GATEWAY_ID.pem (default: {DEFAULT_PKI_DIR})",
+    )
+
+
+def _certificate_sha256(args: argparse.Namespace) -> str:
+    """The fingerprint of the gateway's certificate named by --cert / --pki; checks that it
+    names GATEWAY_ID.  Raises PkiError."""
+    from suishen.sync import pki  # noqa: PLC0415 (lazy CLI)
+
+    path = args.cert or pki.PkiLayout(args.pki or DEFAULT_PKI_DIR).gateway_cert(args.gateway_id)
+    cert = pki.load_certificate(path)
+    named = pki.gateway_id_from_certificate(cert)
+    if named != args.gateway_id:
+        raise pki.PkiError(f"{path} is gateway {named!r}'s certificate, not {args.gateway_id!r}")
+    return pki.fingerprint(cert)
+
 
 def run_gateway_add(args: argparse.Namespace) -> int:
-    from suishen.sync.pki import PkiError, check_gateway_id  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.gateways import pin_certificate  # noqa: PLC0415 (lazy CLI)
+    from suishen.sync.pki import PkiError, check_gateway_id  # noqa: PLC0415
 
     try:
         check_gateway_id(args.gateway_id)
+        cert_sha256 = _certificate_sha256(args)
     except PkiError as exc:
         print(f"suishen hub gateway add: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -243,11 +329,72 @@ def run_gateway_add(args: argparse.Namespace) -> int:
                 args.gateway_id,
                 args.site,
             )
+            await pin_certificate(con, args.gateway_id, cert_sha256)
         return str(kind)
 
     code, _ = _with_database(args, job, "gateway add")
     if code == 0:
-        print(f"gateway {args.gateway_id} registered at {args.site} ({args.kind})")
+        print(
+            f"gateway {args.gateway_id} registered at {args.site} ({args.kind}), "
+            f"certificate sha256 {cert_sha256}"
+        )
+    return code
+
+
+def run_gateway_reissue(args: argparse.Namespace) -> int:
+    import datetime as dt  # noqa: PLC0415 (lazy CLI)
+
+    from suishen.central.gateways import pin_certificate  # noqa: PLC0415
+    from suishen.sync import pki  # noqa: PLC0415
+
+    try:
+        pki.check_gateway_id(args.gateway_id)
+        cert_path, key_path = pki.issue_gateway(
+            args.pki, args.gateway_id, now=dt.datetime.now(dt.UTC)
+        )
+        cert_sha256 = pki.fingerprint(pki.load_certificate(cert_path))
+    except pki.PkiError as exc:
+        print(f"suishen hub gateway reissue: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def job(con: Any) -> None:
+        async with con.transaction():
+            await pin_certificate(con, args.gateway_id, cert_sha256)
+
+    code, _ = _with_database(args, job, "gateway reissue")
+    if code == 0:
+        print(
+            f"gateway {args.gateway_id}: {cert_path} (key {key_path}) pinned, sha256 "
+            f"{cert_sha256}; the previous certificate is refused"
+        )
+    return code
+
+
+def run_gateway_revoke(args: argparse.Namespace) -> int:
+    from suishen.central.gateways import revoke_certificate  # noqa: PLC0415 (lazy CLI)
+
+    async def job(con: Any) -> str | None:
+        async with con.transaction():
+            return await revoke_certificate(con, args.gateway_id)
+
+    code, revoked = _with_database(args, job, "gateway revoke")
+    if code == 0 and revoked is None:
+        print(f"gateway {args.gateway_id} has no certificate pinned", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if code == 0:
+        print(f"gateway {args.gateway_id}: certificate sha256 {revoked} revoked")
+    return code
+
+
+def run_gateway_enable(args: argparse.Namespace) -> int:
+    from suishen.central.gateways import set_enabled  # noqa: PLC0415 (lazy CLI)
+
+    name = "enable" if args.enabled else "disable"
+    code, _ = _with_database(
+        args, lambda con: set_enabled(con, args.gateway_id, args.enabled), f"gateway {name}"
+    )
+    if code == 0:
+        print(f"gateway {args.gateway_id} {name}d")
     return code
 
 

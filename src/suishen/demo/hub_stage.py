@@ -114,7 +114,7 @@ async def run_hub_demo(root: Path) -> HubDemoResult:
         state = str(root / "hub-state")
         await asyncio.to_thread(
             _suishen, "hub", "gateway", "add", GATEWAY_ID, "--site", SITE_ID,
-            "--kind", "building", "--state", state,
+            "--kind", "building", "--pki", str(layout.root), "--state", state,
         )  # fmt: skip
         public_keys = (keys.bundle_public.read_bytes(), keys.seal_public.read_bytes())
         return await _site_with_hub(root, layout, public_keys, port)

@@ -42,6 +42,7 @@ from suishen.gateway.metrics import (
 )
 from suishen.gateway.pipeline import ScanPipeline
 from suishen.gateway.policy import LaneInfo
+from suishen.gateway.private import prepare_state
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import HC1, SSC1, VerifyOptions
 from suishen.protocol.framing import Discarded
@@ -185,6 +186,7 @@ class GatewayService:
         config = self.config
         structlog.contextvars.bind_contextvars(gateway_id=config.gateway.id, site_id=config.site.id)
         pepper = config.privacy.read_pepper(self._environ)
+        prepare_state(config)  # 0700 directories, a 0600 journal (gateway/private.py)
         self._load_lists()
         await self.journal.start()
         try:

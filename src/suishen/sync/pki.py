@@ -17,6 +17,10 @@ Files (PEM; keys PKCS#8, unencrypted, mode 0600, written atomically)::
 
 Times are parameters (``now``), never read here, so tests can make expired certificates.
 
+Revocation is not done with CRLs: the hub pins each gateway's current certificate by its
+fingerprint (``certificate_sha256``: SHA-256 of the DER, hex) and refuses any other one
+(central/gateways.py), so re-issuing a certificate and registering it at the hub retires the old.
+
 Exceptions::
 
     PkiError                    a PKI file or argument is wrong
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import ipaddress
 import re
 import ssl
@@ -367,6 +372,16 @@ def gateway_id_from_peercert(peercert: Mapping[str, Any] | None) -> str:
         return check_gateway_id(gateway_id)
     except PkiError as exc:
         raise PeerIdentityError(str(exc)) from exc
+
+
+def certificate_sha256(der: bytes) -> str:
+    """The fingerprint the hub pins per gateway: SHA-256 (hex) of the certificate's DER."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """``certificate_sha256`` of a parsed certificate."""
+    return certificate_sha256(cert.public_bytes(serialization.Encoding.DER))
 
 
 def gateway_id_from_certificate(cert: x509.Certificate) -> str:
