@@ -28,6 +28,7 @@ BY_TABLE_COLUMN: dict[tuple[str, str], type[enum.StrEnum]] = {
     ("alerts", "kind"): v.AlertKind,
     ("alerts", "state"): v.AlertStep,
     ("bundle_versions", "kind"): v.BundleKind,
+    ("gateway_certificates", "retired_why"): v.CertificateRetired,
 }
 
 ANY_ARRAY = re.compile(r"\(?\(?(\w+) = ANY \(\(?ARRAY\[(.*?)\]\)?(?:::text\[\])?\)\)?")

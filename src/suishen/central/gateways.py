@@ -39,6 +39,8 @@ from typing import Final
 import asyncpg
 import structlog
 
+from suishen.protocol.vocabulary import CertificateRetired
+
 CHANNEL: Final = "suishen_gateways"
 DEFAULT_TTL_S: Final = 30.0
 
@@ -89,9 +91,10 @@ async def pin_certificate(con: asyncpg.Connection, gateway_id: str, cert_sha256:
     if current == cert_sha256:
         return False
     await con.execute(
-        "UPDATE gateway_certificates SET retired_at = now(), retired_why = 'replaced' "
+        "UPDATE gateway_certificates SET retired_at = now(), retired_why = $2 "
         "WHERE gateway_id = $1 AND retired_at IS NULL",
         gateway_id,
+        CertificateRetired.REPLACED.value,
     )
     await con.execute(
         "INSERT INTO gateway_certificates (cert_sha256, gateway_id) VALUES ($1, $2)",
@@ -113,9 +116,10 @@ async def revoke_certificate(con: asyncpg.Connection, gateway_id: str) -> str | 
     if row is None:
         raise GatewayChangeError(f"gateway {gateway_id!r} is not registered")
     await con.execute(
-        "UPDATE gateway_certificates SET retired_at = now(), retired_why = 'revoked' "
+        "UPDATE gateway_certificates SET retired_at = now(), retired_why = $2 "
         "WHERE gateway_id = $1 AND retired_at IS NULL",
         gateway_id,
+        CertificateRetired.REVOKED.value,
     )
     await con.execute("UPDATE gateways SET cert_sha256 = NULL WHERE gateway_id = $1", gateway_id)
     revoked: str | None = row["cert_sha256"]

@@ -17,6 +17,7 @@ __all__ = [
     "AlertRoute",
     "AlertStep",
     "BundleKind",
+    "CertificateRetired",
     "Direction",
     "PassageOutcomeKind",
     "Reason",
@@ -124,6 +125,13 @@ class Role(enum.StrEnum):
     SITE_MANAGER = "site_manager"
     ANALYST = "analyst"
     ADMIN = "admin"
+
+
+class CertificateRetired(enum.StrEnum):
+    """Why the hub stopped accepting a gateway certificate it had pinned."""
+
+    REPLACED = "replaced"  # a re-issued certificate took its place
+    REVOKED = "revoked"  # `suishen hub gateway revoke`
 
 
 def values(vocabulary: type[enum.StrEnum]) -> frozenset[str]:
