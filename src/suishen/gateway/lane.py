@@ -204,6 +204,8 @@ class Lane:
         self._spawn(self._journal_discard(record, burst))
 
     async def _journal_discard(self, record: ScanDecided, burst: DiscardBurst) -> None:
+        # Stamped as it is queued (in this same step), so a lane's rows stay in time order.
+        record = replace(record, ts=self._clock())
         try:
             seq = await self.journal.append(record)
         except JournalError as exc:
@@ -276,6 +278,8 @@ class Lane:
 
     async def _journal_busy(self, record: ScanDecided) -> None:
         """Journal a lane_busy scan (no indicator: the person at the door now did not make it)."""
+        # Stamped as it is queued (in this same step), so a lane's rows stay in time order.
+        record = replace(record, ts=self._clock())
         try:
             seq = await self.journal.append(record)
         except Exception as exc:  # noqa: BLE001 - JournalError, or a record it cannot take
