@@ -44,6 +44,7 @@ from suishen.drivers.base import (
 from suishen.protocol.framing import (
     NEED_DATA,
     Discarded,
+    DiscardReason,
     FramedScan,
     FramingConfig,
     ScanFramer,
@@ -53,7 +54,7 @@ from suishen.protocol.scanner_commands import Vendor, commands_for_verdict
 log = structlog.get_logger("suishen.drivers.scanner")
 
 DiscardListener = Callable[[Discarded], None]
-SCAN_QUEUE_SIZE = 1024  # scans waiting for the lane; beyond this new scans are dropped (logged)
+SCAN_QUEUE_SIZE = 1024  # scans waiting for the lane; beyond this new ones are dropped (journalled)
 
 PARITIES = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 BYTESIZES = {5: serial.FIVEBITS, 6: serial.SIXBITS, 7: serial.SEVENBITS, 8: serial.EIGHTBITS}
@@ -68,20 +69,32 @@ class ScanQueue:
 
     _CLOSED: Any = object()
 
-    def __init__(self, device_id: str, maxsize: int = SCAN_QUEUE_SIZE) -> None:
+    def __init__(
+        self,
+        device_id: str,
+        maxsize: int = SCAN_QUEUE_SIZE,
+        *,
+        on_drop: DiscardListener | None = None,
+    ) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self._log = log.bind(device_id=device_id)
+        self._on_drop = on_drop
         self.dropped = 0
         self._closed = False
 
     def put(self, scan: RawScan) -> None:
+        """Queue a scan for the lane; when the queue is full the scan is dropped and reported
+        to `on_drop` as a DROPPED discard (the lane journals it, folded with its neighbours)."""
         if self._closed:
             return
         try:
             self._queue.put_nowait(scan)
         except asyncio.QueueFull:
             self.dropped += 1
-            self._log.warning("scan dropped: lane not keeping up", dropped=self.dropped)
+            self._log.debug("scan dropped: lane not keeping up", dropped=self.dropped)
+            if self._on_drop is not None:
+                size = max(1, len(scan.text.encode("utf-8", "replace")))
+                self._on_drop(Discarded(reason=DiscardReason.DROPPED, byte_count=size))
 
     def close(self) -> None:
         if not self._closed:
@@ -120,12 +133,20 @@ class LineScanProtocol(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_rx = (0.0, 0.0)  # (monotonic, wall) of the last bytes received
         self.transport: asyncio.BaseTransport | None = None
+        self.peer_host = ""  # the remote address, for a TCP connection
+        self.connected_mono = time.monotonic()
         self.closed: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
     # asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.connected_mono = time.monotonic()
+
+    @property
+    def last_active(self) -> float:
+        """time.monotonic() of the last bytes received (or of the connection, before any)."""
+        return max(self.connected_mono, self._last_rx[0])
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
@@ -165,7 +186,9 @@ class LineScanProtocol(asyncio.Protocol):
 
     def _emit(self, event: FramedScan | Discarded) -> None:
         if isinstance(event, Discarded):
-            self._log.info("scan discarded", reason=event.reason.value, bytes=event.byte_count)
+            # Debug only: the lane logs (and journals) discards folded, so a flood of garbage
+            # is not a flood of log lines.
+            self._log.debug("scan discarded", reason=event.reason.value, bytes=event.byte_count)
             if self._on_discard is not None:
                 self._on_discard(event)
             return
@@ -271,7 +294,7 @@ class LineScanner:
         self.device_id = device_id
         self.status = DeviceStatus(device_id, on_change=on_state)
         self._on_discard = on_discard
-        self._scans = ScanQueue(device_id)
+        self._scans = ScanQueue(device_id, on_drop=on_discard)
         self._backoff = Backoff(initial_s=reconnect_initial_s, maximum_s=reconnect_max_s)
         self._task: asyncio.Task[None] | None = None
         self._closing = False

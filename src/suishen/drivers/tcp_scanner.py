@@ -10,6 +10,12 @@
 
 Both report their state through a DeviceStatus (one "device down", one "device back" per
 outage) and never log a scanned text.
+
+Slow or hostile clients (LISTEN): a connection that sends nothing for ``idle_timeout_s`` is
+dropped (a real scanner reconnects by itself); when ``max_clients`` are connected, a new one
+evicts the connection idle longest, so idle connections cannot lock the real scanner out;
+with ``allowed_peers`` set, a connection from any other address is closed at once (logged
+once a minute per address, with a count).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import ipaddress
+import time
 from dataclasses import dataclass, field
 
 import structlog
@@ -47,7 +55,9 @@ class TcpScannerConfig:
     host: str = "127.0.0.1"  # LISTEN: address to bind; CONNECT: the scanner's address
     port: int = 0  # LISTEN: 0 picks a free port (see TcpScanner.port); CONNECT: scanner's port
     framing: FramingConfig = field(default_factory=FramingConfig)
-    max_clients: int = 8  # LISTEN: scanners connected at once; more are refused
+    max_clients: int = 8  # LISTEN: connected at once; a new one evicts the longest idle
+    idle_timeout_s: float = 600.0  # LISTEN: drop a connection silent this long (0: never)
+    allowed_peers: tuple[str, ...] = ()  # LISTEN: addresses / CIDRs allowed (empty: any)
     connect_timeout_s: float = 3.0  # CONNECT: one attempt's deadline
     reconnect_initial_s: float = 0.05  # CONNECT: first reconnect delay (doubled, with jitter)
     reconnect_max_s: float = 5.0  # CONNECT: longest reconnect delay
@@ -59,6 +69,23 @@ class TcpScannerConfig:
             raise DeviceConfigError(f"bad port {self.port}", device_id=self.device_id)
         if self.max_clients < 1:
             raise DeviceConfigError("max_clients must be at least 1", device_id=self.device_id)
+        if self.idle_timeout_s < 0:
+            raise DeviceConfigError("idle_timeout_s must be >= 0", device_id=self.device_id)
+        for peer in self.allowed_peers:
+            try:
+                ipaddress.ip_network(peer, strict=False)
+            except ValueError:
+                raise DeviceConfigError(
+                    f"allowed_peers: {peer!r} is not an address or CIDR network",
+                    device_id=self.device_id,
+                ) from None
+
+    def allowed_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(p, strict=False) for p in self.allowed_peers)
+
+
+REFUSAL_LOG_S = 60.0  # a refused address is logged at most once a minute (with a count)
+_REFUSAL_MEMORY = 256  # refused addresses remembered for that (then forgotten, all at once)
 
 
 class TcpScanner(LineScanner):
@@ -81,7 +108,12 @@ class TcpScanner(LineScanner):
         self.config = config
         self._links: set[LineScanProtocol] = set()
         self._server: asyncio.Server | None = None
+        self._allowed = config.allowed_networks()
+        self._refused: dict[str, tuple[float, int]] = {}  # address -> (last logged, count)
+        self._sweeper: asyncio.Task[None] | None = None
         self.port = config.port
+        self.evicted = 0  # LISTEN: connections dropped (idle, or evicted when full)
+        self.refused = 0  # LISTEN: connections refused (not an allowed peer)
 
     async def start(self) -> None:
         """LISTEN: bind now (so `port` is known), then wait for scanners. CONNECT: start the
@@ -89,6 +121,10 @@ class TcpScanner(LineScanner):
         if self.config.mode is TcpMode.LISTEN:
             if self._server is None:
                 await self._listen()
+            if self._sweeper is None and self.config.idle_timeout_s > 0:
+                self._sweeper = asyncio.create_task(
+                    self._sweep_idle(), name=f"tcp-scanner-idle:{self.device_id}"
+                )
         elif self._task is None:
             self._task = asyncio.create_task(
                 self._connect_loop(), name=f"tcp-scanner:{self.device_id}"
@@ -100,6 +136,11 @@ class TcpScanner(LineScanner):
             self._server.close()
         for link in list(self._links):
             link.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -134,14 +175,59 @@ class TcpScanner(LineScanner):
         return _ServerLink(self)
 
     def _peer_up(self, link: LineScanProtocol) -> None:
-        if len(self._links) >= self.config.max_clients:
-            self._log.warning(
-                "scanner refused: too many connections", limit=self.config.max_clients
-            )
-            link.close()
+        if self._allowed and not self._allowed_peer(link.peer_host):
+            self._refuse(link)
             return
+        oldest = None
+        if len(self._links) >= self.config.max_clients:
+            oldest = min(self._links, key=lambda other: other.last_active)
         self._links.add(link)
+        if oldest is not None:
+            self._drop(oldest, "evicted: connections full", limit=self.config.max_clients)
         self.status.set(DeviceState.CONNECTED)
+
+    def _allowed_peer(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self._allowed)
+
+    def _refuse(self, link: LineScanProtocol) -> None:
+        """Close a connection from an address not allowed; log it once a minute per address."""
+        link.close()
+        self.refused += 1
+        host = link.peer_host
+        now = time.monotonic()
+        logged, count = self._refused.get(host, (-REFUSAL_LOG_S, 0))
+        if now - logged < REFUSAL_LOG_S:
+            self._refused[host] = (logged, count + 1)
+            return
+        if len(self._refused) >= _REFUSAL_MEMORY:
+            self._refused.clear()
+        self._refused[host] = (now, 0)
+        self._log.warning("scanner connection refused: peer not allowed", peer=host, since=count)
+
+    def _drop(self, link: LineScanProtocol, why: str, **fields: object) -> None:
+        """Close a connection we no longer keep (it stays counted as up until it is gone)."""
+        self._links.discard(link)
+        self.evicted += 1
+        self._log.info("scanner connection dropped", why=why, peer=link.peer_host, **fields)
+        link.close()
+        if not self._links and not self._closing:
+            self.status.set(DeviceState.DISCONNECTED, detail=why)
+
+    async def _sweep_idle(self) -> None:
+        """Drop connections that sent nothing for idle_timeout_s."""
+        timeout = self.config.idle_timeout_s
+        interval = min(max(timeout / 4, 0.01), 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for link in [ln for ln in self._links if now - ln.last_active >= timeout]:
+                self._drop(link, "idle", idle_s=round(now - link.last_active, 1))
 
     def _peer_down(self, link: LineScanProtocol, exc: Exception | None) -> None:
         if link not in self._links:
@@ -209,6 +295,8 @@ class _ServerLink(LineScanProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self.peer_host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         self._owner._peer_up(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -41,6 +41,7 @@ import datetime as dt
 import difflib
 import enum
 import functools
+import ipaddress
 import os
 import re
 import tomllib
@@ -606,7 +607,24 @@ class TcpScannerSettings:
     host: str = setting("listen: address to bind; connect: the scanner's address", "127.0.0.1")
     port: int = setting("TCP port (listen: 0 picks a free one)", ge=0, le=65535)
     framing: FramingSettings = setting("scan framing", factory=FramingSettings)
-    max_clients: int = setting("listen: scanners connected at once", 8, ge=1, le=256)
+    max_clients: int = setting(
+        "listen: scanners connected at once; when full, a new one evicts the longest idle",
+        8,
+        ge=1,
+        le=256,
+    )
+    idle_timeout_s: float = setting(
+        "listen: drop a connection that sent nothing for this long (0: never); a scanner "
+        "reconnects by itself",
+        600.0,
+        ge=0,
+        le=86400,
+    )
+    allowed_peers: tuple[str, ...] = setting(
+        "listen: addresses or CIDR networks scanners may connect from (empty: any); others "
+        "are closed at once and logged",
+        (),
+    )
     connect_timeout_s: float = setting("connect: one attempt's deadline", 3.0, ge=0.01, le=60)
     reconnect_initial_s: float = setting("connect: first reconnect delay", 0.05, ge=0.001, le=60)
     reconnect_max_s: float = setting("connect: longest reconnect delay", 5.0, ge=0.01, le=600)
@@ -614,6 +632,13 @@ class TcpScannerSettings:
     def __post_init__(self) -> None:
         if self.mode is TcpMode.CONNECT and self.port == 0:
             raise SettingError("port", "connect mode needs the scanner's port, got 0")
+        for peer in self.allowed_peers:
+            try:
+                ipaddress.ip_network(peer, strict=False)
+            except ValueError:
+                raise SettingError(
+                    "allowed_peers", f"{peer!r} is not an IP address or CIDR network"
+                ) from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -854,6 +879,20 @@ class LaneSettings:
         "after an open, how long to wait for the passage", 5.0, ge=0.1, le=300
     )
     open_pulse_ms: int = setting("how long the gate's open relay is pulsed", 500, ge=1, le=60000)
+    scan_max_age_s: float = setting(
+        "a scan that waited longer than this for the lane (or arrived while the gate was open "
+        "for someone else) is journalled as lane_busy and opens nothing",
+        2.0,
+        ge=0.05,
+        le=60,
+    )
+    discard_interval_s: float = setting(
+        "the lane journals input its scanner threw away (garbage, overlong, dropped scans) at "
+        "most once per this many seconds; a burst is folded into one record with its count",
+        1.0,
+        ge=0.01,
+        le=60,
+    )
     scanner: ScannerSettings = setting("the lane's scanner or card reader (by kind)")
     gate: GateSettings = setting("the lane's gate (by kind; kind none for a desk)")
     indicator: IndicatorSettings | None = optional(

@@ -239,6 +239,8 @@ class _Factory:
                         port=s.port,
                         framing=s.framing.to_framing(),
                         max_clients=s.max_clients,
+                        idle_timeout_s=s.idle_timeout_s,
+                        allowed_peers=s.allowed_peers,
                         connect_timeout_s=s.connect_timeout_s,
                         reconnect_initial_s=s.reconnect_initial_s,
                         reconnect_max_s=s.reconnect_max_s,

@@ -334,6 +334,13 @@ def _blank(**values: Any) -> dict[str, Any]:
     return row
 
 
+def _scan_detail(r: ScanDecided) -> str | None:
+    detail: dict[str, object] = dict(r.detail) if r.detail else {}
+    if r.decision.stay_id:
+        detail["stay_id"] = r.decision.stay_id
+    return json.dumps(detail, sort_keys=True) if detail else None
+
+
 def _alert_row(
     alert: AlertRaised, *, ts: float, site_id: str, lane_id: str | None
 ) -> dict[str, Any]:
@@ -547,8 +554,10 @@ class Journal:
             kid=r.kid,
             zone=r.zone,
             latency_us=r.latency_us,
-            # The hotel stay a check-in joined, so a restart rebuilds the same party.
-            detail=json.dumps({"stay_id": r.decision.stay_id}) if r.decision.stay_id else None,
+            received_mono=r.received_mono,  # popped by _prepare_item, which stamps latency_us
+            # The hotel stay a check-in joined, so a restart rebuilds the same party; and the
+            # lane's own facts (a folded burst of discards).
+            detail=_scan_detail(r),
         )
 
     @staticmethod
@@ -864,6 +873,9 @@ class Journal:
         """Number an item's rows and seal its identity; a new epoch's row is inserted now
         (in the batch's transaction) and published once the transaction commits."""
         rows = item.rows
+        received = rows[0].pop("received_mono", None)
+        if received is not None:  # frame arrival -> this transaction (commit follows at once)
+            rows[0]["latency_us"] = max(1, round((time.monotonic() - received) * 1e6))
         for i, row in enumerate(rows):
             row["seq"] = first + i
             if i:

@@ -13,6 +13,17 @@ updated -> journal commit (durable, group commit) -> actuate (open or stay shut,
   counted, and the next scan is taken. Only the lane's own device is touched.
 - One canonical log line per scan: verdict, reason, format, latency, seq (never a name or a
   document number).
+- Nothing at the door stops a lane (DESIGN §5): an unexpected fault while deciding a scan is
+  journalled as a deny with reason internal_error (and logged with its type and place, never
+  its text), and the lane takes the next scan.
+- Only fresh scans are decided: a scan that waited longer than ``scan_max_age_s``, or that
+  arrived while the gate was open for someone else, is journalled as a deny with reason
+  lane_busy and opens nothing (a scanner's reads pile up while the lane waits for a passage).
+- Input the scanner's driver threw away (framer discards, scans dropped from a full queue) is
+  journalled folded: at most one record per ``discard_interval_s``, carrying the count.
+- A failing device is logged once ("device error") and once when it works again, however many
+  scans meet it meanwhile (its driver logs "device down"/"device back" once per outage);
+  every error is still counted in the metrics.
 """
 
 from __future__ import annotations
@@ -20,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import traceback
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
@@ -31,6 +44,7 @@ from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.metrics import Counter, Histogram
 from suishen.gateway.pipeline import ScanPipeline
 from suishen.gateway.records import (
+    AlertKind,
     Decision,
     PassageOutcomeKind,
     PassageRecorded,
@@ -39,7 +53,7 @@ from suishen.gateway.records import (
     Verdict,
 )
 from suishen.gateway.state import SiteState
-from suishen.protocol.framing import Discarded, DiscardReason
+from suishen.protocol.framing import DiscardBurst, Discarded, DiscardFolder, DiscardReason
 from suishen.protocol.reasons import Reason
 
 log = structlog.get_logger("suishen.gateway.lane")
@@ -53,6 +67,14 @@ class LaneSetup:
     has_passage_sensor: bool
     passage_timeout_s: float
     open_pulse_ms: int
+    scan_max_age_s: float = 2.0  # older scans are journalled lane_busy, never acted on
+    discard_interval_s: float = 1.0  # at most one discard record per lane per interval
+
+
+_DISCARD_REASON = {
+    DiscardReason.OVERLONG: Reason.OVERSIZE,
+    DiscardReason.DROPPED: Reason.LANE_BUSY,
+}  # every other discard (garbage, undecodable, truncated) is malformed_prefix
 
 
 @dataclass(slots=True)
@@ -97,6 +119,10 @@ class Lane:
         self._task: asyncio.Task[None] | None = None
         self._indicator_tasks: set[asyncio.Task[None]] = set()
         self._log = log.bind(lane_id=setup.lane_id)
+        self._folder = DiscardFolder(interval_s=setup.discard_interval_s)
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._gate_free_mono = 0.0  # when the gate last closed behind someone (monotonic)
+        self._failing: set[str] = set()  # devices logged "down" and not working since
 
     # ------------------------------------------------------------------ running
 
@@ -108,6 +134,8 @@ class Lane:
             self._busy = True
             try:
                 await self.handle(raw)
+            except Exception as exc:  # noqa: BLE001 - last resort: a lane never stops on a scan
+                self._log.error("lane fault after a scan", **_fault(exc))
             finally:
                 self._busy = False
             if self._stopping:
@@ -120,6 +148,8 @@ class Lane:
             self._task.cancel()
 
     async def drain_indicators(self) -> None:
+        """Journal any discards still folded, then wait for indicator and journal tasks."""
+        self._flush_discards(force=True)
         for task in list(self._indicator_tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -127,12 +157,34 @@ class Lane:
     # ------------------------------------------------------------------ discarded input
 
     def discarded(self, discarded: Discarded) -> None:
-        """The scanner's framer threw input away: journal it as a denied, unreadable scan."""
-        reason = (
-            Reason.OVERSIZE
-            if discarded.reason is DiscardReason.OVERLONG
-            else Reason.MALFORMED_PREFIX
-        )
+        """The scanner's driver threw input away: journal it as a denied, unreadable scan,
+        folded (at most one record per discard_interval_s, counting the rest into it)."""
+        burst = self._folder.add(discarded, time.monotonic())
+        if burst is not None:
+            self._record_burst(burst)
+        elif self._flush_timer is None:
+            self._arm_flush()
+
+    def _arm_flush(self) -> None:
+        deadline = self._folder.deadline()
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, deadline - time.monotonic())
+        self._flush_timer = loop.call_later(delay, self._flush_discards)
+
+    def _flush_discards(self, *, force: bool = False) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        burst = self._folder.flush(time.monotonic(), force=force)
+        if burst is not None:
+            self._record_burst(burst)
+        if self._folder.pending:
+            self._arm_flush()
+
+    def _record_burst(self, burst: DiscardBurst) -> None:
+        reason = _DISCARD_REASON.get(burst.reason, Reason.MALFORMED_PREFIX)
         record = ScanDecided(
             ts=self._clock(),
             site_id=self.pipeline.lane.site_id,
@@ -142,17 +194,23 @@ class Lane:
             decision=Decision(verdict=Verdict.DENY, reason=reason),
             person=None,
             zone=self.pipeline.lane.zone,
+            detail={
+                "discarded": burst.count,
+                "bytes": burst.byte_count,
+                "kinds": {kind.value: n for kind, n in burst.kinds},
+                "span_ms": round((burst.last_at - burst.first_at) * 1000),
+            },
         )
-        task = asyncio.create_task(self._journal_discard(record, discarded))
-        self._indicator_tasks.add(task)
-        task.add_done_callback(self._indicator_tasks.discard)
+        self._spawn(self._journal_discard(record, burst))
 
-    async def _journal_discard(self, record: ScanDecided, discarded: Discarded) -> None:
+    async def _journal_discard(self, record: ScanDecided, burst: DiscardBurst) -> None:
+        # Stamped as it is queued (in this same step), so a lane's rows stay in time order.
+        record = replace(record, ts=self._clock())
         try:
             seq = await self.journal.append(record)
         except JournalError as exc:
             self.metrics.journal_failures.inc(self.setup.lane_id)
-            self._log.error("discarded input not journalled", error=str(exc))
+            self._log.error("discarded input not journalled", error=str(exc), discarded=burst.count)
             return
         self._count(record, 0.0)
         self._show(Signal.deny())
@@ -162,20 +220,33 @@ class Lane:
             verdict="deny",
             reason=record.decision.reason.value if record.decision.reason else None,
             format=ScanFormat.UNKNOWN.value,
-            discarded=discarded.reason.value,
-            bytes=discarded.byte_count,
+            discarded=burst.reason.value,
+            count=burst.count,
+            bytes=burst.byte_count,
         )
 
     # ------------------------------------------------------------------ one scan
 
     async def handle(self, raw: RawScan) -> ScanDecided:
         now = self._clock()
-        record = self.pipeline.decide(raw, now)
+        busy = self._staleness(raw)
         sensor = self.setup.has_passage_sensor and self.devices.gate is not None
-        self.state.apply(record, sensor=sensor)
+        try:
+            record = self.pipeline.decide(raw, now)
+            if busy is not None:
+                record = self._lane_busy(record, busy)
+            self.state.apply(record, sensor=sensor)
+        except Exception as exc:  # noqa: BLE001 - any fault in deciding fails closed, journalled
+            record = self._internal_error(raw, now, exc)
+        if record.decision.reason is Reason.LANE_BUSY:
+            # Nothing to actuate: the lane goes on at once and the journal's group commit
+            # takes a pile of stale scans in a few transactions, not one fsync each.
+            self._spawn(self._journal_busy(record))
+            await asyncio.sleep(0)  # the task queues its row now: a lane's rows stay in order
+            return record
         try:
             seq = await self.journal.append(record)
-        except JournalError as exc:
+        except Exception as exc:  # noqa: BLE001 - JournalError, or a record it cannot take
             return await self._fail_closed(record, raw, exc)
         latency_s = time.monotonic() - raw.received_mono
         allowed = record.decision.verdict is Verdict.ALLOW
@@ -196,27 +267,96 @@ class Lane:
             await self._passage(record, seq)
         return record
 
+    def _staleness(self, raw: RawScan) -> str | None:
+        """Why a scan is not fresh (None: it is): it arrived while the gate was open for
+        someone else, or it waited longer than the lane's scan age limit."""
+        if raw.received_mono < self._gate_free_mono:
+            return "gate_open"
+        if time.monotonic() - raw.received_mono > self.setup.scan_max_age_s:
+            return "waited"
+        return None
+
+    async def _journal_busy(self, record: ScanDecided) -> None:
+        """Journal a lane_busy scan (no indicator: the person at the door now did not make it)."""
+        # Stamped as it is queued (in this same step), so a lane's rows stay in time order.
+        record = replace(record, ts=self._clock())
+        try:
+            seq = await self.journal.append(record)
+        except Exception as exc:  # noqa: BLE001 - JournalError, or a record it cannot take
+            self.metrics.journal_failures.inc(self.setup.lane_id)
+            self._log.error("stale scan not journalled", error_type=type(exc).__name__)
+            return
+        self._count(record, 0.0)
+        self._log.info(
+            "scan",
+            seq=seq,
+            verdict=record.decision.verdict.value,
+            reason=Reason.LANE_BUSY.value,
+            format=record.format.value,
+            busy=(record.detail or {}).get("busy"),
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._indicator_tasks.add(task)
+        task.add_done_callback(self._indicator_tasks.discard)
+
+    def _lane_busy(self, record: ScanDecided, why: str) -> ScanDecided:
+        """The decided record, turned into a lane_busy denial (a watchlist alert stays: the
+        person was at the door)."""
+        alerts = tuple(a for a in record.decision.alerts if a.kind is AlertKind.WATCHLIST)
+        waited_ms = round((time.monotonic() - (record.received_mono or 0.0)) * 1000)
+        return replace(
+            record,
+            decision=Decision(verdict=Verdict.DENY, reason=Reason.LANE_BUSY, alerts=alerts),
+            detail={"busy": why, "waited_ms": waited_ms},
+        )
+
+    def _internal_error(self, raw: RawScan, now: float, exc: Exception) -> ScanDecided:
+        """A fault in deciding: the scan is a denial with reason internal_error (fail closed)."""
+        fault = _fault(exc)
+        self._log.error("fault deciding a scan; denied as internal_error", **fault)
+        return ScanDecided(
+            ts=now,
+            site_id=self.pipeline.lane.site_id,
+            lane_id=self.setup.lane_id,
+            direction=self.pipeline.lane.direction,
+            format=ScanFormat.UNKNOWN,
+            decision=Decision(verdict=Verdict.DENY, reason=Reason.INTERNAL_ERROR),
+            person=None,
+            zone=self.pipeline.lane.zone,
+            received_mono=raw.received_mono,
+            detail={"error": fault["error_type"]},
+        )
+
     async def _open(self) -> None:
         gate = self.devices.gate
         if gate is None:
             return
         try:
             await gate.open(pulse_ms=self.setup.open_pulse_ms)
-        except DriverError as exc:
+        except Exception as exc:  # noqa: BLE001 - a gate fault never stops the lane
             self._device_error(gate.device_id, exc)
+        else:
+            self._device_ok(gate.device_id)
 
     async def _passage(self, record: ScanDecided, seq: int) -> None:
         gate = self.devices.gate
         assert gate is not None
         outcome = PassageOutcomeKind.NOT_PASSED
+        # Scans that arrive until the gate is free again (the passage outcome is known, before
+        # it is journalled) were made while it was open for this person: lane_busy.
         if self.setup.has_passage_sensor:
             try:
                 report = await gate.wait_passage(timeout_s=self.setup.passage_timeout_s)
                 if report.outcome is PassageOutcome.PASSED:
                     outcome = PassageOutcomeKind.PASSED
-            except DriverError as exc:
+            except Exception as exc:  # noqa: BLE001 - a gate fault never stops the lane
                 self._device_error(gate.device_id, exc)
+            finally:
+                self._gate_free_mono = time.monotonic()
         else:
+            self._gate_free_mono = time.monotonic()
             return  # no sensor: the allowed scan itself moved the person (SiteState.apply)
         passage = PassageRecorded(
             ts=self._clock(),
@@ -235,9 +375,7 @@ class Lane:
             self.metrics.journal_failures.inc(self.setup.lane_id)
             self._log.error("passage not journalled", error=str(exc), scan_seq=seq)
 
-    async def _fail_closed(
-        self, record: ScanDecided, raw: RawScan, exc: JournalError
-    ) -> ScanDecided:
+    async def _fail_closed(self, record: ScanDecided, raw: RawScan, exc: Exception) -> ScanDecided:
         """The journal did not take the record: keep the gate shut, show a denial."""
         self.counters.failed_closed += 1
         self.metrics.journal_failures.inc(self.setup.lane_id)
@@ -251,7 +389,7 @@ class Lane:
         if gate is not None:
             try:
                 await gate.keep_shut()
-            except DriverError as gate_exc:
+            except Exception as gate_exc:  # noqa: BLE001 - a gate fault never stops the lane
                 self._device_error(gate.device_id, gate_exc)
         self._show(Signal.deny())
         return record
@@ -267,14 +405,29 @@ class Lane:
                     await indicator.show(signal)
             except (DriverError, TimeoutError) as exc:
                 self._device_error(indicator.device_id, exc)
+            else:
+                self._device_ok(indicator.device_id)
 
         task = asyncio.create_task(show())
         self._indicator_tasks.add(task)
         task.add_done_callback(self._indicator_tasks.discard)
 
     def _device_error(self, device_id: str, exc: Exception) -> None:
+        """Count every error; log a device "down" once, until it works again."""
         self.metrics.device_errors.inc(self.setup.lane_id, device_id, type(exc).__name__)
-        self._log.warning("device error", device_id=device_id, error_type=type(exc).__name__)
+        if device_id in self._failing:
+            return
+        self._failing.add(device_id)
+        self._log.warning(
+            "device error; further errors are only counted until it works again",
+            device_id=device_id,
+            error_type=type(exc).__name__,
+        )
+
+    def _device_ok(self, device_id: str) -> None:
+        if device_id in self._failing:
+            self._failing.discard(device_id)
+            self._log.info("device works again", device_id=device_id)
 
     def _count(self, record: ScanDecided, latency_s: float) -> None:
         decision = record.decision
@@ -287,3 +440,11 @@ class Lane:
         reason = decision.reason.value if decision.reason else ""
         self.metrics.scans.inc(self.setup.lane_id, decision.verdict.value, reason)
         self.metrics.latency.observe(latency_s)
+
+
+def _fault(exc: BaseException) -> dict[str, str]:
+    """An exception as log fields: its type and where it was raised, never its message
+    (which may quote the scanned text)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return {"error_type": type(exc).__name__, "where": where}

@@ -211,6 +211,7 @@ class ScanPipeline:
             kid=classified.kid,
             zone=self.lane.zone,
             identity_clear=classified.identity_clear,
+            received_mono=raw.received_mono,
         )
 
 

@@ -97,7 +97,12 @@ class ScanDecided:
     cti: str | None = None  # hex code id (SSC1), for replay detection
     kid: str | None = None  # base64 key id the code was signed with
     zone: str = "main"
-    latency_us: int = 0  # frame-complete to decision
+    latency_us: int = 0  # frame arrival to the journal commit (stamped by the journal)
+    # time.monotonic() when the frame arrived: the journal writer turns it into latency_us.
+    received_mono: float | None = field(default=None, repr=False, compare=False)
+    # Lane facts for the row's detail JSON, e.g. a folded burst of discarded input
+    # ({"discarded": 20000, "bytes": 40000, ...}); never personal data.
+    detail: dict[str, object] | None = field(default=None, compare=False)
     # The full identity (idt, idn, nm, dob, nat) as a dict, sealed by the journal to the hub's
     # key and then dropped; never stored or logged in clear.
     identity_clear: dict[str, str] | None = field(default=None, repr=False, compare=False)

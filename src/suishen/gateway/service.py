@@ -299,6 +299,8 @@ class GatewayService:
                     has_passage_sensor=lane.has_passage_sensor,
                     passage_timeout_s=lane.passage_timeout_s,
                     open_pulse_ms=lane.open_pulse_ms,
+                    scan_max_age_s=lane.scan_max_age_s,
+                    discard_interval_s=lane.discard_interval_s,
                 ),
                 devices=devices[lane.id],
                 pipeline=pipeline,

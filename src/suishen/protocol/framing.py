@@ -35,6 +35,17 @@ Discards (``Discarded.reason``; ``byte_count`` is the line's raw length without 
   ``allowed_controls``, and DEL), lacks the configured prefix, or is only an AIM id.
 - ``undecodable``: the bytes are neither UTF-8 nor the fallback encoding.
 - ``truncated``: reset() dropped a partial line (the link went down mid-scan).
+- ``dropped``: never from the framer: a driver reports a framed scan it had to drop because
+  its lane's queue was full (the lane journals it as lane_busy).
+
+Floods: ``DiscardFolder`` folds one lane's discards into rate-limited ``DiscardBurst``
+records (at most one per ``interval_s``), so 40 KB of garbage makes a handful of journal
+rows, not twenty thousand::
+
+    folder = DiscardFolder(interval_s=1.0)
+    burst = folder.add(discarded, now)       # a burst to record now, or None (counted)
+    deadline = folder.deadline()             # call flush(now) at that time
+    burst = folder.flush(now)                # the folded burst once its interval is over
 
 Text decoding: strict UTF-8 first; if that fails, the ``fallback_encoding`` (default
 GB18030, which many Chinese scanners emit when set to a "Chinese" output mode; GB18030 is a
@@ -59,6 +70,8 @@ from suishen.protocol.errors import ProtocolError
 
 __all__ = [
     "NEED_DATA",
+    "DiscardBurst",
+    "DiscardFolder",
     "DiscardReason",
     "Discarded",
     "FramedScan",
@@ -122,6 +135,7 @@ class DiscardReason(enum.StrEnum):
     GARBAGE = "garbage"
     UNDECODABLE = "undecodable"
     TRUNCATED = "truncated"
+    DROPPED = "dropped"  # a framed scan the driver dropped: its lane's queue was full
 
 
 class NeedData(enum.Enum):
@@ -166,6 +180,97 @@ class Discarded:
 
 
 FramerEvent = FramedScan | Discarded | Literal[NeedData.NEED_DATA]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiscardBurst:
+    """Discards folded into one record: the first one's reason, and how many there were."""
+
+    reason: DiscardReason  # the first discard's reason (what the burst began with)
+    count: int  # discards folded in
+    byte_count: int  # their bytes, together
+    kinds: tuple[tuple[DiscardReason, int], ...]  # (reason, count) per reason, first seen first
+    first_at: float  # `now` of the first and the last discard folded in
+    last_at: float
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or sum(n for _r, n in self.kinds) != self.count:
+            raise ValueError("DiscardBurst.count must be positive and equal the kinds' counts")
+
+
+@dataclass(slots=True)
+class DiscardFolder:
+    """Folds one lane's discards into bursts, at most one burst per ``interval_s``.
+
+    The first discard after a quiet interval is a burst of its own, at once (a single bad
+    read is recorded without delay); the discards that follow within the interval are
+    counted into one pending burst, which ``flush`` hands out once the interval since the
+    last burst is over (call it at ``deadline()``), or at once with ``force`` (shutdown).
+    Time is a parameter (any monotonic clock in seconds); O(1) per discard.
+    """
+
+    interval_s: float = 1.0
+    _last_out: float | None = field(default=None, init=False)
+    _count: int = field(default=0, init=False)
+    _bytes: int = field(default=0, init=False)
+    _kinds: dict[DiscardReason, int] = field(default_factory=dict, init=False)
+    _first: float = field(default=0.0, init=False)
+    _last: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.interval_s > 0:
+            raise FramingError("DiscardFolder.interval_s must be positive")
+
+    def add(self, discarded: Discarded, now: float) -> DiscardBurst | None:
+        """Count one discard; returns a burst to record now, or None (folded, pending)."""
+        if not self._count and (self._last_out is None or now - self._last_out >= self.interval_s):
+            self._last_out = now
+            return DiscardBurst(
+                reason=discarded.reason,
+                count=1,
+                byte_count=discarded.byte_count,
+                kinds=((discarded.reason, 1),),
+                first_at=now,
+                last_at=now,
+            )
+        if not self._count:
+            self._first = now
+        self._count += 1
+        self._bytes += discarded.byte_count
+        self._kinds[discarded.reason] = self._kinds.get(discarded.reason, 0) + 1
+        self._last = now
+        return None
+
+    @property
+    def pending(self) -> int:
+        """Discards counted but not yet handed out in a burst."""
+        return self._count
+
+    def deadline(self) -> float | None:
+        """When the pending burst is due (None: nothing pending)."""
+        if not self._count or self._last_out is None:
+            return None
+        return self._last_out + self.interval_s
+
+    def flush(self, now: float, *, force: bool = False) -> DiscardBurst | None:
+        """The pending burst once it is due (or at once with `force`); None otherwise."""
+        deadline = self.deadline()
+        if deadline is None or (now < deadline and not force):
+            return None
+        kinds = tuple(self._kinds.items())
+        burst = DiscardBurst(
+            reason=kinds[0][0],
+            count=self._count,
+            byte_count=self._bytes,
+            kinds=kinds,
+            first_at=self._first,
+            last_at=self._last,
+        )
+        self._count = self._bytes = 0
+        self._kinds = {}
+        self._last_out = now
+        return burst
+
 
 # HT, EOT, FS, GS, RS: tab, and the ISO/IEC 15434 / GS1 separators some codes carry.
 DEFAULT_ALLOWED_CONTROLS: Final = b"\t\x04\x1c\x1d\x1e"

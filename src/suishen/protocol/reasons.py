@@ -33,6 +33,9 @@ class Reason(enum.StrEnum):
     ANTI_PASSBACK = "anti_passback"
     MINOR_UNACCOMPANIED = "minor_unaccompanied"
     FORMAT_NOT_ACCEPTED = "format_not_accepted"
+    # The lane itself.
+    LANE_BUSY = "lane_busy"  # the scan waited too long for a busy lane (or was dropped)
+    INTERNAL_ERROR = "internal_error"  # an unexpected fault in deciding: failed closed
 
 
 VERIFICATION_REASONS = frozenset(
