@@ -23,7 +23,6 @@ certificate signed by the deployment CA.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 import asyncpg
@@ -42,7 +41,7 @@ from suishen.sync.ingest import (
     store_alerts,
 )
 from suishen.sync.pki import PeerIdentityError, gateway_id_from_peercert
-from suishen.sync.wire import MAX_BODY_BYTES, BatchError, parse_batch
+from suishen.sync.wire import MAX_BODY_BYTES, BatchError, decode_body, parse_batch
 
 BUNDLES: web.AppKey[BundleService] = web.AppKey("bundles", BundleService)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
@@ -51,6 +50,7 @@ GATEWAY_ID: web.RequestKey[str] = web.RequestKey("gateway_id", str)
 
 COSE_TYPE: Final = "application/cose"
 RETRY_AFTER_S: Final = "1"
+MAX_VERSION_DIGITS: Final = 18  # bundle versions are bigints
 
 log = structlog.get_logger("suishen.central.gateway_api")
 
@@ -84,10 +84,7 @@ async def _read_document(request: web.Request) -> Any:
         raise BatchError(413, f"body is over {limit} bytes") from None
     if len(data) > limit:
         raise BatchError(413, f"body of {len(data)} bytes is over {limit}")
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise BatchError(400, "the body is not JSON") from None
+    return decode_body(data)  # BatchError 400: not JSON, or nested deeper than wire.MAX_DEPTH
 
 
 def _ingest_error(exc: IngestError) -> web.Response:
@@ -144,10 +141,21 @@ async def post_alerts(request: web.Request) -> web.Response:
 
 
 def _etag_version(value: str | None) -> int | None:
+    """The version an If-None-Match names; None for another ETag.  Raises ValueError for a
+    version out of range (over 18 digits: a bigint, and int() refuses 4300+ digits)."""
     if not value:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdecimal() else None
+    if not text.isascii() or not text.isdecimal():
+        return None
+    return _version(text)
+
+
+def _version(text: str) -> int:
+    """A version number from text; ValueError when it is not one or has over 18 digits."""
+    if len(text) > MAX_VERSION_DIGITS:
+        raise ValueError(f"a version of {len(text)} characters")
+    return int(text)
 
 
 async def _gateway_site(pool: asyncpg.Pool, gateway_id: str) -> str:
@@ -171,12 +179,14 @@ async def get_bundle(request: web.Request) -> web.Response:
         return _error(404, f"no bundle kind {kind!r}; kinds: {sorted(BUNDLE_KINDS)}")
     try:
         after_text = request.query.get("after")
-        after = int(after_text) if after_text is not None else None
+        after = _version(after_text) if after_text is not None else None
         wait = float(request.query.get("wait", "0"))
+        if after is None:
+            after = _etag_version(request.headers.get("If-None-Match")) or 0
     except ValueError:
-        return _error(400, "after must be an integer and wait a number of seconds")
-    if after is None:
-        after = _etag_version(request.headers.get("If-None-Match")) or 0
+        return _error(
+            400, "after (or If-None-Match) must be a version and wait a number of seconds"
+        )
     if after < 0 or not wait >= 0:
         return _error(400, "after and wait must not be negative")
     wait = min(wait, request.app[LONG_POLL_MAX])

@@ -11,16 +11,22 @@ fast lane below may have put a later seq at the hub already).  Every answer is h
 status:
 
     200        settle: quarantine ``rejected``, advance the cursor
-    400, 413   the batch as a whole was refused: split it (at the row the hub named, else in
-               halves) and send the parts; a single row still refused is quarantined with the
-               hub's error, so one bad row cannot block the gateway
-    403        the hub refuses this gateway (certificate binding): logged loudly on every
+    other 4xx  the batch as a whole was refused (400 malformed, 413 too large, 422, ...): the
+               client's fault, so never resent as it is.  Split it (at the row the hub named,
+               else in halves) and send the parts; a single row still refused is quarantined
+               with the hub's error, so one bad row cannot block the gateway.  The split is
+               bounded: after MAX_SPLIT_REQUESTS refused requests for one batch, the parts
+               left are quarantined whole (a hub refusing everything costs a few dozen
+               requests, not two per row)
+    401, 403   the hub refuses this gateway (certificate binding): logged loudly on every
                attempt, retried after forbidden_backoff_s; nothing is dropped
-    429, 5xx, connection errors, timeouts
+    408, 425, 429, 5xx, connection errors, timeouts
                retried with exponential backoff and full jitter (Retry-After honoured up to the
                cap); "hub unreachable" is logged once when it starts, "hub back" once when an
                upload goes through again
-    other      a misconfiguration (wrong URL path, ...): logged, retried with backoff
+    404, 405, 1xx/3xx
+               a misconfiguration (wrong URL path, ...): logged, retried with backoff (a wrong
+               URL must not quarantine the journal)
 
 Alert fast lane (a second task): alert rows must not wait behind a backlog (after an outage the
 bulk lane may be minutes behind).  The fast lane tails the journal itself - every poll_s it
@@ -61,6 +67,19 @@ INGEST_PATH: Final = "/v1/ingest"
 ALERTS_PATH: Final = "/v1/alerts"
 MAX_FAST_LANE_QUEUE: Final = 10_000  # alerts beyond this wait for the bulk lane
 _RETRY_STATUSES: Final = frozenset({408, 425, 429})
+_FORBIDDEN_STATUSES: Final = frozenset({401, 403})
+_MISCONFIGURED_STATUSES: Final = frozenset({404, 405})
+MAX_SPLIT_REQUESTS: Final = 32  # refused requests per batch before the rest is quarantined
+
+
+def _refused(status: int) -> bool:
+    """A 4xx that refuses the batch itself (not the gateway, not the URL, not "later")."""
+    return (
+        400 <= status < 500
+        and status not in _RETRY_STATUSES
+        and status not in _FORBIDDEN_STATUSES
+        and status not in _MISCONFIGURED_STATUSES
+    )
 
 
 class HubUnreachableError(Exception):
@@ -210,6 +229,9 @@ class Uploader:
     async def _upload(self, rows: Sequence[UploadRow]) -> bool:
         """Send rows (split when the hub refuses the batch as a whole); True when every row
         was settled (acknowledged or quarantined), False when the caller must back off."""
+        return await self._send(rows, [MAX_SPLIT_REQUESTS])
+
+    async def _send(self, rows: Sequence[UploadRow], budget: list[int]) -> bool:
         try:
             answer = await self._post(INGEST_PATH, rows)
         except HubUnreachableError as exc:
@@ -223,10 +245,11 @@ class Uploader:
                 return False
             self._succeeded()
             return True
-        if answer.status in (400, 413):
+        if _refused(answer.status):
             self._succeeded()  # the hub is up and answering; the batch is the problem
-            return await self._split(rows, answer)
-        if answer.status == 403:
+            budget[0] -= 1
+            return await self._split(rows, answer, budget)
+        if answer.status in _FORBIDDEN_STATUSES:
             self._forbidden(answer)
             return False
         retry_after = answer.retry_after_s if answer.status in (429, 503) else None
@@ -236,25 +259,38 @@ class Uploader:
         self._misconfigured(answer)
         return False
 
-    async def _split(self, rows: Sequence[UploadRow], answer: _Answer) -> bool:
-        if len(rows) == 1:
-            reason = f"hub refused ({answer.status}): {answer.error}"
-            await self.journal.quarantine(rows[0].seq, reason)
-            self.stats.rows_rejected += 1
-            self._log.warning(
-                "row refused by the hub; quarantined", seq=rows[0].seq, status=answer.status
-            )
+    async def _split(self, rows: Sequence[UploadRow], answer: _Answer, budget: list[int]) -> bool:
+        if len(rows) == 1 or budget[0] <= 0:
+            await self._quarantine_refused(rows, answer)
             return True
         hint = answer.document.get("row") if isinstance(answer.document, dict) else None
-        if answer.status == 400 and type(hint) is int and 0 <= hint < len(rows):
+        if type(hint) is int and 0 <= hint < len(rows):
             parts = [rows[:hint], rows[hint : hint + 1], rows[hint + 1 :]]
         else:
             middle = len(rows) // 2
             parts = [rows[:middle], rows[middle:]]
         for part in parts:
-            if part and not await self._upload(part):
+            if not part:
+                continue
+            if budget[0] <= 0:  # the split budget is spent: no more requests for this batch
+                await self._quarantine_refused(part, answer)
+            elif not await self._send(part, budget):
                 return False
         return True
+
+    async def _quarantine_refused(self, rows: Sequence[UploadRow], answer: _Answer) -> None:
+        reason = f"hub refused ({answer.status}): {answer.error}"[:500]
+        for row in rows:
+            await self.journal.quarantine(row.seq, reason)
+        self.stats.rows_rejected += len(rows)
+        self._log.warning(
+            "row refused by the hub; quarantined"
+            if len(rows) == 1
+            else "rows refused by the hub past the split budget; quarantined",
+            seq=rows[0].seq,
+            last_seq=rows[-1].seq,
+            status=answer.status,
+        )
 
     async def _settle(self, rows: Sequence[UploadRow], answer: _Answer) -> bool:
         """Quarantine the rejected rows and advance the cursor; False for a bad answer."""
@@ -328,7 +364,7 @@ class Uploader:
             self.stats.alerts_sent += len(rows)
             self._log.info("alerts sent on the fast lane", rows=len(rows), first_seq=rows[0].seq)
             return True
-        if answer.status in (400, 403, 404, 413):
+        if 400 <= answer.status < 500 and answer.status not in _RETRY_STATUSES:
             self._log.warning(
                 "fast lane refused; the alerts go with the bulk upload",
                 status=answer.status,

@@ -20,7 +20,12 @@ POST /v1/alerts carries {"gateway_id", "rows": [alert rows, same form]} on the f
 hub deduplicates on (gateway_id, seq) against the bulk upload of the same rows.
 
 Validation is per row: a malformed row is rejected with its reason and the rest of the batch is
-taken, so one bad row cannot block a gateway.
+taken, so one bad row cannot block a gateway.  Nothing a gateway sends is answered 500: the body
+is parsed by ``decode_body`` (strict UTF-8 JSON, no NaN, nested at most MAX_DEPTH deep, checked
+before Python's recursive json parser runs) and ``parse_batch`` is total (any JSON value is a
+ParsedBatch or a BatchError; every value is type-checked before it is hashed, compared or
+formatted; seq fits a bigint; text is storable: no NUL, no lone surrogate; a row's ``detail``
+is JSON text of at most MAX_DETAIL_CHARS, nested at most MAX_DETAIL_DEPTH deep).
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _TS_MIN, _TS_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01
+SEQ_MAX: Final = 2**63 - 1  # a PostgreSQL bigint
+MAX_DEPTH: Final = 8  # nesting of the body ({"rows": [{...}]} is 3)
+MAX_DETAIL_DEPTH: Final = 4  # nesting of a row's 'detail' JSON text
+MAX_DETAIL_CHARS: Final = 4000
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
 
 ROW_FIELDS: Final = (
     "seq", "ts", "kind", "site_id", "lane_id", "direction", "format", "verdict", "reason",
@@ -98,6 +110,52 @@ def encode_batch(gateway_id: str, rows: Iterable[Mapping[str, Any]]) -> dict[str
 # --------------------------------------------------------------------------- hub side
 
 
+def nesting_within(text: str, max_depth: int) -> bool:
+    """True when the JSON text nests arrays/objects at most ``max_depth`` deep (outside its
+    strings).  Regular expressions only, no recursion: Python's json parser recurses per level,
+    so a deep document must be refused before it is parsed.  Unbalanced brackets (never valid
+    JSON) count as too deep."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(max_depth):
+        if not brackets:
+            return True
+        brackets = _INNERMOST.sub("", brackets)
+    return not brackets
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(text: str | bytes, *, max_depth: int) -> Any:
+    """Strict JSON text (UTF-8 when bytes; no NaN/Infinity) nested at most ``max_depth`` deep.
+
+    Raises ValueError (UnicodeDecodeError is one) for anything else, never RecursionError."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if not nesting_within(text, max_depth):
+        raise ValueError(f"JSON nested deeper than {max_depth}")
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def decode_body(data: bytes) -> Any:
+    """An upload body as a JSON value; raises BatchError 400 (not UTF-8 JSON, or nested deeper
+    than MAX_DEPTH)."""
+    try:
+        return load_json(data, max_depth=MAX_DEPTH)
+    except ValueError as exc:
+        message = f"the body is not JSON of depth <= {MAX_DEPTH}: {exc}"[:200]
+        raise BatchError(400, message) from None
+
+
+def _show(value: Any) -> str:
+    """A value for an error message: short text as itself, anything else by its type (a
+    deeply nested value has no repr, and a 5000-digit int has no str)."""
+    if isinstance(value, str):
+        return repr(value[:64])
+    return f"<{type(value).__name__}>"
+
+
 @dataclass(slots=True)
 class ParsedBatch:
     """A validated batch, split by table, as tuples in the central tables' column order."""
@@ -139,7 +197,9 @@ def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROW
         raise BatchError(400, "the batch is not a JSON object")
     gateway_id = document.get("gateway_id")
     if gateway_id != bound_gateway_id:
-        raise BatchError(403, f"this certificate is for {bound_gateway_id!r}, not {gateway_id!r}")
+        raise BatchError(
+            403, f"this certificate is for {bound_gateway_id!r}, not {_show(gateway_id)}"
+        )
     rows = document.get("rows")
     if not isinstance(rows, list):
         raise BatchError(400, "'rows' must be a list")
@@ -153,16 +213,16 @@ def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROW
         try:
             raw = base64.b64decode(public, validate=True)
         except (binascii.Error, TypeError, ValueError):
-            raise BatchError(400, f"epoch {epoch_id!r}: public key is not base64") from None
+            raise BatchError(400, f"epoch {_show(epoch_id)}: public key is not base64") from None
         if not isinstance(epoch_id, str) or not _HEX16.fullmatch(epoch_id) or len(raw) != 32:
-            raise BatchError(400, f"epoch {epoch_id!r}: needs a hex16 id and a 32-byte key")
+            raise BatchError(400, f"epoch {_show(epoch_id)}: needs a hex16 id and a 32-byte key")
         batch.epochs.append((gateway_id, epoch_id, raw))
     known_epochs = {e[1] for e in batch.epochs}
     seen: set[int] = set()
     for index, row in enumerate(rows):
         seq = row.get("seq") if isinstance(row, dict) else None
-        if type(seq) is not int or seq <= 0:
-            raise BatchError(400, f"row {index}: 'seq' must be a positive integer", row=index)
+        if type(seq) is not int or not 0 < seq <= SEQ_MAX:
+            raise BatchError(400, f"row {index}: 'seq' must be an integer in 1..2^63-1", row=index)
         if seq in seen:
             raise BatchError(400, f"row {index}: seq {seq} appears twice", row=index)
         seen.add(seq)
@@ -170,7 +230,7 @@ def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROW
         try:
             _take_row(batch, row, known_epochs)
         except RowError as exc:
-            batch.rejected.append((seq, str(exc)))
+            batch.rejected.append((seq, str(exc)[:200]))
     return batch
 
 
@@ -180,7 +240,7 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
         raise RowError(f"unknown fields {sorted(unknown)}")
     gid, seq = batch.gateway_id, row["seq"]
     ts_value = row.get("ts")
-    if type(ts_value) not in (int, float) or not math.isfinite(ts_value):
+    if type(ts_value) not in (int, float) or (type(ts_value) is float and math.isnan(ts_value)):
         raise RowError("'ts' must be a number")
     if not _TS_MIN <= ts_value < _TS_MAX:
         raise RowError("'ts' is outside 2000..2100")
@@ -239,7 +299,7 @@ def _choice(
     value = row.get(name)
     if value is None and not required:
         return None
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise RowError(f"'{name}' must be one of {sorted(allowed)}")
     return value
 
@@ -250,8 +310,8 @@ def _text(row: Mapping[str, Any], name: str, limit: int, *, exact: bool = False)
         return None
     if not isinstance(value, str) or len(value) > limit or (exact and len(value) != limit):
         raise RowError(f"'{name}' must be text of {'exactly' if exact else 'at most'} {limit}")
-    if "\x00" in value:
-        raise RowError(f"'{name}' contains a NUL character")
+    if not _storable(value):
+        raise RowError(f"'{name}' contains a NUL character or a lone surrogate")
     return value
 
 
@@ -307,14 +367,38 @@ def _sealed(row: Mapping[str, Any], known_epochs: set[str]) -> tuple[bytes | Non
     return raw, epoch_id
 
 
+def _storable(text: str) -> bool:
+    """Text PostgreSQL can store: no NUL, valid UTF-8 (JSON lets a lone surrogate through)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_json(value: Any) -> bool:
+    """Every string (key or value) storable; ``value`` is at most MAX_DETAIL_DEPTH deep."""
+    if isinstance(value, str):
+        return _storable(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable_json(v) for v in value)
+    return True
+
+
 def _detail(row: Mapping[str, Any]) -> dict[str, Any]:
     text = row.get("detail")
-    if not isinstance(text, str) or len(text) > 4000:
-        raise RowError("'detail' must be JSON text of at most 4000 characters")
+    if not isinstance(text, str) or len(text) > MAX_DETAIL_CHARS:
+        raise RowError(f"'detail' must be JSON text of at most {MAX_DETAIL_CHARS} characters")
     try:
-        value = json.loads(text)
+        value = load_json(text, max_depth=MAX_DETAIL_DEPTH)
     except ValueError:
-        raise RowError("'detail' is not JSON") from None
+        raise RowError(f"'detail' is not JSON nested at most {MAX_DETAIL_DEPTH} deep") from None
     if not isinstance(value, dict):
         raise RowError("'detail' must be a JSON object")
+    if not _storable_json(value):
+        raise RowError("'detail' contains a NUL character or a lone surrogate")
     return value
