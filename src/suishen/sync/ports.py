@@ -43,6 +43,9 @@ class CursorStatus(Protocol):
 class UploadJournal(Protocol):
     """The journal's read side and sync cursor (gateway.journal.Journal)."""
 
+    @property
+    def journal_id(self) -> str: ...
+
     async def read_unsynced(self, after_seq: int, limit: int = 1000) -> Sequence[UploadRow]: ...
 
     async def mark_synced(self, up_to_seq: int) -> None: ...

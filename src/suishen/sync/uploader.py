@@ -34,9 +34,11 @@ reads the rows journalled since it last looked and POSTs the alert rows among th
 /v1/alerts at once.  Tailing the journal instead of taking a queue from the lanes means an
 alert is only ever sent once it is durable, every kind of alert (scan-raised, device, journal
 alarm) is covered by one path, and neither the lanes nor the journal need a hook.  The hub
-deduplicates on (gateway_id, seq) against the bulk upload of the same rows, so the fast lane
-is best effort: an alert it could not send (hub down, refused) still goes with the bulk lane,
-and alerts the bulk lane has already delivered are dropped from its queue.
+deduplicates on (site_id, gateway_id, journal_id, seq) against the bulk upload of the same
+rows, so the fast lane is best effort: an alert it could not send (hub down, refused) still
+goes with the bulk lane, and alerts the bulk lane has already delivered are dropped from its
+queue.  Every batch on either lane carries the journal's ``journal_id``: seqs count within one
+journal file, so a recreated journal's rows are new rows at the hub, not duplicates.
 
 Stop with ``stop()``; ``flush(deadline_s)`` then makes a last best-effort upload (the journal
 keeps everything that did not make it).  Counters are in ``stats``.
@@ -377,7 +379,11 @@ class Uploader:
 
     async def _post(self, path: str, rows: Sequence[UploadRow]) -> _Answer:
         body = json.dumps(
-            encode_batch(self.gateway_id, (row.as_dict() for row in rows)),
+            encode_batch(
+                self.gateway_id,
+                (row.as_dict() for row in rows),
+                journal_id=self.journal.journal_id,
+            ),
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()

@@ -2,7 +2,7 @@
 
 POST /v1/ingest (JSON, mutual TLS; the client certificate binds gateway_id)::
 
-    {"gateway_id": "gw-1",
+    {"gateway_id": "gw-1", "journal_id": "<16 hex: the journal that numbered the rows>",
      "rows": [{"seq": 17, "ts": 1795480207.123456, "kind": "scan", ...journal columns...,
                "identity_sealed": base64 | null, "epoch_id": hex16 | null}, ...],
      "epochs": {"<epoch_id hex16>": base64 of the 32-byte ephemeral X25519 public key}}
@@ -11,13 +11,18 @@ Answer 200::
 
     {"high_water": 17, "inserted": 12, "duplicates": 3, "rejected": [{"seq": 9, "reason": ...}]}
 
-high_water is the highest seq of this gateway the hub holds durably (stored or rejected); the
-uploader advances its cursor to it and quarantines the rejected seqs. A batch that cannot be
-taken at all is answered 400 (not a batch), 403 (gateway binding) or 413 (too large), with
-{"error": ..., "row": index or null}.
+Rows are keyed (site_id, gateway_id, journal_id, seq, ts): seq counts within one journal, and a
+journal that is lost and recreated starts again at 1 under a new random journal_id, so its rows
+and alerts are new rows, never "duplicates".  A batch without journal_id (a gateway from before
+journal ids) is the journal ''.  high_water is the highest seq of this gateway's journal the hub
+holds durably (stored, duplicate, rejected); the uploader advances its cursor to it and
+quarantines the rejected seqs.  A row whose (gateway_id, journal_id, seq) the hub holds with
+other content is rejected with a reason starting ``conflict`` and recorded at the hub.  A batch
+that cannot be taken at all is answered 400 (not a batch), 403 (gateway binding) or 413 (too
+large), with {"error": ..., "row": index or null}.
 
-POST /v1/alerts carries {"gateway_id", "rows": [alert rows, same form]} on the fast lane; the
-hub deduplicates on (gateway_id, seq) against the bulk upload of the same rows.
+POST /v1/alerts carries {"gateway_id", "journal_id", "rows": [alert rows, same form]} on the
+fast lane; the hub deduplicates on the same key against the bulk upload of the same rows.
 
 Validation is per row: a malformed row is rejected with its reason and the rest of the batch is
 taken, so one bad row cannot block a gateway.  Nothing a gateway sends is answered 500: the body
@@ -48,7 +53,7 @@ FORMATS: Final = frozenset({"SSC1", "HC1", "CNID", "MRZ", "CARD", "UNKNOWN"})
 VERDICTS: Final = frozenset({"allow", "deny"})
 OUTCOMES: Final = frozenset({"passed", "not_passed"})
 ALERT_KINDS: Final = frozenset(
-    {"watchlist", "minor_unaccompanied", "foreign_guest", "capacity", "device", "journal"}
+    {"watchlist", "minor_unaccompanied", "foreign_guest", "capacity", "device", "journal", "clock"}
 )
 ROUTES: Final = frozenset({"police", "staff"})
 LEVELS: Final = frozenset({"notify", "deny"})
@@ -96,15 +101,20 @@ def encode_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def encode_batch(gateway_id: str, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The JSON body of POST /v1/ingest (or /v1/alerts) for journal rows."""
+def encode_batch(
+    gateway_id: str, rows: Iterable[Mapping[str, Any]], *, journal_id: str | None = None
+) -> dict[str, Any]:
+    """The JSON body of POST /v1/ingest (or /v1/alerts) for journal rows of one journal."""
     body_rows, epochs = [], {}
     for row in rows:
         body_rows.append(encode_row(row))
         epoch_id, public = row.get("epoch_id"), row.get("epoch_public")
         if epoch_id is not None and public is not None:
             epochs[epoch_id] = base64.b64encode(public).decode()
-    return {"gateway_id": gateway_id, "rows": body_rows, "epochs": epochs}
+    body: dict[str, Any] = {"gateway_id": gateway_id, "rows": body_rows, "epochs": epochs}
+    if journal_id is not None:
+        body["journal_id"] = journal_id
+    return body
 
 
 # --------------------------------------------------------------------------- hub side
@@ -161,6 +171,7 @@ class ParsedBatch:
     """A validated batch, split by table, as tuples in the central tables' column order."""
 
     gateway_id: str
+    journal_id: str = ""  # '': a gateway from before journal ids
     scans: list[tuple[Any, ...]] = field(default_factory=list)
     passages: list[tuple[Any, ...]] = field(default_factory=list)
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
@@ -175,17 +186,18 @@ class ParsedBatch:
 SCAN_COLUMNS: Final = (
     "gateway_id", "seq", "ts", "site_id", "lane_id", "direction", "format", "verdict", "reason",
     "person_key", "nationality", "minor", "status", "masked_name", "masked_number", "cti", "kid",
-    "zone", "latency_us", "identity_sealed", "epoch_id",
+    "zone", "latency_us", "identity_sealed", "epoch_id", "journal_id",
 )  # fmt: skip
 PASSAGE_COLUMNS: Final = (
     "gateway_id", "seq", "ts", "site_id", "lane_id", "scan_seq", "outcome", "person_key",
-    "direction", "zone",
+    "direction", "zone", "journal_id",
 )  # fmt: skip
 ALERT_COLUMNS: Final = (
     "gateway_id", "seq", "ts", "site_id", "lane_id", "scan_seq", "kind", "route", "level",
-    "detail", "person_key",
+    "detail", "person_key", "journal_id",
 )  # fmt: skip
-DEVICE_COLUMNS: Final = ("gateway_id", "seq", "ts", "site_id", "lane_id", "detail")
+DEVICE_COLUMNS: Final = ("gateway_id", "seq", "ts", "site_id", "lane_id", "detail", "journal_id")
+# Each table's tuples: seq at 1, ts at 2, site_id at 3, journal_id last.
 
 
 def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROWS) -> ParsedBatch:
@@ -205,7 +217,10 @@ def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROW
         raise BatchError(400, "'rows' must be a list")
     if len(rows) > max_rows:
         raise BatchError(413, f"a batch holds at most {max_rows} rows, not {len(rows)}")
-    batch = ParsedBatch(gateway_id=gateway_id)
+    journal_id = document.get("journal_id", "")
+    if not isinstance(journal_id, str) or not (journal_id == "" or _HEX16.fullmatch(journal_id)):
+        raise BatchError(400, "'journal_id' must be 16 lower-case hex characters")
+    batch = ParsedBatch(gateway_id=gateway_id, journal_id=journal_id)
     epochs = document.get("epochs", {})
     if not isinstance(epochs, dict):
         raise BatchError(400, "'epochs' must be an object")
@@ -238,7 +253,7 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
     unknown = set(row) - set(ROW_FIELDS)
     if unknown:
         raise RowError(f"unknown fields {sorted(unknown)}")
-    gid, seq = batch.gateway_id, row["seq"]
+    gid, seq, jid = batch.gateway_id, row["seq"], batch.journal_id
     ts_value = row.get("ts")
     if type(ts_value) not in (int, float) or (type(ts_value) is float and math.isnan(ts_value)):
         raise RowError("'ts' must be a number")
@@ -268,7 +283,7 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
             _text(row, "cti", 64), _text(row, "kid", 64),
             _ident(row, "zone") or "main",
             _int(row, "latency_us", 0, 2**31 - 1) or 0,
-            sealed, epoch_id,
+            sealed, epoch_id, jid,
         ))  # fmt: skip
     elif kind == "passage":
         batch.passages.append((
@@ -277,7 +292,7 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
             _choice(row, "outcome", OUTCOMES, required=True),
             _person(row),
             _choice(row, "direction", DIRECTIONS) or "in",
-            _ident(row, "zone") or "main",
+            _ident(row, "zone") or "main", jid,
         ))  # fmt: skip
     elif kind == "alert":
         detail = _detail(row)
@@ -287,10 +302,10 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
             _choice(detail, "route", ROUTES, required=True),
             _choice(detail, "level", LEVELS),
             _text(detail, "detail", 1000) or "",
-            _person(row),
+            _person(row), jid,
         ))  # fmt: skip
     else:
-        batch.devices.append((gid, seq, ts, site_id, lane_id, json.dumps(_detail(row))))
+        batch.devices.append((gid, seq, ts, site_id, lane_id, json.dumps(_detail(row)), jid))
 
 
 def _choice(
