@@ -40,7 +40,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from suishen.central import partitions
 from suishen.central.config import HubConfig
 from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx
-from suishen.central.gateway_api import BUNDLES, LONG_POLL_MAX, MAX_BODY, add_routes, bind_gateway
+from suishen.central.gateway_api import (
+    BUNDLES,
+    INGEST_POLICY,
+    LONG_POLL_MAX,
+    MAX_BODY,
+    add_routes,
+    bind_gateway,
+)
 from suishen.central.keys import load_bundle_key
 from suishen.sync.bundles import BundleService
 from suishen.sync.ingest import RETRYABLE_ERRORS
@@ -126,6 +133,7 @@ def gateway_app(
     app = web.Application(middlewares=[bind_gateway], client_max_size=max_body_bytes)
     app[MAX_BODY] = max_body_bytes
     app[LONG_POLL_MAX] = float(long_poll_max_s)
+    app[INGEST_POLICY] = policy or partitions.PartitionPolicy()
     if database is not None:
         app.cleanup_ctx.append(database_ctx(database))
     else:
@@ -182,7 +190,9 @@ async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
         bundle_key=key,
         database=database_settings(config),
         policy=partitions.PartitionPolicy(
-            days_ahead=config.retention.days_ahead, retention_days=config.retention.days
+            days_ahead=config.retention.days_ahead,
+            retention_days=config.retention.days,
+            clock_skew_s=config.retention.clock_skew_s,
         ),
         maintenance_interval_s=config.retention.maintenance_interval_s,
         max_body_bytes=listener.max_body_bytes,

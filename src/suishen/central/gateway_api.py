@@ -33,6 +33,7 @@ from suishen.central.db import DB_POOL
 from suishen.protocol.bundles import BUNDLE_KINDS
 from suishen.sync.bundles import BundleService
 from suishen.sync.ingest import (
+    DEFAULT_POLICY,
     RETRYABLE_ERRORS,
     GatewayRefused,
     IngestError,
@@ -40,6 +41,7 @@ from suishen.sync.ingest import (
     ingest,
     store_alerts,
 )
+from suishen.sync.partitions import PartitionPolicy
 from suishen.sync.pki import PeerIdentityError, gateway_id_from_peercert
 from suishen.sync.wire import MAX_BODY_BYTES, BatchError, decode_body, parse_batch
 
@@ -47,6 +49,8 @@ BUNDLES: web.AppKey[BundleService] = web.AppKey("bundles", BundleService)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 LONG_POLL_MAX: web.AppKey[float] = web.AppKey("long_poll_max_s", float)
 GATEWAY_ID: web.RequestKey[str] = web.RequestKey("gateway_id", str)
+# The clock window and new-partition cap of the ingest (app.py sets it from [retention]).
+INGEST_POLICY: web.AppKey[PartitionPolicy] = web.AppKey("ingest_policy", PartitionPolicy)
 
 COSE_TYPE: Final = "application/cose"
 RETRY_AFTER_S: Final = "1"
@@ -94,6 +98,10 @@ def _ingest_error(exc: IngestError) -> web.Response:
     return response
 
 
+def _policy(request: web.Request) -> PartitionPolicy:
+    return request.app.get(INGEST_POLICY) or DEFAULT_POLICY
+
+
 async def post_ingest(request: web.Request) -> web.Response:
     gateway_id = request[GATEWAY_ID]
     try:
@@ -102,7 +110,7 @@ async def post_ingest(request: web.Request) -> web.Response:
         log.warning("ingest_refused", status=exc.status, error=str(exc), row=exc.row)
         return _error(exc.status, str(exc), row=exc.row)
     try:
-        result = await ingest(request.app[DB_POOL], batch)
+        result = await ingest(request.app[DB_POOL], batch, policy=_policy(request))
     except IngestError as exc:
         log.warning("ingest_failed", status=exc.status, error=str(exc))
         return _ingest_error(exc)
@@ -132,7 +140,7 @@ async def post_alerts(request: web.Request) -> web.Response:
     except BatchError as exc:
         return _error(exc.status, str(exc), row=exc.row)
     try:
-        stored = await store_alerts(request.app[DB_POOL], batch)
+        stored = await store_alerts(request.app[DB_POOL], batch, policy=_policy(request))
     except IngestError as exc:
         return _ingest_error(exc)
     if stored:
@@ -219,4 +227,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/bundles/{kind}", get_bundle)
 
 
-__all__ = ["BUNDLES", "GATEWAY_ID", "LONG_POLL_MAX", "MAX_BODY", "MAX_BODY_BYTES", "add_routes"]
+__all__ = [
+    "BUNDLES",
+    "GATEWAY_ID",
+    "INGEST_POLICY",
+    "LONG_POLL_MAX",
+    "MAX_BODY",
+    "MAX_BODY_BYTES",
+    "add_routes",
+]

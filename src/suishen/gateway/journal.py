@@ -523,6 +523,12 @@ class Journal:
             [_alert_row(alert, ts=ts, site_id=self.site_id, lane_id=lane_id)], None
         )
 
+    async def append_clock_alert(self, detail: str) -> int:
+        """Journal a clock alert (to staff): the hub refused rows for their time (the
+        uploader's call, through sync.ports.UploadJournal); returns its seq."""
+        alert = AlertRaised(kind=AlertKind.CLOCK, route=AlertRoute.STAFF, detail=detail[:200])
+        return await self.append_alert(alert, ts=time.time())
+
     async def append_device(
         self, *, ts: float, lane_id: str, device_id: str, state: str, detail: str = ""
     ) -> int:

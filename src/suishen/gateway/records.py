@@ -59,6 +59,7 @@ class AlertKind(enum.StrEnum):
     CAPACITY = "capacity"  # soft capacity reached
     DEVICE = "device"  # a device down for longer than its grace time
     JOURNAL = "journal"  # the journal is near full with unsynced rows
+    CLOCK = "clock"  # the hub refused rows for their time: this gateway's clock is off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,7 +58,7 @@ from typing import Any, Final
 import asyncpg
 import structlog
 
-from suishen.sync.partitions import ensure_partitions_for, partition_name
+from suishen.sync.partitions import PartitionPolicy, ensure_partitions_for, partition_name
 from suishen.sync.wire import (
     ALERT_COLUMNS,
     DEVICE_COLUMNS,
@@ -74,6 +74,7 @@ ALERT_DEADLINES: Final = {
 }
 _SITE_INDEX: Final = 3  # site_id's position in every table's column tuple (wire.py)
 _SEQ_MAX: Final = 2**63 - 1
+DEFAULT_POLICY: Final = PartitionPolicy()
 
 log = structlog.get_logger("suishen.sync.ingest")
 
@@ -258,28 +259,59 @@ def _own_site(
 
 
 async def _ensure_partitions(
-    con: asyncpg.Connection, rows_by_table: dict[str, list[tuple[Any, ...]]]
-) -> None:
+    con: asyncpg.Connection, rows_by_table: dict[str, list[tuple[Any, ...]]], cap: int
+) -> int | None:
     """Create the daily partitions the rows need and lack (a gateway back after a week
-    offline).  One catalog look-up first: ensure_partitions_for takes an advisory lock held to
-    the end of this transaction, which would serialise every gateway's ingest behind it."""
-    wanted = {
-        partition_name(table, row[2].date()): (table, row[2].date())  # ts is aware UTC
-        for table, rows in rows_by_table.items()
-        for row in rows
-    }
+    offline), at most ``cap`` of them, those of the lowest seqs first; return the lowest seq
+    whose partition was left out (None: all there).  One catalog look-up first:
+    ensure_partitions_for takes an advisory lock held to the end of this transaction, which
+    would serialise every gateway's ingest behind it."""
+    wanted: dict[str, tuple[str, dt.date, int]] = {}
+    for table, rows in rows_by_table.items():
+        for row in rows:
+            day = row[2].date()  # ts is aware UTC
+            name = partition_name(table, day)
+            first = wanted.get(name)
+            if first is None or row[1] < first[2]:
+                wanted[name] = (table, day, row[1])
     if not wanted:
-        return
+        return None
     missing = await con.fetch(
         "SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(quote_ident(name)) IS NULL",
         list(wanted),
     )
+    needed = sorted((wanted[r["name"]] for r in missing), key=lambda item: item[2])
     by_table: dict[str, set[dt.date]] = {}
-    for record in missing:
-        table, day = wanted[record["name"]]
+    for table, day, _seq in needed[:cap]:
         by_table.setdefault(table, set()).add(day)
     for table, days in sorted(by_table.items()):
         await ensure_partitions_for(con, table, days)
+    return needed[cap][2] if len(needed) > cap else None
+
+
+def _in_window(
+    rows: list[tuple[Any, ...]],
+    window: tuple[dt.datetime, dt.datetime],
+    rejected: list[tuple[int, str]],
+) -> list[tuple[Any, ...]]:
+    """The rows whose ts is in the hub's clock window; the others go to ``rejected`` with a
+    reason starting ``clock`` (the gateway quarantines them and raises a clock alert)."""
+    low, high = window
+    kept = []
+    for row in rows:
+        if low <= row[2] <= high:
+            kept.append(row)
+        else:
+            reason = (
+                f"clock: ts {row[2]:%Y-%m-%dT%H:%M:%SZ} is outside the hub's window "
+                f"{low:%Y-%m-%dT%H:%M:%SZ}..{high:%Y-%m-%dT%H:%M:%SZ}"
+            )
+            rejected.append((row[1], reason))
+    return kept
+
+
+def _before(rows: list[tuple[Any, ...]], seq: int | None) -> list[tuple[Any, ...]]:
+    return rows if seq is None else [row for row in rows if row[1] < seq]
 
 
 async def _insert_alerts(
@@ -368,14 +400,17 @@ async def _journal_high_water(con: asyncpg.Connection, batch: ParsedBatch) -> in
     return int(value or 0)
 
 
-async def _store(con: asyncpg.Connection, batch: ParsedBatch) -> IngestResult:
+async def _store(
+    con: asyncpg.Connection, batch: ParsedBatch, policy: PartitionPolicy, now: dt.datetime
+) -> IngestResult:
     gateway = await _lock_gateway(con, batch.gateway_id)
     site_id: str = gateway["site_id"]
     rejected = list(batch.rejected)
-    scans = _own_site(batch.scans, site_id, rejected)
-    passages = _own_site(batch.passages, site_id, rejected)
-    alerts = _own_site(batch.alerts, site_id, rejected)
-    devices = _own_site(batch.devices, site_id, rejected)
+    window = policy.window(now)
+    scans = _in_window(_own_site(batch.scans, site_id, rejected), window, rejected)
+    passages = _in_window(_own_site(batch.passages, site_id, rejected), window, rejected)
+    alerts = _in_window(_own_site(batch.alerts, site_id, rejected), window, rejected)
+    devices = _in_window(_own_site(batch.devices, site_id, rejected), window, rejected)
     held = await _journal_high_water(con, batch)
     conflicts = _Conflicts(batch)
     if scans:
@@ -395,7 +430,21 @@ async def _store(con: asyncpg.Connection, batch: ParsedBatch) -> IngestResult:
         staging = {"scan": "staging_scans", "passage": "staging_passages"}.get(kind)
         if staging is not None:
             await con.execute(f"DELETE FROM {staging} WHERE seq = $1", _row[1])  # noqa: S608
-    await _ensure_partitions(con, {"scans": scans, "passages": passages, "device_events": devices})
+    # At most policy.max_new_partitions new partitions per batch: the rows from the first one
+    # left out on wait for the next batch (the high water stops below them, so they are sent
+    # again; nothing is rejected for it).
+    deferred = await _ensure_partitions(
+        con,
+        {"scans": scans, "passages": passages, "device_events": devices},
+        policy.max_new_partitions,
+    )
+    if deferred is not None:
+        scans, passages = _before(scans, deferred), _before(passages, deferred)
+        alerts, devices = _before(alerts, deferred), _before(devices, deferred)
+        rejected = [item for item in rejected if item[0] < deferred]
+        for staging in ("staging_scans", "staging_passages"):
+            await con.execute(f"DELETE FROM {staging} WHERE seq >= $1", deferred)  # noqa: S608
+        log.info("ingest deferred rows for want of new partitions", from_seq=deferred)
     inserted = 0
     if scans:
         inserted += _count(await con.execute(_INSERT_SCANS))
@@ -416,7 +465,7 @@ async def _store(con: asyncpg.Connection, batch: ParsedBatch) -> IngestResult:
         "last_seen_at = now() RETURNING high_water",
         batch.gateway_id,
         batch.journal_id,
-        batch.max_seq,
+        batch.max_seq if deferred is None else deferred - 1,
     )
     await con.execute(
         "UPDATE gateways SET high_water = $2, last_seen_at = now() WHERE gateway_id = $1",
@@ -432,27 +481,45 @@ async def _store(con: asyncpg.Connection, batch: ParsedBatch) -> IngestResult:
     )
 
 
-async def ingest(pool: asyncpg.Pool, batch: ParsedBatch) -> IngestResult:
+async def ingest(
+    pool: asyncpg.Pool,
+    batch: ParsedBatch,
+    *,
+    policy: PartitionPolicy = DEFAULT_POLICY,
+    now: dt.datetime | None = None,
+) -> IngestResult:
     """Store a parsed batch exactly once (see the module docstring); answer the high water.
+    ``policy`` gives the clock window and the new-partition cap; ``now`` defaults to the
+    clock.
 
     Raises GatewayRefused (403) or IngestUnavailable (503, retry later).
     """
+    now = dt.datetime.now(dt.UTC) if now is None else now
     try:
         async with pool.acquire() as con, con.transaction():
-            return await _store(con, batch)
+            return await _store(con, batch, policy, now)
     except RETRYABLE_ERRORS as exc:
         raise IngestUnavailable(
             f"database unavailable ({type(exc).__name__}); retry", gateway_id=batch.gateway_id
         ) from exc
 
 
-async def store_alerts(pool: asyncpg.Pool, batch: ParsedBatch) -> int:
-    """The fast lane: store the batch's alerts (deduplicated on (gateway_id, seq)), nothing
-    else, without moving the high water; return how many were new."""
+async def store_alerts(
+    pool: asyncpg.Pool,
+    batch: ParsedBatch,
+    *,
+    policy: PartitionPolicy = DEFAULT_POLICY,
+    now: dt.datetime | None = None,
+) -> int:
+    """The fast lane: store the batch's alerts (deduplicated on (site_id, gateway_id,
+    journal_id, seq); out of the clock window or conflicting: left to the bulk upload, which
+    rejects them), nothing else, without moving the high water; return how many were new."""
+    now = dt.datetime.now(dt.UTC) if now is None else now
     try:
         async with pool.acquire() as con, con.transaction():
             gateway = await _lock_gateway(con, batch.gateway_id)
             alerts = _own_site(batch.alerts, gateway["site_id"], [])
+            alerts = _in_window(alerts, policy.window(now), [])
             conflicts = _Conflicts(batch)
             alerts = await conflicts.find(
                 con,

@@ -10,7 +10,9 @@ The cursor never passes what was sent: the hub's high-water mark is clamped to t
 fast lane below may have put a later seq at the hub already).  Every answer is handled by its
 status:
 
-    200        settle: quarantine ``rejected``, advance the cursor
+    200        settle: quarantine ``rejected``, advance the cursor; rows rejected for their
+               time (reason ``clock``: outside the hub's window) are logged as an error and
+               raise a clock alert in the journal (at most one per CLOCK_ALERT_INTERVAL_S)
     other 4xx  the batch as a whole was refused (400 malformed, 413 too large, 422, ...): the
                client's fault, so never resent as it is.  Split it (at the row the hub named,
                else in halves) and send the parts; a single row still refused is quarantined
@@ -72,6 +74,7 @@ _RETRY_STATUSES: Final = frozenset({408, 425, 429})
 _FORBIDDEN_STATUSES: Final = frozenset({401, 403})
 _MISCONFIGURED_STATUSES: Final = frozenset({404, 405})
 MAX_SPLIT_REQUESTS: Final = 32  # refused requests per batch before the rest is quarantined
+CLOCK_ALERT_INTERVAL_S: Final = 3600.0  # at most one clock alert per hour
 
 
 def _refused(status: int) -> bool:
@@ -98,6 +101,7 @@ class UploadStats:
     failures: int = 0  # failed upload attempts, all causes
     consecutive_failures: int = 0
     alerts_sent: int = 0  # alert rows the fast lane delivered
+    clock_refused: int = 0  # rows the hub refused for their time (quarantined)
     last_success_at: float | None = None  # wall clock of the last successful upload
     hub_up: bool | None = None  # None until the first attempt
     forbidden: bool = False  # the hub answered 403 to the last attempt
@@ -113,6 +117,7 @@ class UploadStats:
             "failures": self.failures,
             "consecutive_failures": self.consecutive_failures,
             "alerts_sent": self.alerts_sent,
+            "clock_refused": self.clock_refused,
             "last_success_at": self.last_success_at,
             "last_error": self.last_error,
         }
@@ -156,6 +161,7 @@ class Uploader:
         self._log = log.bind(gateway_id=gateway_id)
         self._complaint: str | None = None  # last "other status" logged, to log it once
         self._next_delay = 0.0  # how long the bulk lane waits after a failed upload
+        self._clock_alert_at: float | None = None  # monotonic time of the last clock alert
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -302,13 +308,17 @@ class Uploader:
         if type(high_water) is not int or not isinstance(rejected, list):
             return False
         sent = {row.seq for row in rows}
-        refused = 0
+        refused, clock = 0, []
         for item in rejected:
             seq = item.get("seq") if isinstance(item, dict) else None
             if type(seq) is int and seq in sent:
                 reason = item.get("reason")
                 await self.journal.quarantine(seq, f"hub rejected: {reason}"[:500])
                 refused += 1
+                if isinstance(reason, str) and reason.startswith("clock"):
+                    clock.append((seq, reason))
+        if clock:
+            await self._clock_refused(clock)
         acked = min(high_water, rows[-1].seq)  # never beyond what was sent
         if acked < rows[-1].seq:
             self._log.warning(
@@ -321,6 +331,23 @@ class Uploader:
         self.stats.rows_uploaded += sum(1 for row in rows if row.seq <= acked) - refused
         self.stats.batches += 1
         return True
+
+    async def _clock_refused(self, refused: list[tuple[int, str]]) -> None:
+        """The hub refused rows for their time: log it, and journal a clock alert (to staff)
+        at most once per CLOCK_ALERT_INTERVAL_S (a backlog of such rows makes one alert)."""
+        self.stats.clock_refused += len(refused)
+        self._log.error(
+            "hub refused rows for their time: check this gateway's clock; rows quarantined",
+            rows=len(refused),
+            first_seq=refused[0][0],
+            reason=refused[0][1][:200],
+        )
+        now = time.monotonic()
+        if self._clock_alert_at is not None and now - self._clock_alert_at < CLOCK_ALERT_INTERVAL_S:
+            return
+        self._clock_alert_at = now
+        detail = f"hub refused {len(refused)} rows for their time: {refused[0][1]}"
+        await self.journal.append_clock_alert(detail[:200])
 
     # ------------------------------------------------------------------ alert fast lane
 
