@@ -13,7 +13,12 @@ certificate signed by the deployment CA.
     a retryable way (the gateway backs off and resends; ingest is idempotent).
 ``POST /v1/alerts``
     The fast lane: the same batch form holding alert rows only (another kind: 400 naming the
-    row); stored deduplicated on (gateway_id, seq); 200 ``{"stored": n}`` (n new).
+    row); stored deduplicated on (site_id, gateway_id, journal_id, seq); 200
+    ``{"stored": n}`` (n new).  Rows outside the clock window or conflicting are left to the
+    bulk upload, which rejects them.
+Nothing a gateway sends is answered 500: the body is decoded by ``wire.decode_body`` (strict
+JSON of bounded depth) and ``wire.parse_batch`` is total; ``If-None-Match`` / ``after`` of
+over 18 digits are 400.
 ``GET /v1/bundles/{kind}`` (kind: trust | watchlist | roster)
     ``?after=N&wait=S``: 200 with the signed bundle (``application/cose``, ``ETag: "V"``,
     ``X-Bundle-Version: V``) as soon as its version V > N; else, after S seconds (capped at
