@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import importlib.util
 import shutil
 import sys
@@ -21,6 +22,7 @@ from suishen.central.migrate import (
     load_migrations,
     sql_dir,
 )
+from suishen.central.partitions import ensure_partitions
 from suishen.cli import main
 
 from .hubkit import for_cli
@@ -80,7 +82,8 @@ async def test_applies_all_then_nothing(empty_dsn: str) -> None:
 
 
 async def test_scans_is_partitioned_with_the_key_including_ts(empty_dsn: str) -> None:
-    """scans and passages are range-partitioned on ts with the key (gateway_id, seq, ts)."""
+    """scans and passages are range-partitioned on ts with the key
+    (site_id, gateway_id, journal_id, seq, ts) (0003)."""
     con = await _connect(empty_dsn)
     try:
         await apply_migrations(con)
@@ -95,12 +98,41 @@ async def test_scans_is_partitioned_with_the_key_including_ts(empty_dsn: str) ->
                 "WHERE conrelid = $1::regclass AND contype = 'p'",
                 table,
             )
-            assert key == "PRIMARY KEY (gateway_id, seq, ts)"
+            assert key == "PRIMARY KEY (site_id, gateway_id, journal_id, seq, ts)"
         indexes = {
             r["indexname"]
             for r in await con.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'scans'")
         }
         assert {"scans_site_ts_idx", "scans_person_ts_idx"} <= indexes
+    finally:
+        await con.close()
+
+
+async def test_0003_keeps_existing_rows_and_high_water(empty_dsn: str) -> None:
+    """Rows stored before 0003 stay, with journal_id '' (the journal before journal ids); a
+    gateway's high water becomes that journal's; a new journal's row with the same seq (and even
+    the same ts) is stored beside the old one, not taken for a duplicate."""
+    before = [m for m in load_migrations() if m.version < 3]
+    con = await _connect(empty_dsn)
+    try:
+        await apply_migrations(con, before)
+        await con.execute("INSERT INTO sites (site_id, kind) VALUES ('s-1', 'building')")
+        await con.execute(
+            "INSERT INTO gateways (gateway_id, site_id, high_water) VALUES ('gw-1', 's-1', 7)"
+        )
+        await ensure_partitions(con, today=dt.date(2026, 1, 1))
+        insert = (
+            "INSERT INTO device_events (gateway_id, seq, ts, site_id{}) "
+            "VALUES ('gw-1', 7, '2026-01-01T12:00:00Z', 's-1'{})"
+        )
+        await con.execute(insert.format("", ""))
+        await apply_migrations(con)
+        assert await con.fetchval("SELECT journal_id FROM device_events") == ""
+        assert await con.fetch("SELECT journal_id, high_water FROM gateway_journals") == [("", 7)]
+        await con.execute(insert.format(", journal_id", ", '00112233aabbccdd'"))
+        assert await con.fetchval("SELECT count(*) FROM device_events WHERE seq = 7") == 2
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await con.execute(insert.format("", ""))
     finally:
         await con.close()
 

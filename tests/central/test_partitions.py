@@ -60,6 +60,7 @@ def scan_row(seq: int, ts: dt.datetime) -> tuple[object, ...]:
         850,
         b"\x01" + b"\x00" * 40,
         "0123456789abcdef",
+        "fedcba9876543210",  # journal_id
     )
 
 
@@ -104,7 +105,8 @@ async def test_row_for_a_day_without_partition_fails_until_created(
 
 
 async def test_same_row_twice_inserts_once(con: asyncpg.Connection) -> None:
-    """INSERT .. ON CONFLICT DO NOTHING on (gateway_id, seq, ts): a resent row inserts nothing."""
+    """INSERT .. ON CONFLICT DO NOTHING on (site_id, gateway_id, journal_id, seq, ts): a resent
+    row inserts nothing."""
     row = scan_row(7, noon(TODAY))
     assert await con.execute(INSERT_SCAN, *row) == "INSERT 0 1"
     assert await con.execute(INSERT_SCAN, *row) == "INSERT 0 0"

@@ -11,6 +11,7 @@ watchlist entry added at the hub reaching the gateway's lists by long-poll.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import sqlite3
 import time
@@ -298,3 +299,37 @@ async def test_watchlist_entry_reaches_the_gateway_by_long_poll(
         fetcher.stop()
         await task
         await session.close()
+
+
+async def test_rows_out_of_the_clock_window_are_quarantined_with_one_clock_alert(
+    hub: Hub, journal: Journal, deployment: pki.PkiLayout, db_pool: asyncpg.Pool
+) -> None:
+    """Two scans stamped in 2090 (a gateway clock gone wrong) among good ones: the real hub
+    refuses them per row ('clock'), the uploader quarantines them, logs, and journals ONE
+    clock alert, which reaches the hub's alerts table as kind 'clock' (the wire's and the
+    SQL's alert-kind checks take it); every other row is stored."""
+    far = dt.datetime(2090, 1, 1, tzinfo=dt.UTC).timestamp()
+    seqs = [await journal.append(scan(0))]
+    seqs += [await journal.append(dataclasses.replace(scan(i), ts=far + i)) for i in (1, 2)]
+    seqs += [await journal.append(scan(3))]
+    settings = hub_settings(hub, deployment)
+    session = hub_session(settings.ca, settings.client_cert, settings.client_key)
+    uploader = Uploader(journal, session, settings, gateway_id=GW)
+    task = asyncio.create_task(uploader.run())
+    try:
+        await wait_for(
+            lambda: db_pool.fetchval("SELECT count(*) = 1 FROM alerts WHERE kind = 'clock'")
+        )
+        await wait_for(lambda: _true(journal.status().synced_seq == journal.status().last_seq))
+    finally:
+        uploader.stop()
+        await task
+        await session.close()
+    quarantined = await journal.quarantined()
+    assert [seq for seq, _why, _ts in quarantined] == seqs[1:3]
+    assert all("clock" in why for _seq, why, _ts in quarantined)
+    assert uploader.stats.clock_refused == 2
+    alert = await db_pool.fetchrow("SELECT route, detail, seq FROM alerts")
+    assert (alert["route"], alert["seq"]) == ("staff", seqs[-1] + 1)
+    assert "refused 2 rows for their time" in alert["detail"]
+    assert await central_seqs(db_pool) == [seqs[0], seqs[3], seqs[-1] + 1]

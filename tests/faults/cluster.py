@@ -50,6 +50,12 @@ CENTRAL_TABLE = {
 TS_EPS_S = 2e-6  # journal ts is a float of seconds; central ts is microseconds
 
 
+def stream(gateway_id: str, journal_id: str) -> str:
+    """What a key's first part names: seqs count within one journal of a gateway (a row the
+    hub holds without a journal id - from before journal ids - is the gateway's alone)."""
+    return f"{gateway_id}/{journal_id}" if journal_id else gateway_id
+
+
 # --------------------------------------------------------------------------- the final check
 
 
@@ -62,10 +68,12 @@ class JournalEntry:
 
 
 def read_journal(path: Path) -> tuple[str, list[JournalEntry], list[int]]:
-    """(gateway_id, every row of a syncable kind, quarantined seqs) of one journal file."""
+    """(stream, every row of a syncable kind, quarantined seqs) of one journal file; the
+    entries' gateway_id is the stream (gateway_id/journal_id)."""
     db = open_journal(path)
     try:
-        gateway_id = db.execute("SELECT value FROM meta WHERE key = 'gateway_id'").fetchone()[0]
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        gateway_id = stream(meta["gateway_id"], meta.get("journal_id", ""))
         rows = [
             JournalEntry(gateway_id, seq, ts, kind)
             for seq, ts, kind in db.execute("SELECT seq, ts, kind FROM events ORDER BY seq")
@@ -79,7 +87,8 @@ def read_journal(path: Path) -> tuple[str, list[JournalEntry], list[int]]:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Comparison:
-    """The outcome of compare().  Each list holds (gateway_id, seq) keys.
+    """The outcome of compare().  Each list holds (stream, seq) keys (stream():
+    gateway_id/journal_id).
 
     - lost: a journal row whose central table has no row for its key;
     - duplicated: a key held more than once centrally (twice in its table, or in two tables);
@@ -119,13 +128,13 @@ class Comparison:
 
 
 async def central_rows(dsn: str) -> dict[str, list[tuple[str, int, dt.datetime]]]:
-    """Every (gateway_id, seq, ts) of each central table that gateways fill."""
+    """Every (stream, seq, ts) of each central table that gateways fill."""
     con = await asyncpg.connect(dsn)
     try:
         return {
             table: [
-                (r["gateway_id"], r["seq"], r["ts"])
-                for r in await con.fetch(f"SELECT gateway_id, seq, ts FROM {table}")
+                (stream(r["gateway_id"], r["journal_id"]), r["seq"], r["ts"])
+                for r in await con.fetch(f"SELECT gateway_id, journal_id, seq, ts FROM {table}")
             ]
             for table in CENTRAL_TABLE.values()
         }
@@ -134,7 +143,7 @@ async def central_rows(dsn: str) -> dict[str, list[tuple[str, int, dt.datetime]]
 
 
 async def compare(journal_paths: Iterable[Path], dsn: str) -> Comparison:
-    """Every journal against the central tables, per (gateway_id, seq)."""
+    """Every journal against the central tables, per (gateway_id/journal_id, seq)."""
     journal: dict[tuple[str, int], JournalEntry] = {}
     quarantined: list[tuple[str, int]] = []
     by_kind: Counter[str] = Counter()

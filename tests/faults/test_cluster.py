@@ -46,6 +46,22 @@ async def test_postgres_restarts_in_place(postgres: PostgresServer, fault_dsn: s
         await con.close()
 
 
+# A scan stored again 1 ms later: the same key but for ts, so a second row.
+_SHIFTED = ", ".join("ts + interval '1 ms'" if c == "ts" else c for c in SCAN_COLUMNS)
+STORE_AGAIN_1MS_LATER = (
+    f"INSERT INTO scans ({', '.join(SCAN_COLUMNS)}) SELECT {_SHIFTED} "
+    "FROM scans WHERE gateway_id = 'gw-cmp' AND seq = $1"
+)
+
+
+def journal_id(path: Path) -> str:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return str(db.execute("SELECT value FROM meta WHERE key = 'journal_id'").fetchone()[0])
+    finally:
+        db.close()
+
+
 def journal_rows(path: Path) -> list[dict]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
@@ -61,10 +77,10 @@ def journal_rows(path: Path) -> list[dict]:
     return rows
 
 
-async def load_central(dsn: str, gateway_id: str, rows: list[dict]) -> None:
+async def load_central(dsn: str, gateway_id: str, rows: list[dict], journal_id: str) -> None:
     """Put journal rows into the central tables the way the hub's ingest lays them out (the
     wire format's own parser), without any hub: the reference for compare()."""
-    body = json.loads(json.dumps(encode_batch(gateway_id, rows)))
+    body = json.loads(json.dumps(encode_batch(gateway_id, rows, journal_id=journal_id)))
     batch = parse_batch(body, bound_gateway_id=gateway_id, max_rows=len(rows))
     assert not batch.rejected, batch.rejected
     con = await asyncpg.connect(dsn)
@@ -99,7 +115,9 @@ async def test_compare_finds_lost_duplicated_and_extra(tmp_path: Path, fault_dsn
     rows = journal_rows(node.journal_path)
     kinds = {r["kind"] for r in rows}
     assert {"scan", "passage"} <= kinds, kinds
-    await load_central(fault_dsn, "gw-cmp", rows)
+    jid = journal_id(node.journal_path)
+    gw = f"gw-cmp/{jid}"
+    await load_central(fault_dsn, "gw-cmp", rows, jid)
 
     result = await compare([node.journal_path], fault_dsn)
     assert result.exact, result.summary()
@@ -112,10 +130,7 @@ async def test_compare_finds_lost_duplicated_and_extra(tmp_path: Path, fault_dsn
         gone, twice = scans[0]["seq"], scans[1]["seq"]
         await con.execute("DELETE FROM scans WHERE gateway_id = 'gw-cmp' AND seq = $1", gone)
         await con.execute(
-            "INSERT INTO scans SELECT gateway_id, seq, ts + interval '1 ms', site_id, lane_id, "
-            "direction, format, verdict, reason, person_key, nationality, minor, status, "
-            "masked_name, masked_number, cti, kid, zone, latency_us, identity_sealed, epoch_id "
-            "FROM scans WHERE gateway_id = 'gw-cmp' AND seq = $1",
+            STORE_AGAIN_1MS_LATER,
             twice,
         )
         await con.execute(
@@ -126,15 +141,15 @@ async def test_compare_finds_lost_duplicated_and_extra(tmp_path: Path, fault_dsn
         moved = passages[0]["seq"]
         await con.execute(
             "WITH p AS (DELETE FROM passages WHERE gateway_id = 'gw-cmp' AND seq = $1 "
-            "RETURNING *) INSERT INTO device_events (gateway_id, seq, ts, site_id) "
-            "SELECT gateway_id, seq, ts, site_id FROM p",
+            "RETURNING *) INSERT INTO device_events (gateway_id, seq, ts, site_id, journal_id) "
+            "SELECT gateway_id, seq, ts, site_id, journal_id FROM p",
             moved,
         )
     finally:
         await con.close()
     result = await compare([node.journal_path], fault_dsn)
-    assert result.lost == [("gw-cmp", s) for s in sorted((gone, moved))]
-    assert result.duplicated == [("gw-cmp", twice)]
-    assert result.extra == sorted([("gw-cmp", 999999), ("gw-other", 1), ("gw-cmp", moved)])
+    assert result.lost == [(gw, s) for s in sorted((gone, moved))]
+    assert result.duplicated == [(gw, twice)]
+    assert result.extra == sorted([("gw-cmp", 999999), ("gw-other", 1), (gw, moved)])
     assert result.counts() == (2, 1, 3)
     assert not result.exact

@@ -471,6 +471,38 @@ async def test_journal_of_another_gateway_is_refused(tmp_path: Path, make_journa
         await other.start()
 
 
+async def test_journal_id_is_made_once_kept_and_given_to_older_files(
+    tmp_path: Path, make_journal
+) -> None:
+    """A new journal file gets a random 16-hex journal_id that stays across reopening; a file
+    deleted and recreated gets another; a schema-1 file (no journal_id) gets one when opened,
+    keeping its rows and its seq."""
+    async with make_journal() as journal:
+        first = journal.journal_id
+        await journal.append(scan())
+    assert len(first) == 16
+    assert int(first, 16) >= 0
+    async with make_journal() as journal:
+        assert journal.journal_id == first
+    for name in ("journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    async with make_journal() as journal:
+        second = journal.journal_id
+        assert await journal.append(scan()) == 1
+    assert second != first
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:  # back to schema 1
+        db.execute("DELETE FROM meta WHERE key = 'journal_id'")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    async with make_journal() as journal:
+        third = journal.journal_id
+        assert third not in ("", second)
+        assert journal.status().last_seq == 1
+        assert await journal.append(scan()) == 2
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+    assert (meta["journal_id"], meta["schema_version"]) == (third, "2")
+
+
 async def test_synced_rows_file_is_plain_sqlite_in_wal(tmp_path: Path, make_journal) -> None:
     """The file is an ordinary WAL-mode SQLite database with the documented tables."""
     async with make_journal() as journal:

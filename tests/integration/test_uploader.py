@@ -48,7 +48,7 @@ from suishen.protocol.reasons import Reason
 from suishen.sync import pki
 from suishen.sync.bundle_fetcher import BundleFetcher
 from suishen.sync.hub_session import hub_session
-from suishen.sync.uploader import Uploader
+from suishen.sync.uploader import MAX_SPLIT_REQUESTS, Uploader
 from tests.integration.hub_peer import HubPeer
 
 GW = "gw-sync-1"
@@ -382,6 +382,44 @@ async def test_too_large_batch_is_split_until_the_hub_takes_it(
     assert await journal.quarantined() == []
     assert uploader.stats.rows_rejected == 0
     assert {413, 200} == {r.status for r in hub.ingest_requests()}
+
+
+@pytest.mark.parametrize("status", [400, 409, 422])
+async def test_any_refusing_4xx_quarantines_instead_of_retrying(
+    journal, hub, start_uploader, status: int
+) -> None:
+    """A hub refusing every request with a 4xx that names no row (400, 409, 422): the uploader
+    splits each batch a bounded number of times, then quarantines with the hub's error instead
+    of resending forever; 200 rows cost at most MAX_SPLIT_REQUESTS + 1 requests, and rows
+    journalled afterwards are delivered."""
+    hub.answers.extend([(status, {"error": "refused by policy", "row": None})] * 1000)
+    await append(journal, 200)
+    uploader = await start_uploader(batch_rows=200)
+    await wait_for(lambda: uploader.stats.rows_rejected == 200)
+    quarantined = await journal.quarantined()
+    assert [seq for seq, _why, _ts in quarantined] == list(range(1, 201))
+    assert all(f"({status})" in why and "refused by policy" in why for _s, why, _t in quarantined)
+    assert len(hub.ingest_requests()) <= MAX_SPLIT_REQUESTS + 1
+    hub.answers.clear()
+    await append(journal, 3, start=200)
+    await wait_for(lambda: journal.status().synced_seq == 203)
+    assert sorted(hub.rows) == [201, 202, 203]
+
+
+@pytest.mark.parametrize("status", [500, 502, 504, 408])
+async def test_5xx_and_timeouts_are_retried_never_quarantined(
+    journal, hub, start_uploader, status: int
+) -> None:
+    """5xx (and 408) answers are the hub's trouble, not the batch's: the same rows are resent
+    with backoff until taken; nothing is quarantined or split."""
+    hub.answers.extend([(status, {"error": "trouble"})] * 3)
+    await append(journal, 10)
+    uploader = await start_uploader()
+    await wait_for(lambda: journal.status().synced_seq == 10)
+    assert await journal.quarantined() == []
+    assert sorted(hub.rows) == list(range(1, 11))
+    assert [len(r.seqs) for r in hub.ingest_requests()] == [10, 10, 10, 10]
+    assert uploader.stats.failures == 3
 
 
 async def test_forbidden_keeps_the_journal_and_backs_off_long(journal, hub, start_uploader) -> None:

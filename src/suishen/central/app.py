@@ -45,6 +45,7 @@ from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx, resolve_
 from suishen.central.gateway_api import (
     BUNDLES,
     GATEWAYS,
+    INGEST_POLICY,
     LONG_POLL_MAX,
     MAX_BODY,
     add_routes,
@@ -153,6 +154,7 @@ def gateway_app(
     app[LONG_POLL_MAX] = float(long_poll_max_s)
     app[LIMITS] = limits or ListenerLimits()
     app[BODY_TIMEOUT] = app[LIMITS].body_timeout_s
+    app[INGEST_POLICY] = policy or partitions.PartitionPolicy()
     if database is not None:
         app.cleanup_ctx.append(database_ctx(database))
     else:
@@ -234,7 +236,9 @@ async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
         bundle_key=key,
         database=database_settings(config),
         policy=partitions.PartitionPolicy(
-            days_ahead=config.retention.days_ahead, retention_days=config.retention.days
+            days_ahead=config.retention.days_ahead,
+            retention_days=config.retention.days,
+            clock_skew_s=config.retention.clock_skew_s,
         ),
         maintenance_interval_s=config.retention.maintenance_interval_s,
         max_body_bytes=listener.max_body_bytes,

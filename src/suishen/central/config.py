@@ -131,6 +131,12 @@ class RetentionSection:
     keep_alerts_days: int = setting("days alerts and their timelines are kept", 365, ge=1)
     keep_audit_days: int = setting("days audit rows are kept", 365, ge=1)
     maintenance_interval_s: int = setting("seconds between partition upkeep passes", 3600, ge=1)
+    clock_skew_s: int = setting(
+        "how far ahead of the hub's clock a row's time may be; rows later than that, or older "
+        "than the retention plus a day, are refused (reason 'clock')",
+        900,
+        ge=0,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,12 @@ request, whatever the route.
     a retryable way (the gateway backs off and resends; ingest is idempotent).
 ``POST /v1/alerts``
     The fast lane: the same batch form holding alert rows only (another kind: 400 naming the
-    row); stored deduplicated on (gateway_id, seq); 200 ``{"stored": n}`` (n new).
+    row); stored deduplicated on (site_id, gateway_id, journal_id, seq); 200
+    ``{"stored": n}`` (n new).  Rows outside the clock window or conflicting are left to the
+    bulk upload, which rejects them.
+Nothing a gateway sends is answered 500: the body is decoded by ``wire.decode_body`` (strict
+JSON of bounded depth) and ``wire.parse_batch`` is total; ``If-None-Match`` / ``after`` of
+over 18 digits are 400.
 ``GET /v1/bundles/{kind}`` (kind: trust | watchlist | roster)
     ``?after=N&wait=S``: 200 with the signed bundle (``application/cose``, ``ETag: "V"``,
     ``X-Bundle-Version: V``) as soon as its version V > N; else, after S seconds (capped at
@@ -26,7 +31,6 @@ request, whatever the route.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any, Final
 
 import asyncpg
@@ -39,6 +43,7 @@ from suishen.central.listener import BODY_TIMEOUT, BodyError, read_body
 from suishen.protocol.bundles import BUNDLE_KINDS
 from suishen.sync.bundles import BundleService
 from suishen.sync.ingest import (
+    DEFAULT_POLICY,
     RETRYABLE_ERRORS,
     GatewayRefused,
     IngestError,
@@ -46,17 +51,21 @@ from suishen.sync.ingest import (
     ingest,
     store_alerts,
 )
+from suishen.sync.partitions import PartitionPolicy
 from suishen.sync.pki import PeerIdentityError, certificate_sha256, gateway_id_from_peercert
-from suishen.sync.wire import MAX_BODY_BYTES, BatchError, parse_batch
+from suishen.sync.wire import MAX_BODY_BYTES, BatchError, decode_body, parse_batch
 
 BUNDLES: web.AppKey[BundleService] = web.AppKey("bundles", BundleService)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 LONG_POLL_MAX: web.AppKey[float] = web.AppKey("long_poll_max_s", float)
 GATEWAY_ID: web.RequestKey[str] = web.RequestKey("gateway_id", str)
 GATEWAYS: web.AppKey[GatewayRegistry] = web.AppKey("gateways", GatewayRegistry)
+# The clock window and new-partition cap of the ingest (app.py sets it from [retention]).
+INGEST_POLICY: web.AppKey[PartitionPolicy] = web.AppKey("ingest_policy", PartitionPolicy)
 
 COSE_TYPE: Final = "application/cose"
 RETRY_AFTER_S: Final = "1"
+MAX_VERSION_DIGITS: Final = 18  # bundle versions are bigints
 
 log = structlog.get_logger("suishen.central.gateway_api")
 
@@ -139,10 +148,7 @@ async def _read_document(request: web.Request) -> Any:
         raise BatchError(413, f"body is over {limit} bytes") from None
     if len(data) > limit:
         raise BatchError(413, f"body of {len(data)} bytes is over {limit}")
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise BatchError(400, "the body is not JSON") from None
+    return decode_body(data)  # BatchError 400: not JSON, or nested deeper than wire.MAX_DEPTH
 
 
 def _ingest_error(exc: IngestError) -> web.Response:
@@ -150,6 +156,10 @@ def _ingest_error(exc: IngestError) -> web.Response:
     if isinstance(exc, IngestUnavailable):
         response.headers["Retry-After"] = RETRY_AFTER_S
     return response
+
+
+def _policy(request: web.Request) -> PartitionPolicy:
+    return request.app.get(INGEST_POLICY) or DEFAULT_POLICY
 
 
 async def post_ingest(request: web.Request) -> web.Response:
@@ -160,7 +170,7 @@ async def post_ingest(request: web.Request) -> web.Response:
         log.warning("ingest_refused", status=exc.status, error=str(exc), row=exc.row)
         return _error(exc.status, str(exc), row=exc.row)
     try:
-        result = await ingest(request.app[DB_POOL], batch)
+        result = await ingest(request.app[DB_POOL], batch, policy=_policy(request))
     except IngestError as exc:
         log.warning("ingest_failed", status=exc.status, error=str(exc))
         return _ingest_error(exc)
@@ -190,7 +200,7 @@ async def post_alerts(request: web.Request) -> web.Response:
     except BatchError as exc:
         return _error(exc.status, str(exc), row=exc.row)
     try:
-        stored = await store_alerts(request.app[DB_POOL], batch)
+        stored = await store_alerts(request.app[DB_POOL], batch, policy=_policy(request))
     except IngestError as exc:
         return _ingest_error(exc)
     if stored:
@@ -199,10 +209,21 @@ async def post_alerts(request: web.Request) -> web.Response:
 
 
 def _etag_version(value: str | None) -> int | None:
+    """The version an If-None-Match names; None for another ETag.  Raises ValueError for a
+    version out of range (over 18 digits: a bigint, and int() refuses 4300+ digits)."""
     if not value:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdecimal() else None
+    if not text.isascii() or not text.isdecimal():
+        return None
+    return _version(text)
+
+
+def _version(text: str) -> int:
+    """A version number from text; ValueError when it is not one or has over 18 digits."""
+    if len(text) > MAX_VERSION_DIGITS:
+        raise ValueError(f"a version of {len(text)} characters")
+    return int(text)
 
 
 async def _gateway_site(pool: asyncpg.Pool, gateway_id: str) -> str:
@@ -226,12 +247,14 @@ async def get_bundle(request: web.Request) -> web.Response:
         return _error(404, f"no bundle kind {kind!r}; kinds: {sorted(BUNDLE_KINDS)}")
     try:
         after_text = request.query.get("after")
-        after = int(after_text) if after_text is not None else None
+        after = _version(after_text) if after_text is not None else None
         wait = float(request.query.get("wait", "0"))
+        if after is None:
+            after = _etag_version(request.headers.get("If-None-Match")) or 0
     except ValueError:
-        return _error(400, "after must be an integer and wait a number of seconds")
-    if after is None:
-        after = _etag_version(request.headers.get("If-None-Match")) or 0
+        return _error(
+            400, "after (or If-None-Match) must be a version and wait a number of seconds"
+        )
     if after < 0 or not wait >= 0:
         return _error(400, "after and wait must not be negative")
     wait = min(wait, request.app[LONG_POLL_MAX])
@@ -264,4 +287,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/bundles/{kind}", get_bundle)
 
 
-__all__ = ["BUNDLES", "GATEWAY_ID", "LONG_POLL_MAX", "MAX_BODY", "MAX_BODY_BYTES", "add_routes"]
+__all__ = [
+    "BUNDLES",
+    "GATEWAY_ID",
+    "INGEST_POLICY",
+    "LONG_POLL_MAX",
+    "MAX_BODY",
+    "MAX_BODY_BYTES",
+    "add_routes",
+]

@@ -35,9 +35,15 @@ It clears (logged once) when usage falls 5 points below the threshold.  When com
 gate shut (fail closed) until the uploader catches up and retention frees room.  A real
 disk-full (SQLITE_FULL) is reported the same way.
 
-Schema (``schema_version`` 1)::
+Journal id: a random 16-hex ``journal_id`` made when the file is created (schema 2; a schema-1
+file gets one when it is opened) and sent with every upload: seqs count within one journal, so
+a journal that is lost and recreated (restarting at seq 1) is told apart at the hub, where rows
+are keyed (site_id, gateway_id, journal_id, seq, ts) and nothing of the new journal is taken
+for a duplicate of the old one.
 
-    meta(key TEXT PRIMARY KEY, value TEXT)            gateway_id, schema_version
+Schema (``schema_version`` 2)::
+
+    meta(key TEXT PRIMARY KEY, value TEXT)            gateway_id, schema_version, journal_id
     events(seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, kind scan|passage|alert|device,
            site_id, lane_id, direction, format, verdict, reason, person_key, nationality,
            minor INTEGER, status, masked_name, masked_number, cti, kid, zone, latency_us,
@@ -63,6 +69,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -106,7 +113,7 @@ __all__ = [
 
 log = structlog.get_logger("suishen.gateway.journal")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: meta holds a journal_id
 _SQLITE_FULL = 13
 _CLEAR_MARGIN = 0.05
 _T = TypeVar("_T")
@@ -382,6 +389,7 @@ class Journal:
         self.gateway_id = gateway_id
         self.site_id = site_id
         self._on_alarm = on_alarm
+        self._journal_id = ""  # read or made when the file is opened (start())
         self._sealer = EpochSealer(hub_public_key, epoch_s=config.epoch_s)
         self._log = log.bind(gateway_id=gateway_id, site_id=site_id)
         # writer-thread state (read-only elsewhere)
@@ -407,6 +415,11 @@ class Journal:
         self._maintenance_task: asyncio.Task[None] | None = None
         self._started = False
         self._closing = False
+
+    @property
+    def journal_id(self) -> str:
+        """This journal file's random id (16 hex; "" before start())."""
+        return self._journal_id
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -436,6 +449,7 @@ class Journal:
         self._log.info(
             "journal opened",
             path=str(self.config.path),
+            journal_id=self._journal_id,
             next_seq=self._next_seq,
             synced_seq=self._cursor,
             rows=self._rows,
@@ -515,6 +529,12 @@ class Journal:
         return await self._enqueue(
             [_alert_row(alert, ts=ts, site_id=self.site_id, lane_id=lane_id)], None
         )
+
+    async def append_clock_alert(self, detail: str) -> int:
+        """Journal a clock alert (to staff): the hub refused rows for their time (the
+        uploader's call, through sync.ports.UploadJournal); returns its seq."""
+        alert = AlertRaised(kind=AlertKind.CLOCK, route=AlertRoute.STAFF, detail=detail[:200])
+        return await self.append_alert(alert, ts=time.time())
 
     async def append_device(
         self, *, ts: float, lane_id: str, device_id: str, state: str, detail: str = ""
@@ -764,19 +784,31 @@ class Journal:
             db.execute(stmt)
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if not meta:
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES ('gateway_id', ?), ('schema_version', ?)",
-                (self.gateway_id, str(SCHEMA_VERSION)),
-            )
+            meta = {
+                "gateway_id": self.gateway_id,
+                "schema_version": str(SCHEMA_VERSION),
+                "journal_id": secrets.token_hex(8),
+            }
+            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
         elif meta.get("gateway_id") != self.gateway_id:
             db.execute("ROLLBACK")
             raise JournalMismatchError(
                 f"{self.config.path} is the journal of gateway {meta.get('gateway_id')!r}, "
                 f"not {self.gateway_id!r}"
             )
+        elif meta.get("schema_version") in ("1", "2") and "journal_id" not in meta:
+            # schema 1 (before journal ids): give it one, in the same transaction
+            meta["journal_id"] = secrets.token_hex(8)
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('journal_id', ?)",
+                (meta["journal_id"],),
+            )
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("2",))
+            self._log.info("journal id made for an older journal", journal_id=meta["journal_id"])
         elif meta.get("schema_version") != str(SCHEMA_VERSION):
             db.execute("ROLLBACK")
             raise JournalMismatchError(f"unknown journal schema {meta.get('schema_version')!r}")
+        self._journal_id = meta["journal_id"]
         db.execute(
             "INSERT OR IGNORE INTO sync_cursor (id, acked_seq, updated_ts) VALUES (1, 0, ?)",
             (time.time(),),

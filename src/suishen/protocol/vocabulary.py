@@ -94,6 +94,7 @@ class AlertKind(enum.StrEnum):
     CAPACITY = "capacity"  # soft capacity reached
     DEVICE = "device"  # a device down for longer than its grace time
     JOURNAL = "journal"  # the journal is near full with unsynced rows
+    CLOCK = "clock"  # the hub refused rows whose time is outside its window (gateway clock)
 
 
 class PassageOutcomeKind(enum.StrEnum):

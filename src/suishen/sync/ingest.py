@@ -1,5 +1,9 @@
 """The hub's ingest: a parsed upload batch into the central tables, exactly once (DESIGN §6).
 
+Rows are keyed (site_id, gateway_id, journal_id, seq, ts): seq counts within one journal file
+of a gateway (a recreated journal starts again at 1 under a new journal_id), ts is fixed per
+journal row, site_id leads so that the schema can be distributed by site.
+
 ``ingest(pool, batch)`` takes a :class:`~suishen.sync.wire.ParsedBatch` (rows already validated
 one by one by ``wire.parse_batch``) and, in ONE transaction:
 
@@ -7,20 +11,28 @@ one by one by ``wire.parse_batch``) and, in ONE transaction:
    other gateways do not wait) and refuses an unknown or disabled gateway;
 2. rejects, with a reason naming the site, every row whose site_id is not the gateway's
    registered site (the certificate binds the gateway, the registration binds its site);
-3. creates the daily partitions the batch's days lack (``partitions.ensure_partitions_for``);
-4. scans and passages: ``copy_records_to_table`` into the connection's TEMP staging tables,
-   then ``INSERT .. SELECT .. ON CONFLICT DO NOTHING RETURNING`` into the partitioned tables;
-   device events and epochs (few rows) go in through ``unnest`` arrays the same way;
-5. alerts: ``ON CONFLICT (gateway_id, seq) DO NOTHING`` (the fast lane may have stored them
-   already); each newly stored alert gets its first timeline step, ``received`` by
-   ``gateway:<id>``, with its accept-by deadline;
-6. raises the gateway's ``high_water`` to ``greatest(old, batch.max_seq)`` and ``last_seen_at``.
+3. finds conflicts: a row whose (site_id, gateway_id, journal_id, seq) is held with other
+   content (another ts, another verdict, ...) is rejected with a ``conflict`` reason, recorded
+   in ``ingest_conflicts`` and logged with its seq - never silently dropped.  Only seqs up to
+   the journal's high water can be held (alerts: any seq, the fast lane runs ahead), so a
+   normal batch costs nothing here;
+4. creates the daily partitions the batch's days lack (``partitions.ensure_partitions_for``);
+5. scans and passages: ``copy_records_to_table`` into the connection's TEMP staging tables,
+   then ``INSERT .. SELECT .. ON CONFLICT DO NOTHING`` into the partitioned tables (an
+   identical resend inserts nothing: a duplicate); device events and epochs (few rows) go in
+   through ``unnest`` arrays the same way;
+6. alerts: ``ON CONFLICT (site_id, gateway_id, journal_id, seq) DO NOTHING`` (the fast lane may
+   have stored them already); each newly stored alert gets its first timeline step,
+   ``received`` by ``gateway:<id>``, with its accept-by deadline;
+7. raises the journal's high water (``gateway_journals``) to ``greatest(old, batch.max_seq)``;
+   ``gateways.high_water`` mirrors it and ``last_seen_at`` is set.
 
 Commit makes it all durable at once, so the high water answered is never ahead of the rows.
-A resent batch inserts nothing (every key exists) and answers the same high water.
+A resent batch inserts nothing (every key exists with the same content) and answers the same
+high water.
 
-``store_alerts(pool, batch)`` is the fast lane (POST /v1/alerts): step 5 alone, without moving
-the high water (fast-lane seqs run ahead of the bulk cursor).
+``store_alerts(pool, batch)`` is the fast lane (POST /v1/alerts): steps 3 and 6 for alerts,
+without moving the high water (fast-lane seqs run ahead of the bulk cursor).
 
 Exceptions (each carries the HTTP status the gateway API answers)::
 
@@ -39,14 +51,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from typing import Any, Final
 
 import asyncpg
+import structlog
 
-from suishen.sync.partitions import ensure_partitions_for, partition_name
+from suishen.sync.partitions import PartitionPolicy, ensure_partitions_for, partition_name
 from suishen.sync.wire import (
     ALERT_COLUMNS,
+    DEVICE_COLUMNS,
     PASSAGE_COLUMNS,
     SCAN_COLUMNS,
     ParsedBatch,
@@ -58,6 +73,10 @@ ALERT_DEADLINES: Final = {
     "staff": (dt.timedelta(minutes=15), dt.timedelta(hours=4)),
 }
 _SITE_INDEX: Final = 3  # site_id's position in every table's column tuple (wire.py)
+_SEQ_MAX: Final = 2**63 - 1
+DEFAULT_POLICY: Final = PartitionPolicy()
+
+log = structlog.get_logger("suishen.sync.ingest")
 
 # SQLSTATE classes worth a retry: the same batch may well go through a moment later.
 RETRYABLE_ERRORS: Final[tuple[type[BaseException], ...]] = (
@@ -133,13 +152,19 @@ _INSERT_PASSAGES = (
     f"INSERT INTO passages ({_cols(PASSAGE_COLUMNS)}) SELECT {_cols(PASSAGE_COLUMNS)} "  # noqa: S608
     "FROM staging_passages ON CONFLICT DO NOTHING"
 )
-_INSERT_DEVICES = """
-INSERT INTO device_events (gateway_id, seq, ts, site_id, lane_id, detail)
-SELECT g, s, t, si, l, d::jsonb
-FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-     AS u(g, s, t, si, l, d)
+# The device rows and alert rows of a batch as a relation (columns named as in the table).
+_DEVICES_IN = """(SELECT g AS gateway_id, s AS seq, t AS ts, si AS site_id, l AS lane_id,
+        d::jsonb AS detail, j AS journal_id
+ FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+             $7::text[]) AS u(g, s, t, si, l, d, j))"""
+_ALERTS_IN = f"""(SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[],
+        $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+        $12::text[]) AS u({_cols(ALERT_COLUMNS)}))"""  # noqa: S608
+_INSERT_DEVICES = f"""
+INSERT INTO device_events ({_cols(DEVICE_COLUMNS)})
+SELECT {_cols(DEVICE_COLUMNS)} FROM {_DEVICES_IN} AS u
 ON CONFLICT DO NOTHING
-"""
+"""  # noqa: S608
 _INSERT_EPOCHS = """
 INSERT INTO epochs (gateway_id, epoch_id, ephemeral_public)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
@@ -148,14 +173,49 @@ ON CONFLICT DO NOTHING
 # Column names in these statements are wire.py constants, never input (hence the S608 noqa).
 _INSERT_ALERTS = f"""
 INSERT INTO alerts ({_cols(ALERT_COLUMNS)}, accept_by, handle_by)
-SELECT u.*, now() + CASE u.route WHEN 'police' THEN $12::interval ELSE $14::interval END,
-            now() + CASE u.route WHEN 'police' THEN $13::interval ELSE $15::interval END
-FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::bigint[],
-            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-     AS u({_cols(ALERT_COLUMNS)})
-ON CONFLICT (gateway_id, seq) DO NOTHING
+SELECT u.*, now() + CASE u.route WHEN 'police' THEN $13::interval ELSE $15::interval END,
+            now() + CASE u.route WHEN 'police' THEN $14::interval ELSE $16::interval END
+FROM {_ALERTS_IN} AS u
+ON CONFLICT (site_id, gateway_id, journal_id, seq) DO NOTHING
 RETURNING alert_id, accept_by
 """  # noqa: S608
+_KEY: Final = ("site_id", "gateway_id", "journal_id", "seq")
+
+
+def _clashes_sql(table: str, columns: Sequence[str], source: str, seq_bound: str) -> str:
+    """The (seq, ts) of incoming rows whose (site_id, gateway_id, journal_id, seq) the table
+    holds, but never with the same content: a resend is identical (duplicate), anything else
+    is a conflict.  ``seq_bound`` limits the look-up to seqs that can be held at all.
+
+    Both look-ups are correlated subqueries fenced with OFFSET 0, so the planner keeps them
+    per row (index probes; the exact one pruned to ts's partition at run time) instead of
+    turning them into a join over the whole table."""
+    on = " AND ".join(f"t.{c} = s.{c}" for c in _KEY)
+    same = (
+        f"ROW({', '.join('t.' + c for c in columns)}) IS NOT DISTINCT FROM "
+        f"ROW({', '.join('s.' + c for c in columns)})"
+    )
+    return (
+        f"SELECT s.seq, s.ts FROM {source} AS s WHERE s.seq <= {seq_bound} "  # noqa: S608
+        f"AND NOT EXISTS (SELECT 1 FROM {table} t WHERE {on} AND t.ts = s.ts AND {same} "
+        "OFFSET 0) "
+        f"AND EXISTS (SELECT 1 FROM {table} t WHERE {on} OFFSET 0)"
+    )
+
+
+# Column names and sources are wire.py constants and the statements above, never input.
+_CLASH_SCANS = _clashes_sql("scans", SCAN_COLUMNS, "staging_scans", "$1")
+_CLASH_PASSAGES = _clashes_sql("passages", PASSAGE_COLUMNS, "staging_passages", "$1")
+_CLASH_DEVICES = _clashes_sql("device_events", DEVICE_COLUMNS, _DEVICES_IN, "$8")
+# Alerts: the fast lane stores them ahead of the high water, so every seq is looked up (the
+# alerts table is not partitioned; the look-up is one unique-index probe per alert).
+_CLASH_ALERTS = _clashes_sql("alerts", ALERT_COLUMNS, _ALERTS_IN, "$13")
+_RECORD_CONFLICTS = """
+INSERT INTO ingest_conflicts (site_id, gateway_id, journal_id, seq, kind, ts, row_digest)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],
+                     $6::timestamptz[], $7::text[])
+ON CONFLICT DO NOTHING
+"""
 _INSERT_ALERT_EVENTS = """
 INSERT INTO alert_events (alert_id, step, actor, deadline)
 SELECT a, 'received', $3, d FROM unnest($1::bigint[], $2::timestamptz[]) AS u(a, d)
@@ -199,28 +259,59 @@ def _own_site(
 
 
 async def _ensure_partitions(
-    con: asyncpg.Connection, rows_by_table: dict[str, list[tuple[Any, ...]]]
-) -> None:
+    con: asyncpg.Connection, rows_by_table: dict[str, list[tuple[Any, ...]]], cap: int
+) -> int | None:
     """Create the daily partitions the rows need and lack (a gateway back after a week
-    offline).  One catalog look-up first: ensure_partitions_for takes an advisory lock held to
-    the end of this transaction, which would serialise every gateway's ingest behind it."""
-    wanted = {
-        partition_name(table, row[2].date()): (table, row[2].date())  # ts is aware UTC
-        for table, rows in rows_by_table.items()
-        for row in rows
-    }
+    offline), at most ``cap`` of them, those of the lowest seqs first; return the lowest seq
+    whose partition was left out (None: all there).  One catalog look-up first:
+    ensure_partitions_for takes an advisory lock held to the end of this transaction, which
+    would serialise every gateway's ingest behind it."""
+    wanted: dict[str, tuple[str, dt.date, int]] = {}
+    for table, rows in rows_by_table.items():
+        for row in rows:
+            day = row[2].date()  # ts is aware UTC
+            name = partition_name(table, day)
+            first = wanted.get(name)
+            if first is None or row[1] < first[2]:
+                wanted[name] = (table, day, row[1])
     if not wanted:
-        return
+        return None
     missing = await con.fetch(
         "SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(quote_ident(name)) IS NULL",
         list(wanted),
     )
+    needed = sorted((wanted[r["name"]] for r in missing), key=lambda item: item[2])
     by_table: dict[str, set[dt.date]] = {}
-    for record in missing:
-        table, day = wanted[record["name"]]
+    for table, day, _seq in needed[:cap]:
         by_table.setdefault(table, set()).add(day)
     for table, days in sorted(by_table.items()):
         await ensure_partitions_for(con, table, days)
+    return needed[cap][2] if len(needed) > cap else None
+
+
+def _in_window(
+    rows: list[tuple[Any, ...]],
+    window: tuple[dt.datetime, dt.datetime],
+    rejected: list[tuple[int, str]],
+) -> list[tuple[Any, ...]]:
+    """The rows whose ts is in the hub's clock window; the others go to ``rejected`` with a
+    reason starting ``clock`` (the gateway quarantines them and raises a clock alert)."""
+    low, high = window
+    kept = []
+    for row in rows:
+        if low <= row[2] <= high:
+            kept.append(row)
+        else:
+            reason = (
+                f"clock: ts {row[2]:%Y-%m-%dT%H:%M:%SZ} is outside the hub's window "
+                f"{low:%Y-%m-%dT%H:%M:%SZ}..{high:%Y-%m-%dT%H:%M:%SZ}"
+            )
+            rejected.append((row[1], reason))
+    return kept
+
+
+def _before(rows: list[tuple[Any, ...]], seq: int | None) -> list[tuple[Any, ...]]:
+    return rows if seq is None else [row for row in rows if row[1] < seq]
 
 
 async def _insert_alerts(
@@ -242,34 +333,144 @@ async def _insert_alerts(
     return len(stored)
 
 
-async def _store(con: asyncpg.Connection, batch: ParsedBatch) -> IngestResult:
+def _digest(row: tuple[Any, ...]) -> str:
+    """A SHA-256 of a refused row's fields: tells two conflicting rows apart without keeping
+    what they say (person keys, masked names) in the conflict record."""
+    return hashlib.sha256(repr(row).encode()).hexdigest()
+
+
+class _Conflicts:
+    """Rows refused because their key is held with other content (DESIGN §6): rejected to
+    the gateway with a ``conflict`` reason, recorded in ingest_conflicts, logged with the seq."""
+
+    def __init__(self, batch: ParsedBatch) -> None:
+        self.batch = batch
+        self.found: list[tuple[str, tuple[Any, ...]]] = []  # (kind, row)
+
+    async def find(
+        self,
+        con: asyncpg.Connection,
+        kind: str,
+        rows: list[tuple[Any, ...]],
+        sql: str,
+        *args: Any,
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``rows`` that do not conflict (the conflicting ones are noted)."""
+        if not rows:
+            return rows
+        clashing = {(r["seq"], r["ts"]) for r in await con.fetch(sql, *args)}
+        if not clashing:
+            return rows
+        kept = []
+        for row in rows:
+            if (row[1], row[2]) in clashing:
+                self.found.append((kind, row))
+            else:
+                kept.append(row)
+        return kept
+
+    async def record(self, con: asyncpg.Connection, rejected: list[tuple[int, str]]) -> None:
+        if not self.found:
+            return
+        journal = self.batch.journal_id or "(none)"
+        records = []
+        for kind, row in self.found:
+            seq = row[1]
+            rejected.append(
+                (seq, f"conflict: seq {seq} of journal {journal} is held with other content")
+            )
+            records.append((row[_SITE_INDEX], row[0], row[-1], seq, kind, row[2], _digest(row)))
+            log.warning(
+                "ingest conflict: a row's key is held with other content; refused and recorded",
+                gateway_id=row[0],
+                journal_id=journal,
+                seq=seq,
+                kind=kind,
+            )
+        await con.execute(_RECORD_CONFLICTS, *_columns_of(records, 7))
+
+
+async def _journal_high_water(con: asyncpg.Connection, batch: ParsedBatch) -> int:
+    """This journal's high water (the gateway row is locked: no race with another upload)."""
+    value = await con.fetchval(
+        "SELECT high_water FROM gateway_journals WHERE gateway_id = $1 AND journal_id = $2",
+        batch.gateway_id,
+        batch.journal_id,
+    )
+    return int(value or 0)
+
+
+async def _store(
+    con: asyncpg.Connection, batch: ParsedBatch, policy: PartitionPolicy, now: dt.datetime
+) -> IngestResult:
     gateway = await _lock_gateway(con, batch.gateway_id)
     site_id: str = gateway["site_id"]
     rejected = list(batch.rejected)
-    scans = _own_site(batch.scans, site_id, rejected)
-    passages = _own_site(batch.passages, site_id, rejected)
-    alerts = _own_site(batch.alerts, site_id, rejected)
-    devices = _own_site(batch.devices, site_id, rejected)
-    await _ensure_partitions(con, {"scans": scans, "passages": passages, "device_events": devices})
-    inserted = 0
+    window = policy.window(now)
+    scans = _in_window(_own_site(batch.scans, site_id, rejected), window, rejected)
+    passages = _in_window(_own_site(batch.passages, site_id, rejected), window, rejected)
+    alerts = _in_window(_own_site(batch.alerts, site_id, rejected), window, rejected)
+    devices = _in_window(_own_site(batch.devices, site_id, rejected), window, rejected)
+    held = await _journal_high_water(con, batch)
+    conflicts = _Conflicts(batch)
     if scans:
         await con.copy_records_to_table("staging_scans", records=scans, columns=SCAN_COLUMNS)
-        inserted += _count(await con.execute(_INSERT_SCANS))
+        scans = await conflicts.find(con, "scan", scans, _CLASH_SCANS, held)
     if passages:
         await con.copy_records_to_table(
             "staging_passages", records=passages, columns=PASSAGE_COLUMNS
         )
+        passages = await conflicts.find(con, "passage", passages, _CLASH_PASSAGES, held)
+    device_columns = _columns_of(devices, len(DEVICE_COLUMNS))
+    devices = await conflicts.find(con, "device", devices, _CLASH_DEVICES, *device_columns, held)
+    alerts = await conflicts.find(
+        con, "alert", alerts, _CLASH_ALERTS, *_columns_of(alerts, len(ALERT_COLUMNS)), _SEQ_MAX
+    )
+    for kind, _row in conflicts.found:
+        staging = {"scan": "staging_scans", "passage": "staging_passages"}.get(kind)
+        if staging is not None:
+            await con.execute(f"DELETE FROM {staging} WHERE seq = $1", _row[1])  # noqa: S608
+    # At most policy.max_new_partitions new partitions per batch: the rows from the first one
+    # left out on wait for the next batch (the high water stops below them, so they are sent
+    # again; nothing is rejected for it).
+    deferred = await _ensure_partitions(
+        con,
+        {"scans": scans, "passages": passages, "device_events": devices},
+        policy.max_new_partitions,
+    )
+    if deferred is not None:
+        scans, passages = _before(scans, deferred), _before(passages, deferred)
+        alerts, devices = _before(alerts, deferred), _before(devices, deferred)
+        rejected = [item for item in rejected if item[0] < deferred]
+        for staging in ("staging_scans", "staging_passages"):
+            await con.execute(f"DELETE FROM {staging} WHERE seq >= $1", deferred)  # noqa: S608
+        log.info("ingest deferred rows for want of new partitions", from_seq=deferred)
+    inserted = 0
+    if scans:
+        inserted += _count(await con.execute(_INSERT_SCANS))
+    if passages:
         inserted += _count(await con.execute(_INSERT_PASSAGES))
     if devices:
-        inserted += _count(await con.execute(_INSERT_DEVICES, *_columns_of(devices, 6)))
+        inserted += _count(
+            await con.execute(_INSERT_DEVICES, *_columns_of(devices, len(DEVICE_COLUMNS)))
+        )
     if batch.epochs:
         await con.execute(_INSERT_EPOCHS, *_columns_of(batch.epochs, 3))
     inserted += await _insert_alerts(con, batch.gateway_id, alerts)
+    await conflicts.record(con, rejected)
     high_water = await con.fetchval(
-        "UPDATE gateways SET high_water = greatest(high_water, $2), last_seen_at = now() "
-        "WHERE gateway_id = $1 RETURNING high_water",
+        "INSERT INTO gateway_journals (gateway_id, journal_id, high_water) VALUES ($1, $2, $3) "
+        "ON CONFLICT (gateway_id, journal_id) DO UPDATE SET "
+        "high_water = greatest(gateway_journals.high_water, EXCLUDED.high_water), "
+        "last_seen_at = now() RETURNING high_water",
         batch.gateway_id,
-        batch.max_seq,
+        batch.journal_id,
+        batch.max_seq if deferred is None else deferred - 1,
+    )
+    await con.execute(
+        "UPDATE gateways SET high_water = $2, last_seen_at = now() WHERE gateway_id = $1",
+        batch.gateway_id,
+        high_water,
     )
     taken = len(scans) + len(passages) + len(alerts) + len(devices)
     return IngestResult(
@@ -280,28 +481,56 @@ async def _store(con: asyncpg.Connection, batch: ParsedBatch) -> IngestResult:
     )
 
 
-async def ingest(pool: asyncpg.Pool, batch: ParsedBatch) -> IngestResult:
+async def ingest(
+    pool: asyncpg.Pool,
+    batch: ParsedBatch,
+    *,
+    policy: PartitionPolicy = DEFAULT_POLICY,
+    now: dt.datetime | None = None,
+) -> IngestResult:
     """Store a parsed batch exactly once (see the module docstring); answer the high water.
+    ``policy`` gives the clock window and the new-partition cap; ``now`` defaults to the
+    clock.
 
     Raises GatewayRefused (403) or IngestUnavailable (503, retry later).
     """
+    now = dt.datetime.now(dt.UTC) if now is None else now
     try:
         async with pool.acquire() as con, con.transaction():
-            return await _store(con, batch)
+            return await _store(con, batch, policy, now)
     except RETRYABLE_ERRORS as exc:
         raise IngestUnavailable(
             f"database unavailable ({type(exc).__name__}); retry", gateway_id=batch.gateway_id
         ) from exc
 
 
-async def store_alerts(pool: asyncpg.Pool, batch: ParsedBatch) -> int:
-    """The fast lane: store the batch's alerts (deduplicated on (gateway_id, seq)), nothing
-    else, without moving the high water; return how many were new."""
+async def store_alerts(
+    pool: asyncpg.Pool,
+    batch: ParsedBatch,
+    *,
+    policy: PartitionPolicy = DEFAULT_POLICY,
+    now: dt.datetime | None = None,
+) -> int:
+    """The fast lane: store the batch's alerts (deduplicated on (site_id, gateway_id,
+    journal_id, seq); out of the clock window or conflicting: left to the bulk upload, which
+    rejects them), nothing else, without moving the high water; return how many were new."""
+    now = dt.datetime.now(dt.UTC) if now is None else now
     try:
         async with pool.acquire() as con, con.transaction():
             gateway = await _lock_gateway(con, batch.gateway_id)
             alerts = _own_site(batch.alerts, gateway["site_id"], [])
+            alerts = _in_window(alerts, policy.window(now), [])
+            conflicts = _Conflicts(batch)
+            alerts = await conflicts.find(
+                con,
+                "alert",
+                alerts,
+                _CLASH_ALERTS,
+                *_columns_of(alerts, len(ALERT_COLUMNS)),
+                _SEQ_MAX,
+            )
             stored = await _insert_alerts(con, batch.gateway_id, alerts)
+            await conflicts.record(con, [])
             await con.execute(
                 "UPDATE gateways SET last_seen_at = now() WHERE gateway_id = $1", batch.gateway_id
             )

@@ -9,7 +9,16 @@ UTC) TO (next day 00:00 UTC).  Keys and indexes declared on the parent apply to 
 - ``ensure_partitions_for(con, table, days)`` creates the partitions a batch needs when a row's
   day is outside that window (a gateway that was offline a week, or a clock far off);
 - ``drop_expired_partitions(con, today=..., retention_days=28)`` drops whole days older than the
-  retention (DESIGN §4): ``DROP TABLE`` of a partition is instant and leaves no dead rows.
+  retention (DESIGN §4): ``DROP TABLE`` of a partition is instant and leaves no dead rows;
+- ``drop_future_partitions(con, now=..., policy=...)`` drops partitions of days beyond both
+  ``today + days_ahead`` and the clock window's end (``now + clock_skew_s + 1 day``): the ingest
+  refuses rows there (its clock window), so such a partition is empty or holds rows taken
+  before the window existed, which are out of window; either way it only slows planning.
+
+The clock window (``PartitionPolicy.window(now)``): the hub takes a row only when its ts is in
+[now - retention_days - 1 day, now + clock_skew_s] - rows outside are refused per row (reason
+``clock``), so no gateway can make the hub create partitions for any day of 2000..2100.  A batch
+creates at most ``max_new_partitions`` partitions; rows needing more wait for the next batch.
   Alerts, their timeline and the audit log are not partitioned and not touched here; they are
   kept longer and pruned row by row by ``prune_kept_records`` (default 365 days).
 
@@ -39,6 +48,8 @@ DEFAULT_RETENTION_DAYS = 28
 DEFAULT_DAYS_AHEAD = 7
 DEFAULT_KEEP_ALERTS_DAYS = 365
 DEFAULT_KEEP_AUDIT_DAYS = 365
+DEFAULT_CLOCK_SKEW_S = 900
+DEFAULT_MAX_NEW_PARTITIONS = 6  # per batch: two new days of the three tables a batch fills
 
 PARTITION_LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"suishen:partitions").digest()[:8], "big", signed=True
@@ -53,12 +64,29 @@ class PartitionPolicy:
     days_ahead: int = DEFAULT_DAYS_AHEAD
     days_back: int = 1  # also create yesterday's (rows that arrive late after midnight)
     retention_days: int = DEFAULT_RETENTION_DAYS
+    clock_skew_s: float = DEFAULT_CLOCK_SKEW_S  # how far ahead of the hub a row's ts may be
+    max_new_partitions: int = DEFAULT_MAX_NEW_PARTITIONS  # per ingest batch
 
     def __post_init__(self) -> None:
         if self.days_ahead < 0 or self.days_back < 0:
             raise ValueError("days_ahead and days_back must be >= 0")
         if self.retention_days < 1:
             raise ValueError("retention_days must be >= 1")
+        if not 0 <= self.clock_skew_s <= 7 * 86400:
+            raise ValueError("clock_skew_s must be in 0..604800")
+        if self.max_new_partitions < 1:
+            raise ValueError("max_new_partitions must be >= 1")
+
+    def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The ts a row may have: [now - retention_days - 1 day, now + clock_skew_s]."""
+        low = now - dt.timedelta(days=self.retention_days + 1)
+        return low, now + dt.timedelta(seconds=self.clock_skew_s)
+
+    def last_future_day(self, now: dt.datetime) -> dt.date:
+        """The last day a partition may be kept for: the later of the days maintenance creates
+        ahead and the clock window's end plus a day."""
+        window_end = now + dt.timedelta(seconds=self.clock_skew_s) + dt.timedelta(days=1)
+        return max(day_of(now) + dt.timedelta(days=self.days_ahead), day_of(window_end))
 
 
 def partition_name(table: str, day: dt.date) -> str:
@@ -170,6 +198,28 @@ async def drop_expired_partitions(
     return dropped
 
 
+async def drop_future_partitions(
+    con: asyncpg.Connection,
+    *,
+    now: dt.datetime,
+    policy: PartitionPolicy = PartitionPolicy(),  # frozen: a shared default is safe
+    tables: Iterable[str] = PARTITIONED_TABLES,
+) -> list[tuple[str, int]]:
+    """Drop partitions of days after ``policy.last_future_day(now)`` (see the module
+    docstring); return (name, rows it held) of each dropped."""
+    last = policy.last_future_day(now)
+    dropped = []
+    async with con.transaction():
+        await con.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK_KEY)
+        for table in tables:
+            for name, day in await list_partitions(con, table):
+                if day > last:
+                    rows = await con.fetchval(f'SELECT count(*) FROM "{name}"')  # noqa: S608
+                    await con.execute(f'DROP TABLE "{name}"')
+                    dropped.append((name, int(rows)))
+    return dropped
+
+
 async def prune_kept_records(
     con: asyncpg.Connection,
     *,
@@ -197,12 +247,13 @@ async def maintain(
     now: dt.datetime,
     policy: PartitionPolicy = PartitionPolicy(),  # frozen: a shared default is safe
 ) -> tuple[list[str], list[str]]:
-    """One maintenance pass (the hub runs it at start and hourly): create ahead, drop expired.
-    Returns (created, dropped)."""
+    """One maintenance pass (the hub runs it at start and hourly): create ahead, drop expired
+    and far-future partitions.  Returns (created, dropped)."""
     today = day_of(now)
     async with pool.acquire() as con:
         created = await ensure_partitions(con, today=today, policy=policy)
         dropped = await drop_expired_partitions(
             con, today=today, retention_days=policy.retention_days
         )
-    return created, dropped
+        future = await drop_future_partitions(con, now=now, policy=policy)
+    return created, dropped + [name for name, _rows in future]

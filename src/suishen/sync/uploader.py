@@ -10,17 +10,25 @@ The cursor never passes what was sent: the hub's high-water mark is clamped to t
 fast lane below may have put a later seq at the hub already).  Every answer is handled by its
 status:
 
-    200        settle: quarantine ``rejected``, advance the cursor
-    400, 413   the batch as a whole was refused: split it (at the row the hub named, else in
-               halves) and send the parts; a single row still refused is quarantined with the
-               hub's error, so one bad row cannot block the gateway
-    403        the hub refuses this gateway (certificate binding): logged loudly on every
+    200        settle: quarantine ``rejected``, advance the cursor; rows rejected for their
+               time (reason ``clock``: outside the hub's window) are logged as an error and
+               raise a clock alert in the journal (at most one per CLOCK_ALERT_INTERVAL_S)
+    other 4xx  the batch as a whole was refused (400 malformed, 413 too large, 422, ...): the
+               client's fault, so never resent as it is.  Split it (at the row the hub named,
+               else in halves) and send the parts; a single row still refused is quarantined
+               with the hub's error, so one bad row cannot block the gateway.  The split is
+               bounded: after MAX_SPLIT_REQUESTS refused requests for one batch, the parts
+               left are quarantined whole (a hub refusing everything costs a few dozen
+               requests, not two per row)
+    401, 403   the hub refuses this gateway (certificate binding): logged loudly on every
                attempt, retried after forbidden_backoff_s; nothing is dropped
-    429, 5xx, connection errors, timeouts
+    408, 425, 429, 5xx, connection errors, timeouts
                retried with exponential backoff and full jitter (Retry-After honoured up to the
                cap); "hub unreachable" is logged once when it starts, "hub back" once when an
                upload goes through again
-    other      a misconfiguration (wrong URL path, ...): logged, retried with backoff
+    404, 405, 1xx/3xx
+               a misconfiguration (wrong URL path, ...): logged, retried with backoff (a wrong
+               URL must not quarantine the journal)
 
 Alert fast lane (a second task): alert rows must not wait behind a backlog (after an outage the
 bulk lane may be minutes behind).  The fast lane tails the journal itself - every poll_s it
@@ -28,9 +36,11 @@ reads the rows journalled since it last looked and POSTs the alert rows among th
 /v1/alerts at once.  Tailing the journal instead of taking a queue from the lanes means an
 alert is only ever sent once it is durable, every kind of alert (scan-raised, device, journal
 alarm) is covered by one path, and neither the lanes nor the journal need a hook.  The hub
-deduplicates on (gateway_id, seq) against the bulk upload of the same rows, so the fast lane
-is best effort: an alert it could not send (hub down, refused) still goes with the bulk lane,
-and alerts the bulk lane has already delivered are dropped from its queue.
+deduplicates on (site_id, gateway_id, journal_id, seq) against the bulk upload of the same
+rows, so the fast lane is best effort: an alert it could not send (hub down, refused) still
+goes with the bulk lane, and alerts the bulk lane has already delivered are dropped from its
+queue.  Every batch on either lane carries the journal's ``journal_id``: seqs count within one
+journal file, so a recreated journal's rows are new rows at the hub, not duplicates.
 
 Stop with ``stop()``; ``flush(deadline_s)`` then makes a last best-effort upload (the journal
 keeps everything that did not make it).  Counters are in ``stats``.
@@ -61,6 +71,20 @@ INGEST_PATH: Final = "/v1/ingest"
 ALERTS_PATH: Final = "/v1/alerts"
 MAX_FAST_LANE_QUEUE: Final = 10_000  # alerts beyond this wait for the bulk lane
 _RETRY_STATUSES: Final = frozenset({408, 425, 429})
+_FORBIDDEN_STATUSES: Final = frozenset({401, 403})
+_MISCONFIGURED_STATUSES: Final = frozenset({404, 405})
+MAX_SPLIT_REQUESTS: Final = 32  # refused requests per batch before the rest is quarantined
+CLOCK_ALERT_INTERVAL_S: Final = 3600.0  # at most one clock alert per hour
+
+
+def _refused(status: int) -> bool:
+    """A 4xx that refuses the batch itself (not the gateway, not the URL, not "later")."""
+    return (
+        400 <= status < 500
+        and status not in _RETRY_STATUSES
+        and status not in _FORBIDDEN_STATUSES
+        and status not in _MISCONFIGURED_STATUSES
+    )
 
 
 class HubUnreachableError(Exception):
@@ -77,6 +101,7 @@ class UploadStats:
     failures: int = 0  # failed upload attempts, all causes
     consecutive_failures: int = 0
     alerts_sent: int = 0  # alert rows the fast lane delivered
+    clock_refused: int = 0  # rows the hub refused for their time (quarantined)
     last_success_at: float | None = None  # wall clock of the last successful upload
     hub_up: bool | None = None  # None until the first attempt
     forbidden: bool = False  # the hub answered 403 to the last attempt
@@ -92,6 +117,7 @@ class UploadStats:
             "failures": self.failures,
             "consecutive_failures": self.consecutive_failures,
             "alerts_sent": self.alerts_sent,
+            "clock_refused": self.clock_refused,
             "last_success_at": self.last_success_at,
             "last_error": self.last_error,
         }
@@ -135,6 +161,7 @@ class Uploader:
         self._log = log.bind(gateway_id=gateway_id)
         self._complaint: str | None = None  # last "other status" logged, to log it once
         self._next_delay = 0.0  # how long the bulk lane waits after a failed upload
+        self._clock_alert_at: float | None = None  # monotonic time of the last clock alert
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -210,6 +237,9 @@ class Uploader:
     async def _upload(self, rows: Sequence[UploadRow]) -> bool:
         """Send rows (split when the hub refuses the batch as a whole); True when every row
         was settled (acknowledged or quarantined), False when the caller must back off."""
+        return await self._send(rows, [MAX_SPLIT_REQUESTS])
+
+    async def _send(self, rows: Sequence[UploadRow], budget: list[int]) -> bool:
         try:
             answer = await self._post(INGEST_PATH, rows)
         except HubUnreachableError as exc:
@@ -223,10 +253,11 @@ class Uploader:
                 return False
             self._succeeded()
             return True
-        if answer.status in (400, 413):
+        if _refused(answer.status):
             self._succeeded()  # the hub is up and answering; the batch is the problem
-            return await self._split(rows, answer)
-        if answer.status == 403:
+            budget[0] -= 1
+            return await self._split(rows, answer, budget)
+        if answer.status in _FORBIDDEN_STATUSES:
             self._forbidden(answer)
             return False
         retry_after = answer.retry_after_s if answer.status in (429, 503) else None
@@ -236,25 +267,38 @@ class Uploader:
         self._misconfigured(answer)
         return False
 
-    async def _split(self, rows: Sequence[UploadRow], answer: _Answer) -> bool:
-        if len(rows) == 1:
-            reason = f"hub refused ({answer.status}): {answer.error}"
-            await self.journal.quarantine(rows[0].seq, reason)
-            self.stats.rows_rejected += 1
-            self._log.warning(
-                "row refused by the hub; quarantined", seq=rows[0].seq, status=answer.status
-            )
+    async def _split(self, rows: Sequence[UploadRow], answer: _Answer, budget: list[int]) -> bool:
+        if len(rows) == 1 or budget[0] <= 0:
+            await self._quarantine_refused(rows, answer)
             return True
         hint = answer.document.get("row") if isinstance(answer.document, dict) else None
-        if answer.status == 400 and type(hint) is int and 0 <= hint < len(rows):
+        if type(hint) is int and 0 <= hint < len(rows):
             parts = [rows[:hint], rows[hint : hint + 1], rows[hint + 1 :]]
         else:
             middle = len(rows) // 2
             parts = [rows[:middle], rows[middle:]]
         for part in parts:
-            if part and not await self._upload(part):
+            if not part:
+                continue
+            if budget[0] <= 0:  # the split budget is spent: no more requests for this batch
+                await self._quarantine_refused(part, answer)
+            elif not await self._send(part, budget):
                 return False
         return True
+
+    async def _quarantine_refused(self, rows: Sequence[UploadRow], answer: _Answer) -> None:
+        reason = f"hub refused ({answer.status}): {answer.error}"[:500]
+        for row in rows:
+            await self.journal.quarantine(row.seq, reason)
+        self.stats.rows_rejected += len(rows)
+        self._log.warning(
+            "row refused by the hub; quarantined"
+            if len(rows) == 1
+            else "rows refused by the hub past the split budget; quarantined",
+            seq=rows[0].seq,
+            last_seq=rows[-1].seq,
+            status=answer.status,
+        )
 
     async def _settle(self, rows: Sequence[UploadRow], answer: _Answer) -> bool:
         """Quarantine the rejected rows and advance the cursor; False for a bad answer."""
@@ -264,13 +308,17 @@ class Uploader:
         if type(high_water) is not int or not isinstance(rejected, list):
             return False
         sent = {row.seq for row in rows}
-        refused = 0
+        refused, clock = 0, []
         for item in rejected:
             seq = item.get("seq") if isinstance(item, dict) else None
             if type(seq) is int and seq in sent:
                 reason = item.get("reason")
                 await self.journal.quarantine(seq, f"hub rejected: {reason}"[:500])
                 refused += 1
+                if isinstance(reason, str) and reason.startswith("clock"):
+                    clock.append((seq, reason))
+        if clock:
+            await self._clock_refused(clock)
         acked = min(high_water, rows[-1].seq)  # never beyond what was sent
         if acked < rows[-1].seq:
             self._log.warning(
@@ -283,6 +331,23 @@ class Uploader:
         self.stats.rows_uploaded += sum(1 for row in rows if row.seq <= acked) - refused
         self.stats.batches += 1
         return True
+
+    async def _clock_refused(self, refused: list[tuple[int, str]]) -> None:
+        """The hub refused rows for their time: log it, and journal a clock alert (to staff)
+        at most once per CLOCK_ALERT_INTERVAL_S (a backlog of such rows makes one alert)."""
+        self.stats.clock_refused += len(refused)
+        self._log.error(
+            "hub refused rows for their time: check this gateway's clock; rows quarantined",
+            rows=len(refused),
+            first_seq=refused[0][0],
+            reason=refused[0][1][:200],
+        )
+        now = time.monotonic()
+        if self._clock_alert_at is not None and now - self._clock_alert_at < CLOCK_ALERT_INTERVAL_S:
+            return
+        self._clock_alert_at = now
+        detail = f"hub refused {len(refused)} rows for their time: {refused[0][1]}"
+        await self.journal.append_clock_alert(detail[:200])
 
     # ------------------------------------------------------------------ alert fast lane
 
@@ -328,7 +393,7 @@ class Uploader:
             self.stats.alerts_sent += len(rows)
             self._log.info("alerts sent on the fast lane", rows=len(rows), first_seq=rows[0].seq)
             return True
-        if answer.status in (400, 403, 404, 413):
+        if 400 <= answer.status < 500 and answer.status not in _RETRY_STATUSES:
             self._log.warning(
                 "fast lane refused; the alerts go with the bulk upload",
                 status=answer.status,
@@ -341,7 +406,11 @@ class Uploader:
 
     async def _post(self, path: str, rows: Sequence[UploadRow]) -> _Answer:
         body = json.dumps(
-            encode_batch(self.gateway_id, (row.as_dict() for row in rows)),
+            encode_batch(
+                self.gateway_id,
+                (row.as_dict() for row in rows),
+                journal_id=self.journal.journal_id,
+            ),
             separators=(",", ":"),
             ensure_ascii=False,
         ).encode()

@@ -2,7 +2,7 @@
 
 POST /v1/ingest (JSON, mutual TLS; the client certificate binds gateway_id)::
 
-    {"gateway_id": "gw-1",
+    {"gateway_id": "gw-1", "journal_id": "<16 hex: the journal that numbered the rows>",
      "rows": [{"seq": 17, "ts": 1795480207.123456, "kind": "scan", ...journal columns...,
                "identity_sealed": base64 | null, "epoch_id": hex16 | null}, ...],
      "epochs": {"<epoch_id hex16>": base64 of the 32-byte ephemeral X25519 public key}}
@@ -11,16 +11,26 @@ Answer 200::
 
     {"high_water": 17, "inserted": 12, "duplicates": 3, "rejected": [{"seq": 9, "reason": ...}]}
 
-high_water is the highest seq of this gateway the hub holds durably (stored or rejected); the
-uploader advances its cursor to it and quarantines the rejected seqs. A batch that cannot be
-taken at all is answered 400 (not a batch), 403 (gateway binding) or 413 (too large), with
-{"error": ..., "row": index or null}.
+Rows are keyed (site_id, gateway_id, journal_id, seq, ts): seq counts within one journal, and a
+journal that is lost and recreated starts again at 1 under a new random journal_id, so its rows
+and alerts are new rows, never "duplicates".  A batch without journal_id (a gateway from before
+journal ids) is the journal ''.  high_water is the highest seq of this gateway's journal the hub
+holds durably (stored, duplicate, rejected); the uploader advances its cursor to it and
+quarantines the rejected seqs.  A row whose (gateway_id, journal_id, seq) the hub holds with
+other content is rejected with a reason starting ``conflict`` and recorded at the hub.  A batch
+that cannot be taken at all is answered 400 (not a batch), 403 (gateway binding) or 413 (too
+large), with {"error": ..., "row": index or null}.
 
-POST /v1/alerts carries {"gateway_id", "rows": [alert rows, same form]} on the fast lane; the
-hub deduplicates on (gateway_id, seq) against the bulk upload of the same rows.
+POST /v1/alerts carries {"gateway_id", "journal_id", "rows": [alert rows, same form]} on the
+fast lane; the hub deduplicates on the same key against the bulk upload of the same rows.
 
 Validation is per row: a malformed row is rejected with its reason and the rest of the batch is
-taken, so one bad row cannot block a gateway.
+taken, so one bad row cannot block a gateway.  Nothing a gateway sends is answered 500: the body
+is parsed by ``decode_body`` (strict UTF-8 JSON, no NaN, nested at most MAX_DEPTH deep, checked
+before Python's recursive json parser runs) and ``parse_batch`` is total (any JSON value is a
+ParsedBatch or a BatchError; every value is type-checked before it is hashed, compared or
+formatted; seq fits a bigint; text is storable: no NUL, no lone surrogate; a row's ``detail``
+is JSON text of at most MAX_DETAIL_CHARS, nested at most MAX_DETAIL_DEPTH deep).
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ FORMATS: Final = frozenset({"SSC1", "HC1", "CNID", "MRZ", "CARD", "UNKNOWN"})
 VERDICTS: Final = frozenset({"allow", "deny"})
 OUTCOMES: Final = frozenset({"passed", "not_passed"})
 ALERT_KINDS: Final = frozenset(
-    {"watchlist", "minor_unaccompanied", "foreign_guest", "capacity", "device", "journal"}
+    {"watchlist", "minor_unaccompanied", "foreign_guest", "capacity", "device", "journal", "clock"}
 )
 ROUTES: Final = frozenset({"police", "staff"})
 LEVELS: Final = frozenset({"notify", "deny"})
@@ -51,6 +61,13 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
 _TS_MIN, _TS_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01
+SEQ_MAX: Final = 2**63 - 1  # a PostgreSQL bigint
+MAX_DEPTH: Final = 8  # nesting of the body ({"rows": [{...}]} is 3)
+MAX_DETAIL_DEPTH: Final = 4  # nesting of a row's 'detail' JSON text
+MAX_DETAIL_CHARS: Final = 4000
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
 
 ROW_FIELDS: Final = (
     "seq", "ts", "kind", "site_id", "lane_id", "direction", "format", "verdict", "reason",
@@ -84,18 +101,69 @@ def encode_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def encode_batch(gateway_id: str, rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The JSON body of POST /v1/ingest (or /v1/alerts) for journal rows."""
+def encode_batch(
+    gateway_id: str, rows: Iterable[Mapping[str, Any]], *, journal_id: str | None = None
+) -> dict[str, Any]:
+    """The JSON body of POST /v1/ingest (or /v1/alerts) for journal rows of one journal."""
     body_rows, epochs = [], {}
     for row in rows:
         body_rows.append(encode_row(row))
         epoch_id, public = row.get("epoch_id"), row.get("epoch_public")
         if epoch_id is not None and public is not None:
             epochs[epoch_id] = base64.b64encode(public).decode()
-    return {"gateway_id": gateway_id, "rows": body_rows, "epochs": epochs}
+    body: dict[str, Any] = {"gateway_id": gateway_id, "rows": body_rows, "epochs": epochs}
+    if journal_id is not None:
+        body["journal_id"] = journal_id
+    return body
 
 
 # --------------------------------------------------------------------------- hub side
+
+
+def nesting_within(text: str, max_depth: int) -> bool:
+    """True when the JSON text nests arrays/objects at most ``max_depth`` deep (outside its
+    strings).  Regular expressions only, no recursion: Python's json parser recurses per level,
+    so a deep document must be refused before it is parsed.  Unbalanced brackets (never valid
+    JSON) count as too deep."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    for _ in range(max_depth):
+        if not brackets:
+            return True
+        brackets = _INNERMOST.sub("", brackets)
+    return not brackets
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(text: str | bytes, *, max_depth: int) -> Any:
+    """Strict JSON text (UTF-8 when bytes; no NaN/Infinity) nested at most ``max_depth`` deep.
+
+    Raises ValueError (UnicodeDecodeError is one) for anything else, never RecursionError."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if not nesting_within(text, max_depth):
+        raise ValueError(f"JSON nested deeper than {max_depth}")
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def decode_body(data: bytes) -> Any:
+    """An upload body as a JSON value; raises BatchError 400 (not UTF-8 JSON, or nested deeper
+    than MAX_DEPTH)."""
+    try:
+        return load_json(data, max_depth=MAX_DEPTH)
+    except ValueError as exc:
+        message = f"the body is not JSON of depth <= {MAX_DEPTH}: {exc}"[:200]
+        raise BatchError(400, message) from None
+
+
+def _show(value: Any) -> str:
+    """A value for an error message: short text as itself, anything else by its type (a
+    deeply nested value has no repr, and a 5000-digit int has no str)."""
+    if isinstance(value, str):
+        return repr(value[:64])
+    return f"<{type(value).__name__}>"
 
 
 @dataclass(slots=True)
@@ -103,6 +171,7 @@ class ParsedBatch:
     """A validated batch, split by table, as tuples in the central tables' column order."""
 
     gateway_id: str
+    journal_id: str = ""  # '': a gateway from before journal ids
     scans: list[tuple[Any, ...]] = field(default_factory=list)
     passages: list[tuple[Any, ...]] = field(default_factory=list)
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
@@ -117,17 +186,18 @@ class ParsedBatch:
 SCAN_COLUMNS: Final = (
     "gateway_id", "seq", "ts", "site_id", "lane_id", "direction", "format", "verdict", "reason",
     "person_key", "nationality", "minor", "status", "masked_name", "masked_number", "cti", "kid",
-    "zone", "latency_us", "identity_sealed", "epoch_id",
+    "zone", "latency_us", "identity_sealed", "epoch_id", "journal_id",
 )  # fmt: skip
 PASSAGE_COLUMNS: Final = (
     "gateway_id", "seq", "ts", "site_id", "lane_id", "scan_seq", "outcome", "person_key",
-    "direction", "zone",
+    "direction", "zone", "journal_id",
 )  # fmt: skip
 ALERT_COLUMNS: Final = (
     "gateway_id", "seq", "ts", "site_id", "lane_id", "scan_seq", "kind", "route", "level",
-    "detail", "person_key",
+    "detail", "person_key", "journal_id",
 )  # fmt: skip
-DEVICE_COLUMNS: Final = ("gateway_id", "seq", "ts", "site_id", "lane_id", "detail")
+DEVICE_COLUMNS: Final = ("gateway_id", "seq", "ts", "site_id", "lane_id", "detail", "journal_id")
+# Each table's tuples: seq at 1, ts at 2, site_id at 3, journal_id last.
 
 
 def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROWS) -> ParsedBatch:
@@ -139,13 +209,18 @@ def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROW
         raise BatchError(400, "the batch is not a JSON object")
     gateway_id = document.get("gateway_id")
     if gateway_id != bound_gateway_id:
-        raise BatchError(403, f"this certificate is for {bound_gateway_id!r}, not {gateway_id!r}")
+        raise BatchError(
+            403, f"this certificate is for {bound_gateway_id!r}, not {_show(gateway_id)}"
+        )
     rows = document.get("rows")
     if not isinstance(rows, list):
         raise BatchError(400, "'rows' must be a list")
     if len(rows) > max_rows:
         raise BatchError(413, f"a batch holds at most {max_rows} rows, not {len(rows)}")
-    batch = ParsedBatch(gateway_id=gateway_id)
+    journal_id = document.get("journal_id", "")
+    if not isinstance(journal_id, str) or not (journal_id == "" or _HEX16.fullmatch(journal_id)):
+        raise BatchError(400, "'journal_id' must be 16 lower-case hex characters")
+    batch = ParsedBatch(gateway_id=gateway_id, journal_id=journal_id)
     epochs = document.get("epochs", {})
     if not isinstance(epochs, dict):
         raise BatchError(400, "'epochs' must be an object")
@@ -153,16 +228,16 @@ def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROW
         try:
             raw = base64.b64decode(public, validate=True)
         except (binascii.Error, TypeError, ValueError):
-            raise BatchError(400, f"epoch {epoch_id!r}: public key is not base64") from None
+            raise BatchError(400, f"epoch {_show(epoch_id)}: public key is not base64") from None
         if not isinstance(epoch_id, str) or not _HEX16.fullmatch(epoch_id) or len(raw) != 32:
-            raise BatchError(400, f"epoch {epoch_id!r}: needs a hex16 id and a 32-byte key")
+            raise BatchError(400, f"epoch {_show(epoch_id)}: needs a hex16 id and a 32-byte key")
         batch.epochs.append((gateway_id, epoch_id, raw))
     known_epochs = {e[1] for e in batch.epochs}
     seen: set[int] = set()
     for index, row in enumerate(rows):
         seq = row.get("seq") if isinstance(row, dict) else None
-        if type(seq) is not int or seq <= 0:
-            raise BatchError(400, f"row {index}: 'seq' must be a positive integer", row=index)
+        if type(seq) is not int or not 0 < seq <= SEQ_MAX:
+            raise BatchError(400, f"row {index}: 'seq' must be an integer in 1..2^63-1", row=index)
         if seq in seen:
             raise BatchError(400, f"row {index}: seq {seq} appears twice", row=index)
         seen.add(seq)
@@ -170,7 +245,7 @@ def parse_batch(document: Any, *, bound_gateway_id: str, max_rows: int = MAX_ROW
         try:
             _take_row(batch, row, known_epochs)
         except RowError as exc:
-            batch.rejected.append((seq, str(exc)))
+            batch.rejected.append((seq, str(exc)[:200]))
     return batch
 
 
@@ -178,9 +253,9 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
     unknown = set(row) - set(ROW_FIELDS)
     if unknown:
         raise RowError(f"unknown fields {sorted(unknown)}")
-    gid, seq = batch.gateway_id, row["seq"]
+    gid, seq, jid = batch.gateway_id, row["seq"], batch.journal_id
     ts_value = row.get("ts")
-    if type(ts_value) not in (int, float) or not math.isfinite(ts_value):
+    if type(ts_value) not in (int, float) or (type(ts_value) is float and math.isnan(ts_value)):
         raise RowError("'ts' must be a number")
     if not _TS_MIN <= ts_value < _TS_MAX:
         raise RowError("'ts' is outside 2000..2100")
@@ -208,7 +283,7 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
             _text(row, "cti", 64), _text(row, "kid", 64),
             _ident(row, "zone") or "main",
             _int(row, "latency_us", 0, 2**31 - 1) or 0,
-            sealed, epoch_id,
+            sealed, epoch_id, jid,
         ))  # fmt: skip
     elif kind == "passage":
         batch.passages.append((
@@ -217,7 +292,7 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
             _choice(row, "outcome", OUTCOMES, required=True),
             _person(row),
             _choice(row, "direction", DIRECTIONS) or "in",
-            _ident(row, "zone") or "main",
+            _ident(row, "zone") or "main", jid,
         ))  # fmt: skip
     elif kind == "alert":
         detail = _detail(row)
@@ -227,10 +302,10 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
             _choice(detail, "route", ROUTES, required=True),
             _choice(detail, "level", LEVELS),
             _text(detail, "detail", 1000) or "",
-            _person(row),
+            _person(row), jid,
         ))  # fmt: skip
     else:
-        batch.devices.append((gid, seq, ts, site_id, lane_id, json.dumps(_detail(row))))
+        batch.devices.append((gid, seq, ts, site_id, lane_id, json.dumps(_detail(row)), jid))
 
 
 def _choice(
@@ -239,7 +314,7 @@ def _choice(
     value = row.get(name)
     if value is None and not required:
         return None
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise RowError(f"'{name}' must be one of {sorted(allowed)}")
     return value
 
@@ -250,8 +325,8 @@ def _text(row: Mapping[str, Any], name: str, limit: int, *, exact: bool = False)
         return None
     if not isinstance(value, str) or len(value) > limit or (exact and len(value) != limit):
         raise RowError(f"'{name}' must be text of {'exactly' if exact else 'at most'} {limit}")
-    if "\x00" in value:
-        raise RowError(f"'{name}' contains a NUL character")
+    if not _storable(value):
+        raise RowError(f"'{name}' contains a NUL character or a lone surrogate")
     return value
 
 
@@ -307,14 +382,38 @@ def _sealed(row: Mapping[str, Any], known_epochs: set[str]) -> tuple[bytes | Non
     return raw, epoch_id
 
 
+def _storable(text: str) -> bool:
+    """Text PostgreSQL can store: no NUL, valid UTF-8 (JSON lets a lone surrogate through)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_json(value: Any) -> bool:
+    """Every string (key or value) storable; ``value`` is at most MAX_DETAIL_DEPTH deep."""
+    if isinstance(value, str):
+        return _storable(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable_json(v) for v in value)
+    return True
+
+
 def _detail(row: Mapping[str, Any]) -> dict[str, Any]:
     text = row.get("detail")
-    if not isinstance(text, str) or len(text) > 4000:
-        raise RowError("'detail' must be JSON text of at most 4000 characters")
+    if not isinstance(text, str) or len(text) > MAX_DETAIL_CHARS:
+        raise RowError(f"'detail' must be JSON text of at most {MAX_DETAIL_CHARS} characters")
     try:
-        value = json.loads(text)
+        value = load_json(text, max_depth=MAX_DETAIL_DEPTH)
     except ValueError:
-        raise RowError("'detail' is not JSON") from None
+        raise RowError(f"'detail' is not JSON nested at most {MAX_DETAIL_DEPTH} deep") from None
     if not isinstance(value, dict):
         raise RowError("'detail' must be a JSON object")
+    if not _storable_json(value):
+        raise RowError("'detail' contains a NUL character or a lone surrogate")
     return value
