@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from structlog.testing import capture_logs
-from suishen.demo.simsite import LaneSpec
 
+from suishen.demo.simsite import LaneSpec
 from suishen.drivers.base import RawScan, ScanKind
 from suishen.gateway.journal import JournalRow
 from suishen.gateway.pipeline import Classified
