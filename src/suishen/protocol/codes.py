@@ -16,9 +16,8 @@ from typing import Any, Final
 
 import cbor2
 
-from suishen.protocol import base45
+from suishen.protocol import base45, cbor
 from suishen.protocol.cose import (
-    CBOR_ERRORS,
     EDDSA,
     ES256,
     PS256,
@@ -71,6 +70,9 @@ class VerifyOptions:
 DEFAULT_OPTIONS: Final = VerifyOptions()
 
 
+_IDENTITY_FIELDS: Final = ("idt", "idn", "nat", "nm", "dob", "st")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Identity:
     """The person a Suishen code names (claim -261)."""
@@ -83,6 +85,9 @@ class Identity:
     st: str  # G, Y or R
 
     def __post_init__(self) -> None:
+        for name in _IDENTITY_FIELDS:
+            if type(getattr(self, name)) is not str:
+                raise TypeError(f"{name} must be text")
         if self.idt not in DOCUMENT_TYPES:
             raise ValueError(f"idt must be one of {sorted(DOCUMENT_TYPES)}")
         if not 1 <= len(self.idn) <= 32 or not self.idn.isascii() or not self.idn.isalnum():
@@ -166,10 +171,14 @@ class VerifiedCode:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rejection:
+    """Why a code was refused. `internal` marks a rejection that came from an unexpected
+    exception inside the verifier (a bug, not a bad code): the caller logs it as an error."""
+
     reason: Reason
     detail: str
     format: str | None = None
     kid: bytes | None = None
+    internal: bool = False
 
     @property
     def ok(self) -> bool:
@@ -251,9 +260,9 @@ def _time_claim(claims: Mapping[Any, Any], label: int, name: str) -> int | None:
 def decode_claims(fmt: str, payload: bytes) -> Claims:
     """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable."""
     try:
-        claims = cbor2.loads(payload)
-    except CBOR_ERRORS as exc:
-        raise _bad_claims("payload is not CBOR") from exc
+        claims = cbor.loads(payload)
+    except cbor.CBORInvalid as exc:
+        raise _bad_claims(f"payload is not CBOR: {exc}") from exc
     if not isinstance(claims, dict):
         raise _bad_claims("payload is not a claims map")
     iss = claims.get(CLAIM_ISS)
@@ -280,7 +289,7 @@ def _ssc1_claims(
     if not isinstance(cti, bytes) or len(cti) != CTI_LENGTH:
         raise _bad_claims(f"SSC1 cti must be {CTI_LENGTH} bytes")
     body = claims.get(CLAIM_SSC)
-    if not isinstance(body, dict) or body.get("v") != 1:
+    if not isinstance(body, dict) or type(body.get("v")) is not int or body["v"] != 1:
         raise _bad_claims("SSC1 payload has no version-1 -261 map")
     try:
         identity = Identity(
@@ -340,9 +349,15 @@ def verify(
     now: float,
     options: VerifyOptions = DEFAULT_OPTIONS,
 ) -> VerifiedCode | Rejection:
-    """Verify a scanned code offline. Never raises for bad input."""
+    """Verify a scanned code offline. Never raises, for any text.
+
+    Bad input is a Rejection with its reason; an unexpected exception (a bug) is a Rejection
+    too, with internal=True, malformed_cose before the signature checks out and
+    malformed_claims after, so a lane never stops on a scan.
+    """
     fmt: str | None = None
     kid: bytes | None = None
+    signed = False
     try:
         fmt, cose = unwrap(text, options)
         message = decode_sign1(cose)
@@ -350,14 +365,27 @@ def verify(
         if message.alg not in options.algorithms.get(fmt, ()):
             check_alg(fmt, message, options)  # raises unsupported_alg
         key = check_signature(message, fmt, trust, now)
+        signed = True
         claims = decode_claims(fmt, message.payload)
         check_issuer(fmt, claims, key)
         check_times(fmt, claims, now, options)
     except CodeRejected as exc:
-        if fmt is None:
-            fmt = next((f for f, p in PREFIXES.items() if text.startswith(p)), None)
-        return Rejection(reason=exc.reason, detail=str(exc), format=fmt, kid=kid)
+        return Rejection(reason=exc.reason, detail=str(exc), format=_format_of(text, fmt), kid=kid)
+    except Exception as exc:  # noqa: BLE001 - a bug must not stop the lane: reject, flag it
+        return Rejection(
+            reason=Reason.MALFORMED_CLAIMS if signed else Reason.MALFORMED_COSE,
+            detail=f"internal error: {type(exc).__name__}",
+            format=_format_of(text, fmt),
+            kid=kid,
+            internal=True,
+        )
     return VerifiedCode(format=fmt, kid=message.kid, claims=claims)
+
+
+def _format_of(text: Any, fmt: str | None) -> str | None:
+    if fmt is None and isinstance(text, str):
+        fmt = next((f for f, p in PREFIXES.items() if text.startswith(p)), None)
+    return fmt
 
 
 # --------------------------------------------------------------------------- issue
