@@ -275,6 +275,8 @@ def decode_claims(fmt: str, payload: bytes) -> Claims:
         raise _bad_claims("cti is not a byte string")
     if fmt == SSC1:
         return _ssc1_claims(claims, iss, iat, exp, cti)
+    if exp is None:  # DCC verifiers require exp: without it a certificate would never expire
+        raise _bad_claims("HC1 needs exp")
     hcert = claims.get(CLAIM_HCERT)
     if not isinstance(hcert, dict) or not isinstance(hcert.get(1), dict):
         raise _bad_claims("HC1 payload has no hcert (-260: {1: DCC}) map")
