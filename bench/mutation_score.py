@@ -4,8 +4,8 @@
 
 Reads mutants/**/*.meta (run from the project root, after `mutmut run`) and prints, per
 mutated module, killed/total with and without message-text mutants: mutants that only change
-the text of an error message or rejection detail (a string literal inside a raise, an error
-constructor or a detail= argument), which no test should pin word for word. Timeouts and
+the text of an error message or rejection detail (a literal or f-string argument of an error
+constructor, or a detail= argument), which no test should pin word for word. Timeouts and
 type-check catches count as killed; "no tests" and survivors do not; unchecked mutants are
 left out and reported. --survivors lists the surviving non-text mutants with their diffs.
 """
@@ -13,6 +13,7 @@ left out and reported. --survivors lists the surviving non-text mutants with the
 from __future__ import annotations
 
 import ast
+import difflib
 import io
 import json
 import sys
@@ -30,17 +31,16 @@ from mutmut.mutation.diff_apply import (
 from mutmut.stats import status_by_exit_code
 
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
-# Calls whose string arguments are messages, not behaviour.
-MESSAGE_CALLS = {
-    "_bad_claims",
-    "_malformed",
-    "_fail",
-    "DecodeError",
-    "CodeRejected",
-    "ValueError",
-    "TypeError",
-    "Rejection",
-    "PolicyError",
+# Calls whose arguments (from the given position on, or only that one) are message text.
+MESSAGE_ARGS = {
+    "_bad_claims": slice(0, None),
+    "_malformed": slice(0, None),
+    "_fail": slice(0, None),
+    "ValueError": slice(0, None),
+    "TypeError": slice(0, None),
+    "DecodeError": slice(1, None),  # (reason, message)
+    "CodeRejected": slice(1, None),
+    "_time_claim": slice(2, 3),  # (claims, label, name): name only words the message
 }
 MESSAGE_KEYWORDS = {"detail", "message"}
 
@@ -50,44 +50,57 @@ def _tokens(source: str) -> list[tokenize.TokenInfo]:
     return [t for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip]
 
 
-def _message_lines(source: str) -> set[int]:
-    """Lines of `source` holding a string literal that is an error message or detail."""
-    lines: set[int] = set()
+Span = tuple[tuple[int, int], tuple[int, int]]  # (line, col) start and end
 
-    def mark(node: ast.AST) -> None:
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Constant | ast.JoinedStr):
-                lines.update(range(sub.lineno, (sub.end_lineno or sub.lineno) + 1))
+
+def _message_spans(source: str) -> list[Span]:
+    """Where `source` holds error messages or rejection details: the message arguments of
+    error constructors, detail= / message= keyword values, and values assigned to detail."""
+    spans: list[Span] = []
+
+    def mark(node: ast.expr) -> None:
+        end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
+        spans.append(((node.lineno, node.col_offset), end))
 
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Raise) and node.exc is not None:
-            mark(node.exc)
-        elif isinstance(node, ast.Call):
-            func = node.func
-            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-            if name in MESSAGE_CALLS:
-                for arg in node.args:
-                    mark(arg)
-            for keyword in node.keywords:
-                if keyword.arg in MESSAGE_KEYWORDS:
-                    mark(keyword.value)
-    return lines
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Tuple)
+            and isinstance(node.value, ast.Tuple)
+        ):  # reason, detail = Reason.X, "text"
+            for target, value in zip(node.targets[0].elts, node.value.elts, strict=False):
+                if isinstance(target, ast.Name) and target.id in MESSAGE_KEYWORDS:
+                    mark(value)
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        for arg in node.args[MESSAGE_ARGS.get(name, slice(0))]:
+            mark(arg)
+        for keyword in node.keywords:
+            if keyword.arg in MESSAGE_KEYWORDS:
+                mark(keyword.value)
+    return spans
 
 
 def is_text_mutant(original: str, mutant: str) -> bool:
-    """True if `mutant` differs from `original` only in string literals that are messages."""
+    """True if `mutant` only changes message expressions of `original` (their text, or the
+    whole message replaced by another value), and leaves every other token alone."""
     try:
         a, b = _tokens(original), _tokens(mutant)
-        message_lines = _message_lines(original)
+        spans = _message_spans(original)
     except (tokenize.TokenError, SyntaxError):
         return False
-    if len(a) != len(b):
-        return False
-    diffs = [(x, y) for x, y in zip(a, b, strict=True) if x.string != y.string]
-    return bool(diffs) and all(
-        x.type == y.type == tokenize.STRING
-        and set(range(x.start[0], x.end[0] + 1)) <= message_lines
-        for x, y in diffs
+
+    def inside(token: tokenize.TokenInfo) -> bool:
+        return any(start <= token.start and token.end <= end for start, end in spans)
+
+    matcher = difflib.SequenceMatcher(
+        a=[t.string for t in a], b=[t.string for t in b], autojunk=False
+    )
+    changes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
+    return bool(changes) and all(
+        i1 < i2 and all(inside(t) for t in a[i1:i2]) for _, i1, i2, _, _ in changes
     )
 
 

@@ -25,6 +25,8 @@ from suishen.protocol.codes import (
     VerifiedCode,
     VerifyOptions,
     dcc_type,
+    encode_code,
+    issue_ssc1,
     verify,
 )
 from suishen.protocol.cose import EDDSA, ES256, PS256, kid_of, sig_structure, spki_der
@@ -331,10 +333,12 @@ def test_payload_limit_is_inclusive():
     assert reason(verify(over, TRUST, NOW)) is Reason.OVERSIZE
 
 
+BOMB = zlib.compress(b"\x00" * (20 * 1024 * 1024), 9)  # 20 MB of zeros in about 20 kB
+
+
 def test_zip_bomb_is_cut_at_the_limit():
-    """A stream that inflates to 200 MB is refused as oversize after max_payload + 1 bytes."""
-    bomb = zlib.compress(b"\x00" * (200 * 1024 * 1024), 9)
-    text = "SSC1:" + base45.encode(bomb)
+    """A stream that inflates to 20 MB is refused as oversize after max_payload + 1 bytes."""
+    text = "SSC1:" + base45.encode(BOMB)
     options = VerifyOptions(max_text_chars=len(text))
     assert reason(verify(text, TRUST, NOW, options)) is Reason.OVERSIZE
 
@@ -538,3 +542,24 @@ def test_rejections_after_the_cose_carry_the_kid():
     ):
         result = verify(text, trust, NOW)
         assert isinstance(result, Rejection) and result.kid == KID and result.format == SSC1
+
+
+# ------------------------------------------------------------------ issuing
+
+
+def test_issued_codes_are_compressed_at_the_highest_level():
+    """issue_ssc1 compresses with zlib level 9: the smallest QR for the same claims."""
+    identity = Identity(**VALID)
+    text = issue_ssc1(
+        identity=identity, key=EC_KEY, kid=KID, iss="CN-SH", iat=NOW, ttl_s=60, cti=bytes(16)
+    )
+    cose = zlib.decompress(base45.decode(text.removeprefix("SSC1:")))
+    assert text == "SSC1:" + base45.encode(zlib.compress(cose, 9))
+    result = ok(verify(text, TRUST, NOW))
+    assert (result.iat, result.exp, result.identity) == (NOW, NOW + 60, identity)
+
+
+def test_encode_code_uses_the_format_prefix():
+    """encode_code wraps HC1 claims behind HC1: and they verify as HC1."""
+    text = encode_code(HC1, hc1_claims(), EC_KEY, KID)
+    assert text.startswith("HC1:") and ok(verify(text, TRUST, NOW)).format == HC1

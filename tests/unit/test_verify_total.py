@@ -173,6 +173,17 @@ def test_an_unexpected_exception_is_an_internal_rejection(issuer_key, both_trust
     assert isinstance(result, Rejection) and result.internal
     assert result.detail == "internal error: TypeError" and result.format == "SSC1"
     assert result.kid == kid(issuer_key)
+    assert result.reason is Reason.MALFORMED_CLAIMS  # the signature had checked out
+
+
+def test_an_unexpected_exception_before_the_signature(issuer_key):
+    """A bug before the signature has checked out is reported as malformed_cose."""
+    public = issuer_key.public_key()
+    trust = TrustList([trusted_key_from_public_key(public, issuer="CN-SH", not_before=NOW - 1)])
+    text = envelope(issuer_key, payload=cbor2.dumps(ssc1_claims()))
+    result = verify(text, trust, None)  # type: ignore[arg-type]
+    assert isinstance(result, Rejection) and result.internal
+    assert result.reason is Reason.MALFORMED_COSE and result.kid == kid(issuer_key)
 
 
 def test_the_pipeline_logs_an_internal_rejection(issuer_key, both_trust, site_pipeline):

@@ -364,8 +364,7 @@ def verify(
         fmt, cose = unwrap(text, options)
         message = decode_sign1(cose)
         kid = message.kid
-        if message.alg not in options.algorithms.get(fmt, ()):
-            check_alg(fmt, message, options)  # raises unsupported_alg
+        check_alg(fmt, message, options)
         key = check_signature(message, fmt, trust, now)
         signed = True
         claims = decode_claims(fmt, message.payload)
