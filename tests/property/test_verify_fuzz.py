@@ -11,6 +11,7 @@ claims than the original's: whatever they break, nothing is forged.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 
 import cbor2
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from suishen.protocol import base45
+from suishen.protocol import base45, cbor
 from suishen.protocol.codes import Rejection, VerifiedCode, verify
 from suishen.protocol.reasons import VERIFICATION_REASONS
 from suishen.protocol.trust import TrustList, trusted_key_from_public_key
@@ -224,3 +225,41 @@ def test_mutated_qr_text_forges_nothing(data, original):
     prefix, _, body = original.partition(":")
     bad = data.draw(mutated(body, base45.ALPHABET + "a~\u00e9"))
     assert_not_forged(original, prefix + ":" + bad)
+
+
+# ------------------------------------------------------------------ the strict decoder itself
+
+plain_values = st.recursive(
+    st.one_of(
+        st.integers(-(2**64), 2**64 - 1),
+        st.floats(allow_nan=False),
+        st.text(max_size=30),
+        st.binary(max_size=30),
+        st.booleans(),
+        st.none(),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(
+            st.one_of(st.integers(-(2**64), 2**64 - 1), st.text(max_size=5), st.binary(max_size=5)),
+            children,
+            max_size=5,
+        ),
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(value=plain_values, canonical=st.booleans())
+def test_strict_decoder_agrees_with_cbor2(value, canonical):
+    """On plain values (no tags) protocol.cbor decodes exactly what cbor2 encoded."""
+    assert cbor.loads(cbor2.dumps(value, canonical=canonical)) == value
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(data=st.binary(max_size=200))
+def test_strict_decoder_raises_only_cbor_invalid(data):
+    """Any bytes decode or raise CBORInvalid; nothing else escapes."""
+    with contextlib.suppress(cbor.CBORInvalid):
+        cbor.loads(data)
