@@ -8,6 +8,7 @@ the survivors of mutation testing (make mutate), so a changed rule fails a test 
 
 from __future__ import annotations
 
+import tracemalloc
 import zlib
 
 import cbor2
@@ -24,12 +25,23 @@ from suishen.protocol.codes import (
     Rejection,
     VerifiedCode,
     VerifyOptions,
+    check_signature,
     dcc_type,
     encode_code,
     issue_ssc1,
     verify,
 )
-from suishen.protocol.cose import EDDSA, ES256, PS256, kid_of, sig_structure, spki_der
+from suishen.protocol.cose import (
+    EDDSA,
+    ES256,
+    PS256,
+    decode_sign1,
+    kid_of,
+    sig_structure,
+    sign1,
+    spki_der,
+)
+from suishen.protocol.errors import CodeRejected
 from suishen.protocol.reasons import Reason
 from suishen.protocol.trust import TrustedKey, TrustList
 from tests.codekit import DCC_BODY, SSC1_BODY, envelope, hc1_claims, ssc1_claims, wrap
@@ -290,7 +302,12 @@ def test_lifetime_edges():
         (-LIMIT, -LIMIT + 100, -LIMIT + 50, False),
         (float(NOW - 10), float(NOW + 10), NOW, True),
         (NOW - 10.5, NOW + 10.9, NOW, True),
+        (float(LIMIT - 100), float(LIMIT - 1), LIMIT - 50, True),
         (float(LIMIT - 100), float(LIMIT), LIMIT - 50, False),
+        (-float(LIMIT), NOW, NOW, False),
+        (float(-LIMIT + 1), float(-LIMIT + 100), -LIMIT + 50, True),
+        (LIMIT, LIMIT + 100, LIMIT + 50, False),
+        (-(2**64), NOW, NOW, False),
         (float("nan"), NOW + 10, NOW, False),
         (-float("inf"), NOW + 10, NOW, False),
         (True, NOW + 10, NOW, False),
@@ -337,10 +354,18 @@ BOMB = zlib.compress(b"\x00" * (20 * 1024 * 1024), 9)  # 20 MB of zeros in about
 
 
 def test_zip_bomb_is_cut_at_the_limit():
-    """A stream that inflates to 20 MB is refused as oversize after max_payload + 1 bytes."""
+    """A stream that inflates to 20 MB is oversize, and is never inflated beyond the limit:
+    verify allocates well under 1 MB for it."""
     text = "SSC1:" + base45.encode(BOMB)
     options = VerifyOptions(max_text_chars=len(text))
-    assert reason(verify(text, TRUST, NOW, options)) is Reason.OVERSIZE
+    tracemalloc.start()
+    try:
+        result = verify(text, TRUST, NOW, options)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reason(result) is Reason.OVERSIZE
+    assert peak < 1024 * 1024
 
 
 def test_truncated_zlib_stream():
@@ -451,6 +476,11 @@ def test_identity_accepts(field, value):
         ("dob", "1949-12-3"),
         ("dob", "1949-12-311"),
         ("dob", "1949-1a-31"),
+        ("dob", "1949-a2-31"),
+        ("dob", "1949-12-a1"),
+        ("dob", "1949-12-3a"),
+        ("dob", "194a-12-31"),
+        ("dob", "a949-12-31"),
         ("dob", "１９４９-12-31"),
         ("dob", "19491-2-31"),
         ("dob", "1949-123-1"),
@@ -563,3 +593,21 @@ def test_encode_code_uses_the_format_prefix():
     """encode_code wraps HC1 claims behind HC1: and they verify as HC1."""
     text = encode_code(HC1, hc1_claims(), EC_KEY, KID)
     assert text.startswith("HC1:") and ok(verify(text, TRUST, NOW)).format == HC1
+
+
+def test_check_signature_covers_external_aad():
+    """check_signature verifies over the external AAD it is given, and only that."""
+    cose = sign1(payload=cbor2.dumps(ssc1_claims()), key=EC_KEY, kid=KID, external_aad=b"aad")
+    message = decode_sign1(cose)
+    assert check_signature(message, SSC1, TRUST, NOW, external_aad=b"aad").kid == KID
+    with pytest.raises(CodeRejected) as caught:
+        check_signature(message, SSC1, TRUST, NOW)
+    assert caught.value.reason is Reason.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize("text", [None, b"SSC1:abc", 42])
+def test_text_that_is_not_a_string(text):
+    """A caller passing bytes or None gets an internal rejection with no format, no raise."""
+    result = verify(text, TRUST, NOW)
+    assert isinstance(result, Rejection) and result.internal
+    assert result.format is None and result.kid is None

@@ -246,11 +246,13 @@ def _bad_claims(message: str) -> DecodeError:
 
 def _time_claim(claims: Mapping[Any, Any], label: int, name: str) -> int | None:
     value = claims.get(label)
-    if type(value) is int and -_TIME_LIMIT < value < _TIME_LIMIT:  # the usual case, fast
-        return value
+    if type(value) is int:  # the usual case (never a bool: type, not isinstance)
+        if -_TIME_LIMIT < value < _TIME_LIMIT:
+            return value
+        raise _bad_claims(f"{name} is out of range")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is not float:
         raise _bad_claims(f"{name} is not a number")
     if math.isnan(value) or abs(value) >= _TIME_LIMIT:
         raise _bad_claims(f"{name} is out of range")
@@ -357,36 +359,36 @@ def verify(
     too, with internal=True, malformed_cose before the signature checks out and
     malformed_claims after, so a lane never stops on a scan.
     """
-    fmt: str | None = None
     kid: bytes | None = None
-    signed = False
+    on_bug = Reason.MALFORMED_COSE
     try:
         fmt, cose = unwrap(text, options)
         message = decode_sign1(cose)
         kid = message.kid
         check_alg(fmt, message, options)
         key = check_signature(message, fmt, trust, now)
-        signed = True
+        on_bug = Reason.MALFORMED_CLAIMS
         claims = decode_claims(fmt, message.payload)
         check_issuer(fmt, claims, key)
         check_times(fmt, claims, now, options)
     except CodeRejected as exc:
-        return Rejection(reason=exc.reason, detail=str(exc), format=_format_of(text, fmt), kid=kid)
+        return Rejection(reason=exc.reason, detail=str(exc), format=_format_of(text), kid=kid)
     except Exception as exc:  # noqa: BLE001 - a bug must not stop the lane: reject, flag it
         return Rejection(
-            reason=Reason.MALFORMED_CLAIMS if signed else Reason.MALFORMED_COSE,
+            reason=on_bug,
             detail=f"internal error: {type(exc).__name__}",
-            format=_format_of(text, fmt),
+            format=_format_of(text),
             kid=kid,
             internal=True,
         )
     return VerifiedCode(format=fmt, kid=message.kid, claims=claims)
 
 
-def _format_of(text: Any, fmt: str | None) -> str | None:
-    if fmt is None and isinstance(text, str):
-        fmt = next((f for f, p in PREFIXES.items() if text.startswith(p)), None)
-    return fmt
+def _format_of(text: object) -> str | None:
+    """The format a text's prefix names (text may be anything when a caller errs)."""
+    if not isinstance(text, str):
+        return None
+    return next((f for f, p in PREFIXES.items() if text.startswith(p)), None)
 
 
 # --------------------------------------------------------------------------- issue
