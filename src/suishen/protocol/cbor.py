@@ -96,9 +96,13 @@ class _Decoder:
             if 2 * arg > len(data) - pos:
                 raise CBORInvalid("map is longer than the input")
             out: dict[Any, Any] = {}
+            depth += 1
+            item = self.item
             for _ in range(arg):
-                key = self._key(depth + 1)
-                out[key] = self.item(depth + 1)
+                key = item(depth)
+                if type(key) not in _KEY_TYPES:
+                    raise CBORInvalid("map key is not an integer, text or byte string")
+                out[key] = item(depth)
             return out
         return cbor2.CBORTag(arg, self.item(depth + 1))  # major 6: kept raw, not interpreted
 
