@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint mutate clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,5 +26,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Mutation testing of the verifier and policy rules (not part of test or CI: CPU-heavy, one
+# worker). Results stay in mutants/ (a re-run only re-checks what changed); the score per
+# module is printed with and without message-text mutants. `mutmut browse` shows survivors.
+mutate: $(STAMP)
+	$(BIN)/mutmut run --max-children 1
+	$(BIN)/python -m bench.mutation_score
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build mutants *.egg-info src/*.egg-info

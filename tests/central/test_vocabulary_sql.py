@@ -29,6 +29,7 @@ BY_TABLE_COLUMN: dict[tuple[str, str], type[enum.StrEnum]] = {
     ("alerts", "state"): v.AlertStep,
     ("bundle_versions", "kind"): v.BundleKind,
     ("gateway_certificates", "retired_why"): v.CertificateRetired,
+    ("ingest_conflicts", "kind"): v.RecordKind,
 }
 
 ANY_ARRAY = re.compile(r"\(?\(?(\w+) = ANY \(\(?ARRAY\[(.*?)\]\)?(?:::text\[\])?\)\)?")

@@ -17,6 +17,8 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+import structlog
+
 from suishen.drivers.base import RawScan, ScanKind
 from suishen.gateway.lists import Lists
 from suishen.gateway.policy import (
@@ -38,6 +40,8 @@ from suishen.protocol.person import mask_name, mask_number
 from suishen.protocol.reasons import Reason
 
 _MRZ_LENGTHS = frozenset({60, 72, 88, 90})
+
+log = structlog.get_logger("suishen.gateway.pipeline")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +103,8 @@ class ScanPipeline:
         result = verify(text, self.lists.trust, now, self._options)
         if isinstance(result, Rejection):
             kid = base64.b64encode(result.kid).decode() if result.kid else None
+            if result.internal:  # a verifier bug, not a bad code: the lane's line is not enough
+                log.error("verifier internal error", detail=result.detail, format=result.format)
             return Classified(subject=result, person=None, identity_clear=None, kid=kid)
         subject = subject_from_code(result, pepper=self._pepper, today=self.today(now))
         return Classified(

@@ -16,9 +16,8 @@ from typing import Any, Final
 
 import cbor2
 
-from suishen.protocol import base45
+from suishen.protocol import base45, cbor
 from suishen.protocol.cose import (
-    CBOR_ERRORS,
     EDDSA,
     ES256,
     PS256,
@@ -71,6 +70,9 @@ class VerifyOptions:
 DEFAULT_OPTIONS: Final = VerifyOptions()
 
 
+_IDENTITY_FIELDS: Final = ("idt", "idn", "nat", "nm", "dob", "st")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Identity:
     """The person a Suishen code names (claim -261)."""
@@ -83,6 +85,9 @@ class Identity:
     st: str  # G, Y or R
 
     def __post_init__(self) -> None:
+        for name in _IDENTITY_FIELDS:
+            if type(getattr(self, name)) is not str:
+                raise TypeError(f"{name} must be text")
         if self.idt not in DOCUMENT_TYPES:
             raise ValueError(f"idt must be one of {sorted(DOCUMENT_TYPES)}")
         if not 1 <= len(self.idn) <= 32 or not self.idn.isascii() or not self.idn.isalnum():
@@ -166,10 +171,14 @@ class VerifiedCode:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rejection:
+    """Why a code was refused. `internal` marks a rejection that came from an unexpected
+    exception inside the verifier (a bug, not a bad code): the caller logs it as an error."""
+
     reason: Reason
     detail: str
     format: str | None = None
     kid: bytes | None = None
+    internal: bool = False
 
     @property
     def ok(self) -> bool:
@@ -237,11 +246,13 @@ def _bad_claims(message: str) -> DecodeError:
 
 def _time_claim(claims: Mapping[Any, Any], label: int, name: str) -> int | None:
     value = claims.get(label)
-    if type(value) is int and -_TIME_LIMIT < value < _TIME_LIMIT:  # the usual case, fast
-        return value
+    if type(value) is int:  # the usual case (never a bool: type, not isinstance)
+        if -_TIME_LIMIT < value < _TIME_LIMIT:
+            return value
+        raise _bad_claims(f"{name} is out of range")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if type(value) is not float:
         raise _bad_claims(f"{name} is not a number")
     if math.isnan(value) or abs(value) >= _TIME_LIMIT:
         raise _bad_claims(f"{name} is out of range")
@@ -251,9 +262,9 @@ def _time_claim(claims: Mapping[Any, Any], label: int, name: str) -> int | None:
 def decode_claims(fmt: str, payload: bytes) -> Claims:
     """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable."""
     try:
-        claims = cbor2.loads(payload)
-    except CBOR_ERRORS as exc:
-        raise _bad_claims("payload is not CBOR") from exc
+        claims = cbor.loads(payload)
+    except cbor.CBORInvalid as exc:
+        raise _bad_claims(f"payload is not CBOR: {exc}") from exc
     if not isinstance(claims, dict):
         raise _bad_claims("payload is not a claims map")
     iss = claims.get(CLAIM_ISS)
@@ -266,6 +277,8 @@ def decode_claims(fmt: str, payload: bytes) -> Claims:
         raise _bad_claims("cti is not a byte string")
     if fmt == SSC1:
         return _ssc1_claims(claims, iss, iat, exp, cti)
+    if exp is None:  # DCC verifiers require exp: without it a certificate would never expire
+        raise _bad_claims("HC1 needs exp")
     hcert = claims.get(CLAIM_HCERT)
     if not isinstance(hcert, dict) or not isinstance(hcert.get(1), dict):
         raise _bad_claims("HC1 payload has no hcert (-260: {1: DCC}) map")
@@ -280,7 +293,7 @@ def _ssc1_claims(
     if not isinstance(cti, bytes) or len(cti) != CTI_LENGTH:
         raise _bad_claims(f"SSC1 cti must be {CTI_LENGTH} bytes")
     body = claims.get(CLAIM_SSC)
-    if not isinstance(body, dict) or body.get("v") != 1:
+    if not isinstance(body, dict) or type(body.get("v")) is not int or body["v"] != 1:
         raise _bad_claims("SSC1 payload has no version-1 -261 map")
     try:
         identity = Identity(
@@ -340,24 +353,42 @@ def verify(
     now: float,
     options: VerifyOptions = DEFAULT_OPTIONS,
 ) -> VerifiedCode | Rejection:
-    """Verify a scanned code offline. Never raises for bad input."""
-    fmt: str | None = None
+    """Verify a scanned code offline. Never raises, for any text.
+
+    Bad input is a Rejection with its reason; an unexpected exception (a bug) is a Rejection
+    too, with internal=True, malformed_cose before the signature checks out and
+    malformed_claims after, so a lane never stops on a scan.
+    """
     kid: bytes | None = None
+    on_bug = Reason.MALFORMED_COSE
     try:
         fmt, cose = unwrap(text, options)
         message = decode_sign1(cose)
         kid = message.kid
-        if message.alg not in options.algorithms.get(fmt, ()):
-            check_alg(fmt, message, options)  # raises unsupported_alg
+        check_alg(fmt, message, options)
         key = check_signature(message, fmt, trust, now)
+        on_bug = Reason.MALFORMED_CLAIMS
         claims = decode_claims(fmt, message.payload)
         check_issuer(fmt, claims, key)
         check_times(fmt, claims, now, options)
     except CodeRejected as exc:
-        if fmt is None:
-            fmt = next((f for f, p in PREFIXES.items() if text.startswith(p)), None)
-        return Rejection(reason=exc.reason, detail=str(exc), format=fmt, kid=kid)
+        return Rejection(reason=exc.reason, detail=str(exc), format=_format_of(text), kid=kid)
+    except Exception as exc:  # noqa: BLE001 - a bug must not stop the lane: reject, flag it
+        return Rejection(
+            reason=on_bug,
+            detail=f"internal error: {type(exc).__name__}",
+            format=_format_of(text),
+            kid=kid,
+            internal=True,
+        )
     return VerifiedCode(format=fmt, kid=message.kid, claims=claims)
+
+
+def _format_of(text: object) -> str | None:
+    """The format a text's prefix names (text may be anything when a caller errs)."""
+    if not isinstance(text, str):
+        return None
+    return next((f for f, p in PREFIXES.items() if text.startswith(p)), None)
 
 
 # --------------------------------------------------------------------------- issue

@@ -12,6 +12,8 @@ with RSA.
 - A COSE_Sign1 may sit inside a CWT tag (61), as some DCC issuers send it.
 - alg and kid are taken from the protected bucket, else from the unprotected one (the DCC
   allows kid in either); a message is accepted tagged (18) or untagged, any other tag is not.
+- Decoding uses protocol.cbor (no semantic tags, bounded nesting), so a message is only ever
+  plain CBOR values; alg must be an integer and kid a byte string.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from suishen.protocol import cbor
 from suishen.protocol.errors import DecodeError, SigningError
 from suishen.protocol.reasons import Reason
 
@@ -47,10 +50,12 @@ HEADER_KID: Final = 4
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
-# Errors cbor2 raises for bad input; anything they raise becomes malformed_cose.
+# Errors cbor2 raises for bad input (decimal errors from tags 4 and 5 are ArithmeticErrors);
+# callers that still decode with cbor2 map them to a rejection. Codes use protocol.cbor.
 CBOR_ERRORS: Final = (
     cbor2.CBORDecodeError,
     ValueError,
+    ArithmeticError,
     TypeError,
     OverflowError,
     RecursionError,
@@ -109,9 +114,9 @@ def _malformed(message: str) -> DecodeError:
 def decode_sign1(data: bytes) -> Sign1:
     """Parse a COSE_Sign1; raise DecodeError (malformed_cose / unsupported_alg) if unusable."""
     try:
-        obj = cbor2.loads(data)
-    except CBOR_ERRORS as exc:
-        raise _malformed(f"not CBOR: {type(exc).__name__}") from exc
+        obj = cbor.loads(data)
+    except cbor.CBORInvalid as exc:
+        raise _malformed(f"not CBOR: {exc}") from exc
     if isinstance(obj, cbor2.CBORTag) and obj.tag == CWT_TAG:
         obj = obj.value
     if isinstance(obj, cbor2.CBORTag):
@@ -135,7 +140,11 @@ def decode_sign1(data: bytes) -> Sign1:
         alg = unprotected.get(HEADER_ALG)
     if alg is None:
         raise _malformed("no alg header")
-    if alg not in ALG_NAMES or isinstance(alg, bool):
+    if type(alg) is not int:
+        if isinstance(alg, str):  # a registered name, e.g. "ES256": valid COSE, not ours
+            raise DecodeError(Reason.UNSUPPORTED_ALG, "alg is a text name, not ES256/EdDSA/PS256")
+        raise _malformed("alg header is not an integer")
+    if alg not in ALG_NAMES:
         raise DecodeError(Reason.UNSUPPORTED_ALG, f"alg {alg!r} is not ES256, EdDSA or PS256")
     kid = protected.get(HEADER_KID)
     if kid is None:
@@ -161,9 +170,9 @@ def _protected_map(protected_raw: bytes) -> dict[Any, Any]:
     if not protected_raw:
         return {}
     try:
-        protected = cbor2.loads(protected_raw)
-    except CBOR_ERRORS as exc:
-        raise _malformed("protected header is not CBOR") from exc
+        protected = cbor.loads(protected_raw)
+    except cbor.CBORInvalid as exc:
+        raise _malformed(f"protected header is not CBOR: {exc}") from exc
     if not isinstance(protected, dict):
         raise _malformed("protected header is not a map")
     if len(protected_raw) <= 64 and all(
