@@ -28,7 +28,7 @@ CREATE UNIQUE INDEX gateway_certificates_current_idx
 
 -- A change of what a gateway may present (its pin, enabled, site) or its removal notifies
 -- channel suishen_gateways with the gateway_id at commit: every hub process drops its cached
--- entry at once (central/gateways.py), so a revocation takes effect on the next request.
+-- entry at once (central/store/gateways.py), so a revocation takes effect on the next request.
 CREATE FUNCTION suishen_gateway_auth_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

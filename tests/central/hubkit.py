@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from suishen.central.gateways import pin_certificate
+from suishen.central.store.gateways import pin_certificate
 from suishen.sync import pki
 from suishen.sync.wire import encode_batch
 

@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from multidict import CIMultiDict
 
 from suishen.central.app import gateway_app, serve
+from suishen.central.store.lists import roster_add, trust_add, watchlist_add, watchlist_remove
 from suishen.gateway.lists import Roster, Watchlist
 from suishen.protocol.bundles import open_bundle
 from suishen.protocol.trust import trusted_key_from_public_key
 from suishen.sync import pki
-from suishen.sync.bundles import roster_add, trust_add, watchlist_add, watchlist_remove
 from suishen.sync.wire import MAX_ROWS
 
 from .hubkit import OTHER_SITE, alert_row, body, person, pin, register, scan_row

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central.app import gateway_app, serve
-from suishen.central.gateways import GatewayChangeError, pin_certificate, revoke_certificate
+from suishen.central.store.gateways import GatewayChangeError, pin_certificate, revoke_certificate
 from suishen.cli import main
 from suishen.sync import pki
 

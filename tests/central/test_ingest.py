@@ -8,8 +8,8 @@ import datetime as dt
 import asyncpg
 import pytest
 
+from suishen.central.ingest import GatewayRefused, ingest, store_alerts
 from suishen.central.partitions import list_partitions
-from suishen.sync.ingest import GatewayRefused, ingest, store_alerts
 from suishen.sync.wire import parse_batch
 
 from .hubkit import (

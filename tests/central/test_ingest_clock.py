@@ -8,13 +8,13 @@ import time
 
 import asyncpg
 
+from suishen.central.ingest import ingest, store_alerts
 from suishen.central.partitions import (
     PartitionPolicy,
     ensure_partitions_for,
     list_partitions,
     maintain,
 )
-from suishen.sync.ingest import ingest, store_alerts
 from suishen.sync.wire import parse_batch
 
 from .conftest import TODAY

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 from structlog.testing import capture_logs
 
-from suishen.sync.ingest import ingest, store_alerts
+from suishen.central.ingest import ingest, store_alerts
 from suishen.sync.wire import encode_batch, parse_batch
 
 from .hubkit import NOW, alert_row, device_row, passage_row, register, scan_row

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from suishen.central.app import gateway_app, serve
+from suishen.central.store.lists import watchlist_add
 from suishen.gateway.config import HubSettings
 from suishen.gateway.journal import Journal, JournalConfig
 from suishen.gateway.lists import Lists
@@ -46,7 +47,6 @@ from suishen.gateway.records import (
 from suishen.protocol.reasons import Reason
 from suishen.sync import pki
 from suishen.sync.bundle_fetcher import BundleFetcher
-from suishen.sync.bundles import watchlist_add
 from suishen.sync.hub_session import hub_session
 from suishen.sync.uploader import Uploader
 from tests.central.hubkit import SITE, person, register

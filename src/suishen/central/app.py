@@ -7,7 +7,7 @@ Typed state in ``web.AppKey``s; paired setup/teardown in ``app.cleanup_ctx``, in
    pool the caller owns (tests, benchmarks);
 2. partition upkeep (``partitions.maintain``) once at start and every
    ``retention.maintenance_interval_s`` (hourly);
-3. the gateway registry (central/gateways.py: each gateway's pinned certificate and enabled
+3. the gateway registry (central/store/gateways.py: each gateway's pinned certificate and enabled
    flag, cached, invalidated by LISTEN/NOTIFY so a revocation holds on the next request);
 4. the bundle service (LISTEN/NOTIFY on bundle versions, signed-bundle cache); on shutdown it
    wakes every long-poller so they answer at once.
@@ -40,8 +40,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central import partitions
+from suishen.central.bundle_service import BundleService
 from suishen.central.config import HubConfig
 from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx, resolve_password
+from suishen.central.errors import error_middleware
 from suishen.central.gateway_api import (
     BUNDLES,
     GATEWAYS,
@@ -51,11 +53,10 @@ from suishen.central.gateway_api import (
     add_routes,
     bind_gateway,
 )
-from suishen.central.gateways import GatewayRegistry
+from suishen.central.gateway_registry import GatewayRegistry
+from suishen.central.ingest import RETRYABLE_ERRORS
 from suishen.central.keys import load_bundle_key
 from suishen.central.listener import BODY_TIMEOUT, ConnectionGuard, GuardedSite, ListenerLimits
-from suishen.sync.bundles import BundleService
-from suishen.sync.ingest import RETRYABLE_ERRORS
 from suishen.sync.pki import PkiLayout, hub_ssl_context_for
 from suishen.sync.wire import MAX_BODY_BYTES
 
@@ -149,7 +150,9 @@ def gateway_app(
     if (database is None) == (pool is None):
         raise ValueError("give exactly one of database and pool")
     # aiohttp refuses larger bodies itself (413) before the handler reads them.
-    app = web.Application(middlewares=[bind_gateway], client_max_size=max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware, bind_gateway], client_max_size=max_body_bytes
+    )
     app[MAX_BODY] = max_body_bytes
     app[LONG_POLL_MAX] = float(long_poll_max_s)
     app[LIMITS] = limits or ListenerLimits()

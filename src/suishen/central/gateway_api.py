@@ -3,7 +3,7 @@
 Every request is bound to the gateway its verified client certificate names
 (``pki.gateway_id_from_peercert``); the TLS handshake itself refuses a client without a
 certificate signed by the deployment CA.  The certificate must also be the one the hub pins for
-that gateway (its SHA-256, central/gateways.py) and the gateway enabled: else 403 on every
+that gateway (its SHA-256, central/store/gateways.py) and the gateway enabled: else 403 on every
 request, whatever the route.
 
 ``POST /v1/ingest``
@@ -33,25 +33,30 @@ from __future__ import annotations
 import hmac
 from typing import Any, Final
 
-import asyncpg
 import structlog
 from aiohttp import web
 
+from suishen.central.bundle_service import BundleService
 from suishen.central.db import DB_POOL
-from suishen.central.gateways import GatewayAuth, GatewayRegistry
-from suishen.central.listener import BODY_TIMEOUT, BodyError, read_body
-from suishen.protocol.bundles import BUNDLE_KINDS
-from suishen.sync.bundles import BundleService
-from suishen.sync.ingest import (
+from suishen.central.errors import (
+    BadRequest,
+    Forbidden,
+    HubError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
+from suishen.central.gateway_registry import GatewayRegistry
+from suishen.central.ingest import (
     DEFAULT_POLICY,
     RETRYABLE_ERRORS,
-    GatewayRefused,
-    IngestError,
-    IngestUnavailable,
     ingest,
     store_alerts,
 )
-from suishen.sync.partitions import PartitionPolicy
+from suishen.central.listener import BODY_TIMEOUT, BodyError, read_body
+from suishen.central.partitions import PartitionPolicy
+from suishen.central.store.gateways import GatewayAuth
+from suishen.protocol.bundles import BUNDLE_KINDS
 from suishen.sync.pki import PeerIdentityError, certificate_sha256, gateway_id_from_peercert
 from suishen.sync.wire import MAX_BODY_BYTES, BatchError, decode_body, parse_batch
 
@@ -59,19 +64,26 @@ BUNDLES: web.AppKey[BundleService] = web.AppKey("bundles", BundleService)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 LONG_POLL_MAX: web.AppKey[float] = web.AppKey("long_poll_max_s", float)
 GATEWAY_ID: web.RequestKey[str] = web.RequestKey("gateway_id", str)
+GATEWAY: web.RequestKey[GatewayAuth] = web.RequestKey("gateway", GatewayAuth)
 GATEWAYS: web.AppKey[GatewayRegistry] = web.AppKey("gateways", GatewayRegistry)
 # The clock window and new-partition cap of the ingest (app.py sets it from [retention]).
 INGEST_POLICY: web.AppKey[PartitionPolicy] = web.AppKey("ingest_policy", PartitionPolicy)
 
 COSE_TYPE: Final = "application/cose"
-RETRY_AFTER_S: Final = "1"
 MAX_VERSION_DIGITS: Final = 18  # bundle versions are bigints
 
 log = structlog.get_logger("suishen.central.gateway_api")
 
 
-def _error(status: int, message: str, *, row: int | None = None) -> web.Response:
-    return web.json_response({"error": message, "row": row}, status=status)
+_BATCH_ERRORS: Final[dict[int, type[HubError]]] = {
+    403: Forbidden,  # the body names another gateway than the certificate
+    413: PayloadTooLarge,
+}
+
+
+def _refused(exc: BatchError) -> HubError:
+    """The wire parser's BatchError as the hub's error (400, 403 or 413), naming the row."""
+    return _BATCH_ERRORS.get(exc.status, BadRequest)(str(exc), row=exc.row)
 
 
 def _peer(transport: Any) -> tuple[Any, str | None]:
@@ -110,23 +122,24 @@ async def bind_gateway(request: web.Request, handler: Any) -> web.StreamResponse
     try:
         gateway_id = gateway_id_from_peercert(peercert)
     except PeerIdentityError as exc:
-        return _error(403, f"client certificate: {exc}")
+        raise Forbidden(f"client certificate: {exc}") from exc
     try:
         gateway = await request.app[GATEWAYS].lookup(gateway_id)
-    except RETRYABLE_ERRORS:
-        return _ingest_error(IngestUnavailable("database unavailable; retry", gateway_id=""))
+    except RETRYABLE_ERRORS as exc:
+        raise Unavailable("database unavailable; retry") from exc
     refusal = _refusal(gateway, presented)
-    if refusal is not None:
+    if gateway is None or refusal is not None:
         log.warning("gateway_refused", gateway_id=gateway_id, why=refusal)
-        return _error(403, f"gateway {gateway_id!r}: {refusal}")
+        raise Forbidden(f"gateway {gateway_id!r}: {refusal}")
     request[GATEWAY_ID] = gateway_id
+    request[GATEWAY] = gateway
     with structlog.contextvars.bound_contextvars(gateway_id=gateway_id):
         if BODY_TIMEOUT in request.app:
             try:
                 await read_body(request, request.app[MAX_BODY])  # whole, in time, or refused
             except BodyError as exc:
                 log.warning("body_refused", status=exc.status, error=str(exc))
-                refused = _error(exc.status, str(exc))
+                refused = web.json_response({"error": str(exc)}, status=exc.status)
                 refused.force_close()
                 # Answer, then drop the connection: no lingering read of what is still coming.
                 await refused.prepare(request)
@@ -151,13 +164,6 @@ async def _read_document(request: web.Request) -> Any:
     return decode_body(data)  # BatchError 400: not JSON, or nested deeper than wire.MAX_DEPTH
 
 
-def _ingest_error(exc: IngestError) -> web.Response:
-    response = _error(exc.status, str(exc))
-    if isinstance(exc, IngestUnavailable):
-        response.headers["Retry-After"] = RETRY_AFTER_S
-    return response
-
-
 def _policy(request: web.Request) -> PartitionPolicy:
     return request.app.get(INGEST_POLICY) or DEFAULT_POLICY
 
@@ -167,13 +173,8 @@ async def post_ingest(request: web.Request) -> web.Response:
     try:
         batch = parse_batch(await _read_document(request), bound_gateway_id=gateway_id)
     except BatchError as exc:
-        log.warning("ingest_refused", status=exc.status, error=str(exc), row=exc.row)
-        return _error(exc.status, str(exc), row=exc.row)
-    try:
-        result = await ingest(request.app[DB_POOL], batch, policy=_policy(request))
-    except IngestError as exc:
-        log.warning("ingest_failed", status=exc.status, error=str(exc))
-        return _ingest_error(exc)
+        raise _refused(exc) from exc
+    result = await ingest(request.app[DB_POOL], batch, policy=_policy(request))
     log.debug(
         "ingested",
         high_water=result.high_water,
@@ -198,11 +199,8 @@ async def post_alerts(request: web.Request) -> web.Response:
         _alert_rows_only(document)
         batch = parse_batch(document, bound_gateway_id=gateway_id)
     except BatchError as exc:
-        return _error(exc.status, str(exc), row=exc.row)
-    try:
-        stored = await store_alerts(request.app[DB_POOL], batch, policy=_policy(request))
-    except IngestError as exc:
-        return _ingest_error(exc)
+        raise _refused(exc) from exc
+    stored = await store_alerts(request.app[DB_POOL], batch, policy=_policy(request))
     if stored:
         log.info("alerts_stored", stored=stored)
     return web.json_response({"stored": stored})
@@ -226,47 +224,30 @@ def _version(text: str) -> int:
     return int(text)
 
 
-async def _gateway_site(pool: asyncpg.Pool, gateway_id: str) -> str:
-    try:
-        row = await pool.fetchrow(
-            "SELECT site_id, enabled FROM gateways WHERE gateway_id = $1", gateway_id
-        )
-    except RETRYABLE_ERRORS as exc:
-        raise IngestUnavailable("database unavailable; retry", gateway_id=gateway_id) from exc
-    if row is None or not row["enabled"]:
-        raise GatewayRefused(
-            f"gateway {gateway_id!r} is unknown or disabled", gateway_id=gateway_id
-        )
-    site: str = row["site_id"]
-    return site
-
-
 async def get_bundle(request: web.Request) -> web.Response:
     kind = request.match_info["kind"]
     if kind not in BUNDLE_KINDS:
-        return _error(404, f"no bundle kind {kind!r}; kinds: {sorted(BUNDLE_KINDS)}")
+        raise NotFound(f"no bundle kind {kind!r}; kinds: {sorted(BUNDLE_KINDS)}")
     try:
         after_text = request.query.get("after")
         after = _version(after_text) if after_text is not None else None
         wait = float(request.query.get("wait", "0"))
         if after is None:
             after = _etag_version(request.headers.get("If-None-Match")) or 0
-    except ValueError:
-        return _error(
-            400, "after (or If-None-Match) must be a version and wait a number of seconds"
-        )
+    except ValueError as exc:
+        raise BadRequest(
+            "after (or If-None-Match) must be a version and wait a number of seconds"
+        ) from exc
     if after < 0 or not wait >= 0:
-        return _error(400, "after and wait must not be negative")
+        raise BadRequest("after and wait must not be negative")
     wait = min(wait, request.app[LONG_POLL_MAX])
     bundles = request.app[BUNDLES]
+    site_id = request[GATEWAY].site_id
     try:
-        site_id = await _gateway_site(request.app[DB_POOL], request[GATEWAY_ID])
         version = await bundles.wait_newer(kind, after, wait)
         bundle = await bundles.get(kind, site_id) if version > after else None
-    except IngestError as exc:
-        return _ingest_error(exc)
-    except RETRYABLE_ERRORS:
-        return _ingest_error(IngestUnavailable("database unavailable", gateway_id=""))
+    except RETRYABLE_ERRORS as exc:
+        raise Unavailable("database unavailable; retry") from exc
     if bundle is None or bundle.version <= after:
         headers = {"ETag": f'"{version}"'} if version else {}
         return web.Response(status=304, headers=headers)

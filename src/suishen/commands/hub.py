@@ -39,6 +39,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from suishen.protocol.vocabulary import AlertRoute, SiteKind, WatchLevel
+
 EXIT_DATABASE = 1  # the database cannot be reached or started
 EXIT_MIGRATION = 2  # the database and the migration files disagree
 EXIT_USAGE = 2  # a bad config file or argument
@@ -198,7 +200,7 @@ def _with_database(args: argparse.Namespace, job: Any, name: str) -> tuple[int, 
     """Run ``job(con)`` on the hub database (migrated first); map failures to exit codes."""
     from suishen.central.db import DatabaseError  # noqa: PLC0415 (lazy CLI)
     from suishen.central.migrate import MigrationError  # noqa: PLC0415
-    from suishen.sync.bundles import ListChangeError  # noqa: PLC0415
+    from suishen.central.store.lists import ListChangeError  # noqa: PLC0415
 
     async def main() -> Any:
         import asyncpg  # noqa: PLC0415
@@ -227,7 +229,7 @@ def _with_database(args: argparse.Namespace, job: Any, name: str) -> tuple[int, 
 # --------------------------------------------------------------------------- gateway
 
 
-SITE_KINDS = ("building", "construction", "hotel", "venue")
+SITE_KINDS = tuple(kind.value for kind in SiteKind)
 
 
 def _add_gateway(commands: Any) -> None:
@@ -302,7 +304,10 @@ def _certificate_sha256(args: argparse.Namespace) -> str:
 
 
 def run_gateway_add(args: argparse.Namespace) -> int:
-    from suishen.central.gateways import pin_certificate  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.store.gateways import (  # noqa: PLC0415 (lazy CLI)
+        pin_certificate,
+        register_gateway,
+    )
     from suishen.sync.pki import PkiError, check_gateway_id  # noqa: PLC0415
 
     try:
@@ -312,25 +317,12 @@ def run_gateway_add(args: argparse.Namespace) -> int:
         print(f"suishen hub gateway add: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    async def job(con: Any) -> str:
+    async def job(con: Any) -> None:
         async with con.transaction():
-            kind = await con.fetchval(
-                "INSERT INTO sites (site_id, kind, name) VALUES ($1, $2, $3) "
-                "ON CONFLICT (site_id) DO UPDATE SET site_id = EXCLUDED.site_id RETURNING kind",
-                args.site,
-                args.kind,
-                args.name,
-            )
-            if kind != args.kind:
-                raise ValueError(f"site {args.site!r} exists as a {kind} site")
-            await con.execute(
-                "INSERT INTO gateways (gateway_id, site_id) VALUES ($1, $2) "
-                "ON CONFLICT (gateway_id) DO UPDATE SET site_id = $2, enabled = true",
-                args.gateway_id,
-                args.site,
+            await register_gateway(
+                con, args.gateway_id, site_id=args.site, kind=args.kind, name=args.name
             )
             await pin_certificate(con, args.gateway_id, cert_sha256)
-        return str(kind)
 
     code, _ = _with_database(args, job, "gateway add")
     if code == 0:
@@ -344,7 +336,7 @@ def run_gateway_add(args: argparse.Namespace) -> int:
 def run_gateway_reissue(args: argparse.Namespace) -> int:
     import datetime as dt  # noqa: PLC0415 (lazy CLI)
 
-    from suishen.central.gateways import pin_certificate  # noqa: PLC0415
+    from suishen.central.store.gateways import pin_certificate  # noqa: PLC0415
     from suishen.sync import pki  # noqa: PLC0415
 
     try:
@@ -371,7 +363,7 @@ def run_gateway_reissue(args: argparse.Namespace) -> int:
 
 
 def run_gateway_revoke(args: argparse.Namespace) -> int:
-    from suishen.central.gateways import revoke_certificate  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.store.gateways import revoke_certificate  # noqa: PLC0415 (lazy CLI)
 
     async def job(con: Any) -> str | None:
         async with con.transaction():
@@ -387,7 +379,7 @@ def run_gateway_revoke(args: argparse.Namespace) -> int:
 
 
 def run_gateway_enable(args: argparse.Namespace) -> int:
-    from suishen.central.gateways import set_enabled  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.store.gateways import set_enabled  # noqa: PLC0415 (lazy CLI)
 
     name = "enable" if args.enabled else "disable"
     code, _ = _with_database(
@@ -406,8 +398,8 @@ def _add_watchlist(commands: Any) -> None:
     sub = watchlist.add_subparsers(dest="watchlist_command", required=True, metavar="COMMAND")
     add = sub.add_parser("add", help="add or replace an entry (a new watchlist version)")
     add.add_argument("person_key", metavar="PERSON_KEY", help="64 hex characters")
-    add.add_argument("--level", required=True, choices=("notify", "deny"))
-    add.add_argument("--route", required=True, choices=("police", "staff"))
+    add.add_argument("--level", required=True, choices=[level.value for level in WatchLevel])
+    add.add_argument("--route", required=True, choices=[route.value for route in AlertRoute])
     add.add_argument("--reason", required=True, help="a short category, no personal data")
     add.add_argument("--expires", help="ISO 8601 time the entry lapses (default: never)")
     add_database_arguments(add)
@@ -426,7 +418,7 @@ def _parse_expiry(text: str | None) -> dt.datetime | None:
 
 
 def run_watchlist_add(args: argparse.Namespace) -> int:
-    from suishen.sync.bundles import watchlist_add  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.store.lists import watchlist_add  # noqa: PLC0415 (lazy CLI)
 
     try:
         expires = _parse_expiry(args.expires)
@@ -454,7 +446,7 @@ def run_watchlist_add(args: argparse.Namespace) -> int:
 
 
 def run_watchlist_remove(args: argparse.Namespace) -> int:
-    from suishen.sync.bundles import watchlist_remove  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.store.lists import watchlist_remove  # noqa: PLC0415 (lazy CLI)
 
     code, version = _with_database(
         args, lambda con: watchlist_remove(con, args.person_key), "watchlist remove"
@@ -488,7 +480,7 @@ def _add_trust(commands: Any) -> None:
 def run_trust_add(args: argparse.Namespace) -> int:
     import json  # noqa: PLC0415 (lazy CLI)
 
-    from suishen.sync.bundles import trust_add  # noqa: PLC0415
+    from suishen.central.store.lists import trust_add  # noqa: PLC0415
 
     try:
         entry = json.loads(args.entry.read_text(encoding="utf-8"))
@@ -503,7 +495,7 @@ def run_trust_add(args: argparse.Namespace) -> int:
 
 
 def run_trust_remove(args: argparse.Namespace) -> int:
-    from suishen.sync.bundles import trust_remove  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.store.lists import trust_remove  # noqa: PLC0415 (lazy CLI)
 
     code, version = _with_database(args, lambda con: trust_remove(con, args.kid), "trust remove")
     if code == 0 and version is None:

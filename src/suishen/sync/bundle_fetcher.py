@@ -35,7 +35,7 @@ from suishen.sync.ports import BundleSink, SyncSettings
 
 __all__ = ["BundleFetcher", "FetchStats"]
 
-log = structlog.get_logger("suishen.sync.bundles")
+log = structlog.get_logger("suishen.sync.bundle_fetcher")
 
 MIN_POLL_INTERVAL_S: Final = 1.0  # a hub answering 304 at once is not asked faster than this
 

@@ -19,7 +19,8 @@ Times are parameters (``now``), never read here, so tests can make expired certi
 
 Revocation is not done with CRLs: the hub pins each gateway's current certificate by its
 fingerprint (``certificate_sha256``: SHA-256 of the DER, hex) and refuses any other one
-(central/gateways.py), so re-issuing a certificate and registering it at the hub retires the old.
+(central/store/gateways.py), so re-issuing a certificate and registering it at the hub
+retires the old.
 
 Exceptions::
 

@@ -58,7 +58,8 @@ from typing import Any, Final
 import asyncpg
 import structlog
 
-from suishen.sync.partitions import PartitionPolicy, ensure_partitions_for, partition_name
+from suishen.central.errors import Forbidden, HubError, Unavailable
+from suishen.central.partitions import PartitionPolicy, ensure_partitions_for, partition_name
 from suishen.sync.wire import (
     ALERT_COLUMNS,
     DEVICE_COLUMNS,
@@ -76,7 +77,7 @@ _SITE_INDEX: Final = 3  # site_id's position in every table's column tuple (wire
 _SEQ_MAX: Final = 2**63 - 1
 DEFAULT_POLICY: Final = PartitionPolicy()
 
-log = structlog.get_logger("suishen.sync.ingest")
+log = structlog.get_logger("suishen.central.ingest")
 
 # SQLSTATE classes worth a retry: the same batch may well go through a moment later.
 RETRYABLE_ERRORS: Final[tuple[type[BaseException], ...]] = (
@@ -99,26 +100,20 @@ RETRYABLE_ERRORS: Final[tuple[type[BaseException], ...]] = (
 )
 
 
-class IngestError(Exception):
-    """The batch was not stored; ``status`` is the HTTP status to answer."""
-
-    status = 500
+class IngestError(HubError):
+    """The batch was not stored (a HubError: the front door answers its ``status``)."""
 
     def __init__(self, message: str, *, gateway_id: str) -> None:
         super().__init__(message)
         self.gateway_id = gateway_id
 
 
-class GatewayRefused(IngestError):
-    """The gateway is not registered at the hub, or is disabled."""
-
-    status = 403
+class GatewayRefused(Forbidden, IngestError):
+    """The gateway is not registered at the hub, or is disabled (403)."""
 
 
-class IngestUnavailable(IngestError):
-    """The database failed in a retryable way; the gateway should resend later."""
-
-    status = 503
+class IngestUnavailable(Unavailable, IngestError):
+    """The database failed in a retryable way; the gateway should resend later (503)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
