@@ -38,6 +38,7 @@ import asyncpg
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from suishen.central.connection import Connection
 from suishen.protocol.bundles import BUNDLE_KINDS, seal_bundle
 from suishen.protocol.listbodies import (
     RosterWorker,
@@ -71,7 +72,7 @@ def _day_end(value: dt.date | None) -> int | None:
     return None if start is None else start + 86399
 
 
-async def read_body(con: asyncpg.Connection, kind: str, site_id: str | None) -> Any:
+async def read_body(con: Connection, kind: str, site_id: str | None) -> Any:
     """The body of ``kind`` from the current rows (tombstones and expired entries left out)."""
     if kind == "watchlist":
         rows = await con.fetch(
@@ -160,12 +161,12 @@ class BundleService:
             event, self._changed[kind] = self._changed[kind], asyncio.Event()
             event.set()
 
-    def _on_notify(self, _con: object, _pid: int, _channel: str, payload: str) -> None:
-        kind, _, version = payload.partition(":")
+    def _on_notify(self, _con: Connection, _pid: int, _channel: str, payload: object) -> None:
+        kind, _, version = str(payload).partition(":")  # NOTIFY payloads are text
         with contextlib.suppress(ValueError):
             self._saw(kind, int(version))
 
-    async def refresh(self, con: asyncpg.Connection | asyncpg.Pool | None = None) -> None:
+    async def refresh(self, con: Connection | asyncpg.Pool | None = None) -> None:
         """Re-read every version from the database."""
         rows = await (con or self._pool).fetch("SELECT kind, version FROM bundle_versions")
         for row in rows:

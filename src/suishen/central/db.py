@@ -72,6 +72,8 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from suishen.central.connection import Connection
+
 DATABASE_NAME = "suishen"
 PGDATA_DIR = "pgdata"
 PASSWORD_FILE = "db-password"  # noqa: S105 - a file name: the superuser password, 0600
@@ -263,7 +265,7 @@ def _server_class(pgserver: Any) -> Any:
     from pgserver import _commands  # noqa: PLC0415 - optional extra
     from pgserver import utils as pg_utils  # noqa: PLC0415
 
-    class PrivatePostgres(pgserver.PostgresServer):  # type: ignore[misc,name-defined]
+    class PrivatePostgres(pgserver.PostgresServer):  # type: ignore[misc]
         password: str = ""
 
         def _uid(self) -> int:
@@ -304,7 +306,7 @@ def _server_class(pgserver: Any) -> Any:
                 with os.fdopen(fd, "w", encoding="utf-8") as out:
                     out.write(self.password + "\n")
                 self._give(pwfile)
-                _commands.initdb(
+                _commands.initdb(  # type: ignore[attr-defined]
                     [
                         "--auth-local=scram-sha-256",
                         "--auth-host=scram-sha-256",
@@ -332,7 +334,7 @@ def _server_class(pgserver: Any) -> Any:
             info = pg_utils.PostmasterInfo.read_from_pgdata(self.pgdata)
             if info is None or not info.is_running():
                 socket_dir = self._socket_dir()
-                _commands.pg_ctl(
+                _commands.pg_ctl(  # type: ignore[attr-defined]
                     ["-w", "-o", '-h ""', "-o", f'-k "{socket_dir}"', "-l", str(self.log), "start"],
                     pgdata=self.pgdata,
                     user=self.system_user,
@@ -469,7 +471,7 @@ async def open_dsn(settings: DatabaseSettings) -> AsyncIterator[str]:
         await asyncio.to_thread(embedded.stop)
 
 
-async def init_connection(con: asyncpg.Connection) -> None:
+async def init_connection(con: Connection) -> None:
     """Per-connection setup for the pool: the TEMP staging tables, once the schema exists."""
     if await con.fetchval("SELECT to_regclass('scans') IS NOT NULL"):
         await con.execute(STAGING_DDL)

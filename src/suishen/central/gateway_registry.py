@@ -23,6 +23,7 @@ from typing import Final
 import asyncpg
 import structlog
 
+from suishen.central.connection import Connection
 from suishen.central.store.gateways import GatewayAuth, read_gateway
 
 CHANNEL: Final = "suishen_gateways"
@@ -72,8 +73,8 @@ class GatewayRegistry:
         else:
             self._cache.pop(gateway_id, None)
 
-    def _on_notify(self, _con: object, _pid: int, _channel: str, payload: str) -> None:
-        self.forget(payload)
+    def _on_notify(self, _con: Connection, _pid: int, _channel: str, payload: object) -> None:
+        self.forget(str(payload))  # NOTIFY payloads are text
 
     def _on_lost(self, _con: object = None) -> None:
         self.listening.clear()  # no cache without LISTEN: notifications could be missed

@@ -58,6 +58,7 @@ from typing import Any, Final
 import asyncpg
 import structlog
 
+from suishen.central.connection import Connection
 from suishen.central.errors import Forbidden, HubError, Unavailable
 from suishen.central.partitions import PartitionPolicy, ensure_partitions_for, partition_name
 from suishen.sync.wire import (
@@ -226,7 +227,7 @@ def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-async def _lock_gateway(con: asyncpg.Connection, gateway_id: str) -> asyncpg.Record:
+async def _lock_gateway(con: Connection, gateway_id: str) -> asyncpg.Record:
     gateway = await con.fetchrow(
         "SELECT site_id, enabled, high_water FROM gateways WHERE gateway_id = $1 FOR UPDATE",
         gateway_id,
@@ -235,7 +236,8 @@ async def _lock_gateway(con: asyncpg.Connection, gateway_id: str) -> asyncpg.Rec
         raise GatewayRefused(f"gateway {gateway_id!r} is not registered", gateway_id=gateway_id)
     if not gateway["enabled"]:
         raise GatewayRefused(f"gateway {gateway_id!r} is disabled", gateway_id=gateway_id)
-    return gateway
+    locked: asyncpg.Record = gateway
+    return locked
 
 
 def _own_site(
@@ -254,7 +256,7 @@ def _own_site(
 
 
 async def _ensure_partitions(
-    con: asyncpg.Connection, rows_by_table: dict[str, list[tuple[Any, ...]]], cap: int
+    con: Connection, rows_by_table: dict[str, list[tuple[Any, ...]]], cap: int
 ) -> int | None:
     """Create the daily partitions the rows need and lack (a gateway back after a week
     offline), at most ``cap`` of them, those of the lowest seqs first; return the lowest seq
@@ -309,9 +311,7 @@ def _before(rows: list[tuple[Any, ...]], seq: int | None) -> list[tuple[Any, ...
     return rows if seq is None else [row for row in rows if row[1] < seq]
 
 
-async def _insert_alerts(
-    con: asyncpg.Connection, gateway_id: str, alerts: list[tuple[Any, ...]]
-) -> int:
+async def _insert_alerts(con: Connection, gateway_id: str, alerts: list[tuple[Any, ...]]) -> int:
     if not alerts:
         return 0
     police, staff = ALERT_DEADLINES["police"], ALERT_DEADLINES["staff"]
@@ -344,7 +344,7 @@ class _Conflicts:
 
     async def find(
         self,
-        con: asyncpg.Connection,
+        con: Connection,
         kind: str,
         rows: list[tuple[Any, ...]],
         sql: str,
@@ -364,7 +364,7 @@ class _Conflicts:
                 kept.append(row)
         return kept
 
-    async def record(self, con: asyncpg.Connection, rejected: list[tuple[int, str]]) -> None:
+    async def record(self, con: Connection, rejected: list[tuple[int, str]]) -> None:
         if not self.found:
             return
         journal = self.batch.journal_id or "(none)"
@@ -385,7 +385,7 @@ class _Conflicts:
         await con.execute(_RECORD_CONFLICTS, *_columns_of(records, 7))
 
 
-async def _journal_high_water(con: asyncpg.Connection, batch: ParsedBatch) -> int:
+async def _journal_high_water(con: Connection, batch: ParsedBatch) -> int:
     """This journal's high water (the gateway row is locked: no race with another upload)."""
     value = await con.fetchval(
         "SELECT high_water FROM gateway_journals WHERE gateway_id = $1 AND journal_id = $2",
@@ -396,7 +396,7 @@ async def _journal_high_water(con: asyncpg.Connection, batch: ParsedBatch) -> in
 
 
 async def _store(
-    con: asyncpg.Connection, batch: ParsedBatch, policy: PartitionPolicy, now: dt.datetime
+    con: Connection, batch: ParsedBatch, policy: PartitionPolicy, now: dt.datetime
 ) -> IngestResult:
     gateway = await _lock_gateway(con, batch.gateway_id)
     site_id: str = gateway["site_id"]

@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import asyncpg
+from suishen.central.connection import Connection
 
 # src/suishen/central/migrate.py -> the repository's deploy/sql; SUISHEN_SQL_DIR overrides.
 DEFAULT_SQL_DIR = Path(__file__).resolve().parents[3] / "deploy" / "sql"
@@ -101,7 +101,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def applied_migrations(con: asyncpg.Connection) -> dict[int, tuple[str, str]]:
+async def applied_migrations(con: Connection) -> dict[int, tuple[str, str]]:
     """version -> (name, checksum) of what the database records as applied ({} if none)."""
     if not await con.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
         return {}
@@ -133,7 +133,7 @@ def _check_applied(
 
 
 async def apply_migrations(
-    con: asyncpg.Connection, migrations: Sequence[Migration] | None = None
+    con: Connection, migrations: Sequence[Migration] | None = None
 ) -> list[Migration]:
     """Apply pending migrations (see the module doc); return those applied now, in order.
 

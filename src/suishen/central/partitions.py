@@ -36,6 +36,8 @@ from collections.abc import Iterable
 
 import asyncpg
 
+from suishen.central.connection import Connection
+
 # table -> its partition column
 PARTITIONED_TABLES: dict[str, str] = {
     "scans": "ts",
@@ -110,7 +112,7 @@ def _check_table(table: str) -> None:
         raise ValueError(f"{table!r} is not a day-partitioned table")
 
 
-async def list_partitions(con: asyncpg.Connection, table: str) -> list[tuple[str, dt.date]]:
+async def list_partitions(con: Connection, table: str) -> list[tuple[str, dt.date]]:
     """(name, day) of each daily partition of ``table``, oldest first."""
     _check_table(table)
     rows = await con.fetch(
@@ -130,9 +132,7 @@ async def list_partitions(con: asyncpg.Connection, table: str) -> list[tuple[str
     return sorted(found, key=lambda item: item[1])
 
 
-async def ensure_partitions_for(
-    con: asyncpg.Connection, table: str, days: Iterable[dt.date]
-) -> list[str]:
+async def ensure_partitions_for(con: Connection, table: str, days: Iterable[dt.date]) -> list[str]:
     """Create the partitions of ``table`` for ``days`` that do not exist; return those created."""
     _check_table(table)
     wanted = sorted(set(days))
@@ -158,7 +158,7 @@ async def ensure_partitions_for(
 
 
 async def ensure_partitions(
-    con: asyncpg.Connection,
+    con: Connection,
     *,
     today: dt.date,
     policy: PartitionPolicy = PartitionPolicy(),  # frozen: a shared default is safe
@@ -176,7 +176,7 @@ async def ensure_partitions(
 
 
 async def drop_expired_partitions(
-    con: asyncpg.Connection,
+    con: Connection,
     *,
     today: dt.date,
     retention_days: int = DEFAULT_RETENTION_DAYS,
@@ -199,7 +199,7 @@ async def drop_expired_partitions(
 
 
 async def drop_future_partitions(
-    con: asyncpg.Connection,
+    con: Connection,
     *,
     now: dt.datetime,
     policy: PartitionPolicy = PartitionPolicy(),  # frozen: a shared default is safe
@@ -221,7 +221,7 @@ async def drop_future_partitions(
 
 
 async def prune_kept_records(
-    con: asyncpg.Connection,
+    con: Connection,
     *,
     now: dt.datetime,
     keep_alerts_days: int = DEFAULT_KEEP_ALERTS_DAYS,

@@ -66,18 +66,29 @@ class BundleSink(Protocol):
 
 
 class SyncSettings(Protocol):
-    """The hub settings the sync tasks read (gateway.config.HubSettings)."""
+    """The hub settings the sync tasks read (gateway.config.HubSettings); read-only members,
+    so a frozen settings dataclass satisfies it whatever numeric types its fields use."""
 
-    url: str
-    batch_rows: int
-    batch_interval_s: float
-    poll_s: float
-    alerts_fast_lane: bool
-    request_timeout_s: float
-    backoff_initial_s: float
-    backoff_max_s: float
-    forbidden_backoff_s: float
-    long_poll_s: float
+    @property
+    def url(self) -> str: ...
+    @property
+    def batch_rows(self) -> int: ...
+    @property
+    def batch_interval_s(self) -> float: ...
+    @property
+    def poll_s(self) -> float: ...
+    @property
+    def alerts_fast_lane(self) -> bool: ...
+    @property
+    def request_timeout_s(self) -> float: ...
+    @property
+    def backoff_initial_s(self) -> float: ...
+    @property
+    def backoff_max_s(self) -> float: ...
+    @property
+    def forbidden_backoff_s(self) -> float: ...
+    @property
+    def long_poll_s(self) -> float: ...
 
 
 RowMapping = Mapping[str, Any]

@@ -255,7 +255,11 @@ def _take_row(batch: ParsedBatch, row: dict[str, Any], known_epochs: set[str]) -
         raise RowError(f"unknown fields {sorted(unknown)}")
     gid, seq, jid = batch.gateway_id, row["seq"], batch.journal_id
     ts_value = row.get("ts")
-    if type(ts_value) not in (int, float) or (type(ts_value) is float and math.isnan(ts_value)):
+    if (
+        isinstance(ts_value, bool)
+        or not isinstance(ts_value, int | float)
+        or (isinstance(ts_value, float) and math.isnan(ts_value))
+    ):
         raise RowError("'ts' must be a number")
     if not _TS_MIN <= ts_value < _TS_MAX:
         raise RowError("'ts' is outside 2000..2100")

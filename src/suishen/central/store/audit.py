@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import asyncpg
+from suishen.central.connection import Connection
 
 
 async def record(
-    con: asyncpg.Connection,
+    con: Connection,
     actor: str,
     action: str,
     *,

@@ -28,6 +28,7 @@ import dataclasses
 
 import asyncpg
 
+from suishen.central.connection import Connection
 from suishen.central.errors import Conflict
 from suishen.protocol.vocabulary import CertificateRetired
 
@@ -49,7 +50,7 @@ class GatewayAuth:
 # --------------------------------------------------------------------------- changes
 
 
-async def pin_certificate(con: asyncpg.Connection, gateway_id: str, cert_sha256: str) -> bool:
+async def pin_certificate(con: Connection, gateway_id: str, cert_sha256: str) -> bool:
     """Make ``cert_sha256`` the gateway's only accepted certificate (call in a transaction).
 
     Returns False when it already was.  Raises GatewayChangeError for an unknown gateway, a
@@ -92,7 +93,7 @@ async def pin_certificate(con: asyncpg.Connection, gateway_id: str, cert_sha256:
     return True
 
 
-async def revoke_certificate(con: asyncpg.Connection, gateway_id: str) -> str | None:
+async def revoke_certificate(con: Connection, gateway_id: str) -> str | None:
     """Refuse the gateway's current certificate from now on; its fingerprint, or None when
     it had none.  Raises GatewayChangeError for an unknown gateway."""
     row = await con.fetchrow(
@@ -111,7 +112,7 @@ async def revoke_certificate(con: asyncpg.Connection, gateway_id: str) -> str | 
     return revoked
 
 
-async def set_enabled(con: asyncpg.Connection, gateway_id: str, enabled: bool) -> None:
+async def set_enabled(con: Connection, gateway_id: str, enabled: bool) -> None:
     """Enable or disable a gateway (disabled: 403 on every request)."""
     done = await con.fetchval(
         "UPDATE gateways SET enabled = $2 WHERE gateway_id = $1 RETURNING true",
@@ -122,9 +123,7 @@ async def set_enabled(con: asyncpg.Connection, gateway_id: str, enabled: bool) -
         raise GatewayChangeError(f"gateway {gateway_id!r} is not registered")
 
 
-async def read_gateway(
-    con: asyncpg.Connection | asyncpg.Pool, gateway_id: str
-) -> GatewayAuth | None:
+async def read_gateway(con: Connection | asyncpg.Pool, gateway_id: str) -> GatewayAuth | None:
     row = await con.fetchrow(
         "SELECT gateway_id, site_id, enabled, cert_sha256 FROM gateways WHERE gateway_id = $1",
         gateway_id,
@@ -140,7 +139,7 @@ async def read_gateway(
 
 
 async def register_gateway(
-    con: asyncpg.Connection, gateway_id: str, *, site_id: str, kind: str, name: str
+    con: Connection, gateway_id: str, *, site_id: str, kind: str, name: str
 ) -> None:
     """Register (or re-enable and move) ``gateway_id`` at ``site_id``; the site is made when
     new.  Raises GatewayChangeError when the site exists as another kind."""

@@ -20,8 +20,7 @@ import datetime as dt
 import json
 from typing import Any, Final
 
-import asyncpg
-
+from suishen.central.connection import Connection
 from suishen.central.errors import BadRequest
 from suishen.central.store import audit
 from suishen.protocol.bundles import BUNDLE_KINDS
@@ -43,7 +42,7 @@ class ListChangeError(BadRequest, ValueError):
 # --------------------------------------------------------------------------- changes
 
 
-async def bump_version(con: asyncpg.Connection, kind: str) -> int:
+async def bump_version(con: Connection, kind: str) -> int:
     """Next version of ``kind`` (call inside the transaction that changes its rows)."""
     if kind not in BUNDLE_KINDS:
         raise ListChangeError(f"bundle kind must be one of {sorted(BUNDLE_KINDS)}")
@@ -62,7 +61,7 @@ def _person_key(person_key: str) -> str:
 
 
 async def watchlist_add(
-    con: asyncpg.Connection,
+    con: Connection,
     person_key: str,
     *,
     level: str,
@@ -101,9 +100,7 @@ async def watchlist_add(
     return version
 
 
-async def watchlist_remove(
-    con: asyncpg.Connection, person_key: str, *, actor: str = "cli"
-) -> int | None:
+async def watchlist_remove(con: Connection, person_key: str, *, actor: str = "cli") -> int | None:
     """Remove an entry (tombstone); return the new version, or None when it was not listed."""
     _person_key(person_key)
     async with con.transaction():
@@ -132,7 +129,7 @@ def _kid_text(kid: str) -> str:
     return base64.b64encode(raw).decode()
 
 
-async def trust_add(con: asyncpg.Connection, entry: Any, *, actor: str = "cli") -> tuple[str, int]:
+async def trust_add(con: Connection, entry: Any, *, actor: str = "cli") -> tuple[str, int]:
     """Add (or replace) a trusted key from its trust entry (``suishen issuer keygen``'s
     trust_entry.json); return (kid, new trust version)."""
     try:
@@ -157,7 +154,7 @@ async def trust_add(con: asyncpg.Connection, entry: Any, *, actor: str = "cli") 
     return kid, version
 
 
-async def trust_remove(con: asyncpg.Connection, kid: str, *, actor: str = "cli") -> int | None:
+async def trust_remove(con: Connection, kid: str, *, actor: str = "cli") -> int | None:
     """Stop trusting a key; return the new version, or None when it was not trusted."""
     stored = _kid_text(kid)
     async with con.transaction():
@@ -177,7 +174,7 @@ async def trust_remove(con: asyncpg.Connection, kid: str, *, actor: str = "cli")
 
 
 async def roster_add(
-    con: asyncpg.Connection,
+    con: Connection,
     site_id: str,
     person_key: str,
     *,
@@ -209,7 +206,7 @@ async def roster_add(
     return version
 
 
-async def roster_remove(con: asyncpg.Connection, site_id: str, person_key: str) -> int | None:
+async def roster_remove(con: Connection, site_id: str, person_key: str) -> int | None:
     """Deregister a worker (tombstone); return the new version, or None if not registered."""
     async with con.transaction():
         listed = await con.fetchval(
