@@ -1,6 +1,7 @@
 """DESIGN §2: dependencies point one way. protocol imports nothing of ours; drivers only
 protocol; gateway drivers, protocol and sync; sync protocol only (and never gateway or central);
-central protocol and sync. The composition root (cli, commands, demo/, logs) may use all.
+central protocol and sync. gateway and central share the typed-settings loader (settings.py,
+which imports nothing of ours). The composition root (cli, commands, demo/, logs) may use all.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ ALLOWED = {
     "protocol": {"protocol"},
     "drivers": {"protocol", "drivers"},
     "sync": {"protocol", "sync"},
-    "gateway": {"protocol", "drivers", "gateway", "sync", "logs"},
-    "central": {"protocol", "sync", "central", "logs"},
+    "gateway": {"protocol", "drivers", "gateway", "sync", "logs", "settings"},
+    "central": {"protocol", "sync", "central", "logs", "settings"},
 }
 
 
@@ -47,3 +48,8 @@ def test_imports_point_one_way(layer, path):
     """A module imports only the layers its own layer may depend on."""
     forbidden = imports_of(path) - ALLOWED[layer]
     assert not forbidden, f"{path.relative_to(PACKAGE)} imports {sorted(forbidden)}"
+
+
+def test_settings_imports_nothing_of_ours():
+    """settings.py, the loader gateway and central share, depends on no suishen layer."""
+    assert imports_of(PACKAGE / "settings.py") == set()
