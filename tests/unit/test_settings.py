@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from suishen.central import config as hub_config
 from suishen.central.config import HubConfig, HubConfigError, load_config, parse_config
+from suishen.cli import main
 from suishen.gateway.config import GatewayConfig
 from suishen.settings import (
     ConfigError,
@@ -91,3 +93,12 @@ def test_hub_config_uses_the_shared_loader(tmp_path: Path) -> None:
     bad.write_text("[hub\n", encoding="utf-8")
     with pytest.raises(HubConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_hub_settings_prints_the_hub_settings_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    """`suishen hub settings` prints the generated reference (HUB_SETTINGS.md), as
+    `suishen gateway settings` prints SETTINGS.md."""
+    assert main(["hub", "settings"]) == 0
+    out = capsys.readouterr().out
+    assert out == hub_config.settings_markdown()
+    assert "| `retention.days` | integer, >= 1 | `28` |" in out

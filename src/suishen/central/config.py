@@ -163,8 +163,7 @@ SETTINGS_INTRO = """\
 # Hub settings
 
 <!-- Generated from suishen.central.config; do not edit. Regenerate with
-     python -c "from suishen.central.config import settings_markdown as s; print(s(), end='')"
-     > deploy/config/HUB_SETTINGS.md  (a test checks it is current). -->
+     `suishen hub settings > deploy/config/HUB_SETTINGS.md` (a test checks it is current). -->
 
 Every setting of the hub's config file (TOML, `suishen hub run --config FILE`), with its type,
 default and meaning.
