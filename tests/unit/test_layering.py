@@ -1,7 +1,8 @@
 """DESIGN §2: dependencies point one way. protocol imports nothing of ours; drivers only
 protocol; gateway drivers, protocol and sync; sync protocol only (and never gateway or central);
 central protocol and, of sync, only what both sides share: the wire format, the PKI and the
-durable file write. The composition root (cli, commands, demo/, logs) may use all.
+durable file write. gateway and central share the typed-settings loader (settings.py, which
+imports nothing of ours). The composition root (cli, commands, demo/, logs) may use all.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ ALLOWED = {
     "protocol": {"protocol"},
     "drivers": {"protocol", "drivers"},
     "sync": {"protocol", "sync"},
-    "gateway": {"protocol", "drivers", "gateway", "sync", "logs"},
-    "central": {"protocol", "sync", "central", "logs"},
+    "gateway": {"protocol", "drivers", "gateway", "sync", "logs", "settings"},
+    "central": {"protocol", "sync", "central", "logs", "settings"},
 }
 
 
@@ -103,3 +104,8 @@ def test_front_doors_hold_no_sql(path):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             assert not SQL.search(node.value), f"{path.name}:{node.lineno} holds SQL"
+
+
+def test_settings_imports_nothing_of_ours():
+    """settings.py, the loader gateway and central share, depends on no suishen layer."""
+    assert imports_of(PACKAGE / "settings.py") == set()
