@@ -20,32 +20,30 @@ from suishen.gateway.records import (
     Verdict,
 )
 from suishen.protocol.reasons import Reason
+from suishen.protocol.vocabulary import RecordKind
+from suishen.sync.wire import ROW_FIELDS, ROW_TYPES
 
-COLUMNS = (
-    "seq",
-    "ts",
-    "kind",
-    "site_id",
-    "lane_id",
-    "direction",
-    "format",
-    "verdict",
-    "reason",
-    "person_key",
-    "nationality",
-    "minor",
-    "status",
-    "masked_name",
-    "masked_number",
-    "cti",
-    "kid",
-    "zone",
-    "latency_us",
-    "scan_seq",
-    "outcome",
-    "detail",
-    "identity_sealed",
-    "epoch_id",
+# The events table's columns are the wire row's fields (sync.wire.ROW_TYPES, the one definition
+# of a record's fields), in the same order; the SQL type follows the field's Python type.
+COLUMNS = ROW_FIELDS
+SQL_TYPES: dict[type, str] = {
+    int: "INTEGER",
+    bool: "INTEGER",
+    float: "REAL",
+    str: "TEXT",
+    bytes: "BLOB",
+}
+_CONSTRAINTS = {
+    "seq": "PRIMARY KEY AUTOINCREMENT",
+    "ts": "NOT NULL",
+    "kind": f"NOT NULL CHECK (kind IN ({', '.join(repr(k.value) for k in RecordKind)}))",
+    "site_id": "NOT NULL",
+}
+EVENTS_DDL = "CREATE TABLE IF NOT EXISTS events (\n{}\n)".format(
+    ",\n".join(
+        " ".join(filter(None, (f"    {name}", SQL_TYPES[kind], _CONSTRAINTS.get(name))))
+        for name, kind in ROW_TYPES.items()
+    )
 )
 INSERT = (
     f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed column names

@@ -10,37 +10,13 @@ from pathlib import Path
 import structlog
 
 from suishen.gateway.journal.config import JournalConfig, JournalError, JournalMismatchError
+from suishen.gateway.journal.rows import EVENTS_DDL
 
 SCHEMA_VERSION = 2  # 2: meta holds a journal_id
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        ts REAL NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('scan', 'passage', 'alert', 'device')),
-        site_id TEXT NOT NULL,
-        lane_id TEXT,
-        direction TEXT,
-        format TEXT,
-        verdict TEXT,
-        reason TEXT,
-        person_key TEXT,
-        nationality TEXT,
-        minor INTEGER,
-        status TEXT,
-        masked_name TEXT,
-        masked_number TEXT,
-        cti TEXT,
-        kid TEXT,
-        zone TEXT,
-        latency_us INTEGER,
-        scan_seq INTEGER,
-        outcome TEXT,
-        detail TEXT,
-        identity_sealed BLOB,
-        epoch_id TEXT
-    )""",
+    EVENTS_DDL,  # the columns: rows.py, from the wire format
     """CREATE TABLE IF NOT EXISTS epochs (
         epoch_id TEXT PRIMARY KEY,
         ephemeral_public BLOB NOT NULL,
