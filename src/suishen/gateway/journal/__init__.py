@@ -29,7 +29,7 @@ Size bound and alarm: retention deletes rows that are synced (seq <= cursor), no
 and older than ``retention_days``, in short chunks, every ``maintenance_s``.  When usage
 (max of rows/max_rows and used bytes/max_bytes) reaches ``alarm_fraction`` after retention,
 the journal raises a loud alarm: an error log, an ``AlertRaised(kind=JOURNAL)`` row (which the
-uploader sends like any alert), the ``on_alarm`` callback and ``status().alarm`` for /status.
+uploader sends like any alert) and ``status().alarm`` for /status.
 It clears (logged once) when usage falls 5 points below the threshold.  When completely full,
 ``append`` raises JournalFullError: nothing is silently dropped, and the lane must keep the
 gate shut (fail closed) until the uploader catches up and retention frees room.  A real

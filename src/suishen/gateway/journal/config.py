@@ -18,11 +18,9 @@ class JournalError(JournalFailure):
 class JournalFullError(JournalError):
     """The journal is full; the record was not written (the lane keeps the gate shut)."""
 
-    def __init__(self, message: str, *, rows: int, max_rows: int, used_bytes: int) -> None:
+    def __init__(self, message: str, *, max_rows: int) -> None:
         super().__init__(message)
-        self.rows = rows
         self.max_rows = max_rows
-        self.used_bytes = used_bytes
 
 
 class JournalClosedError(JournalError, JournalClosed):

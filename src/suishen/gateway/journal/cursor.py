@@ -49,11 +49,6 @@ class SyncCursor:
         """(count, oldest ts) of rows not yet acknowledged by the hub (quarantined excluded)."""
         return await self._read(self._backlog)
 
-    async def epochs(self) -> dict[str, bytes]:
-        """epoch_id (hex) -> raw ephemeral public key, for every epoch in the journal."""
-        rows = await self._read(self._fetch, "SELECT epoch_id, ephemeral_public FROM epochs")
-        return {epoch_id: bytes(public) for epoch_id, public in rows}
-
     # ------------------------------------------------------------------ threads
 
     def _mark_synced(self, up_to_seq: int) -> None:

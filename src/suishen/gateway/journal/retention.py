@@ -29,7 +29,6 @@ class Retention:
     site_id: str
     _db: sqlite3.Connection | None
     _log: structlog.typing.FilteringBoundLogger
-    _on_alarm: Callable[[AlertRaised], None] | None
     _writer_pool: ThreadPoolExecutor | None
     _next_seq: int
     _cursor: int
@@ -54,16 +53,8 @@ class Retention:
                 break
             after = go_on
         if total:
-            self._notify(await self._write(self._check_alarm))
+            await self._write(self._check_alarm)
         return total
-
-    def _notify(self, alarm: AlertRaised | None) -> None:
-        if alarm is None or self._on_alarm is None:
-            return
-        try:
-            self._on_alarm(alarm)
-        except Exception:  # noqa: BLE001 - a broken callback must not stop the writer
-            self._log.exception("journal on_alarm callback failed")
 
     def _measure(self) -> None:
         assert self._db is not None
@@ -80,24 +71,22 @@ class Retention:
         return JournalFullError(
             f"journal full ({why}): {self._rows} rows, {self._unsynced} unsynced, "
             f"{self._used_bytes} bytes",
-            rows=self._rows,
             max_rows=self.config.max_rows,
-            used_bytes=self._used_bytes,
         )
 
-    def _check_alarm(self) -> AlertRaised | None:
-        """Raise or clear the near-full alarm; returns the AlertRaised of a new alarm."""
+    def _check_alarm(self) -> None:
+        """Raise (journalling an AlertRaised) or clear the near-full alarm."""
         threshold = self.config.alarm_fraction
         if self._alarm:
             if self._usage() < threshold - _CLEAR_MARGIN:
                 self._alarm = False
                 self._log.warning("journal alarm cleared", usage=round(self._usage(), 3))
-            return None
+            return
         if self._usage() < threshold:
-            return None
+            return
         self._retention_all(time.time() - self.config.retention_days * 86400)
         if self._usage() < threshold:
-            return None
+            return
         self._alarm = True
         detail = (
             f"journal {self._usage():.0%} full: {self._rows} rows, {self._unsynced} not yet synced"
@@ -128,7 +117,6 @@ class Retention:
                 self._unsynced += 1
                 self._commits += 1
                 self._measure()
-        return alert
 
     def _retention_chunk(self, cutoff: float, after: int) -> tuple[int, int | None]:
         """Delete synced, unquarantined rows older than cutoff among the next retention_chunk

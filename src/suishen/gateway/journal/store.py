@@ -54,8 +54,6 @@ class JournalStatus:
     synced_seq: int  # sync cursor: highest seq the hub acknowledged
     rows: int
     unsynced: int  # rows above the cursor (quarantined ones included)
-    used_bytes: int
-    usage: float  # max(rows/max_rows, used_bytes/max_bytes)
     alarm: bool
     full: bool  # the last append was refused for lack of room
     commits: int
@@ -76,8 +74,6 @@ class _Item:
 class Journal(SyncCursor, Retention):
     """The journal of one gateway.  Use as ``async with Journal(...) as journal:`` or call
     ``await start()`` and ``await close()``.
-
-    ``on_alarm`` (optional) is called on the event loop with the AlertRaised of a new alarm.
     """
 
     def __init__(
@@ -87,14 +83,12 @@ class Journal(SyncCursor, Retention):
         gateway_id: str,
         site_id: str,
         hub_public_key: X25519PublicKey,
-        on_alarm: Callable[[AlertRaised], None] | None = None,
     ) -> None:
         if not gateway_id:
             raise ValueError("gateway_id must not be empty")
         self.config = config
         self.gateway_id = gateway_id
         self.site_id = site_id
-        self._on_alarm = on_alarm
         self._journal_id = ""  # read or made when the file is opened (start())
         self._sealer = EpochSealer(hub_public_key, epoch_s=config.epoch_s)
         self._log = log.bind(gateway_id=gateway_id, site_id=site_id)
@@ -230,19 +224,13 @@ class Journal(SyncCursor, Retention):
             raise TypeError(f"cannot journal a {type(record).__name__}")
         return await self._enqueue(rows, identity)
 
-    async def append_alert(
-        self, alert: AlertRaised, *, ts: float, lane_id: str | None = None
-    ) -> int:
-        """Journal an alert that no scan raised (device, journal); returns its seq."""
-        return await self._enqueue(
-            [alert_row(alert, ts=ts, site_id=self.site_id, lane_id=lane_id)], None
-        )
-
     async def append_clock_alert(self, detail: str) -> int:
         """Journal a clock alert (to staff): the hub refused rows for their time (the
         uploader's call, through sync.ports.UploadJournal); returns its seq."""
         alert = AlertRaised(kind=AlertKind.CLOCK, route=AlertRoute.STAFF, detail=detail[:200])
-        return await self.append_alert(alert, ts=time.time())
+        return await self._enqueue(
+            [alert_row(alert, ts=time.time(), site_id=self.site_id, lane_id=None)], None
+        )
 
     async def append_device(
         self, *, ts: float, lane_id: str, device_id: str, state: str, detail: str = ""
@@ -273,7 +261,7 @@ class Journal(SyncCursor, Retention):
                 batch = self._queue[: self.config.max_batch]
                 del self._queue[: len(batch)]
                 try:
-                    results, alarm = await self._write(self._write_batch, batch)
+                    results = await self._write(self._write_batch, batch)
                 # Any failure fails this batch's waiters, never the writer task.
                 except Exception as exc:  # noqa: BLE001
                     error = (
@@ -283,7 +271,6 @@ class Journal(SyncCursor, Retention):
                     )
                     self._log.error("journal batch failed", rows=len(batch), error=str(error))
                     results = [error] * len(batch)
-                    alarm = None
                 for item, result in zip(batch, results, strict=True):
                     if item.future.done():
                         continue
@@ -291,7 +278,6 @@ class Journal(SyncCursor, Retention):
                         item.future.set_exception(result)
                     else:
                         item.future.set_result(result)
-                self._notify(alarm)
         finally:
             self._closing = True
             pending, self._queue = self._queue, []
@@ -316,19 +302,12 @@ class Journal(SyncCursor, Retention):
             synced_seq=self._cursor,
             rows=self._rows,
             unsynced=self._unsynced,
-            used_bytes=self._used_bytes,
-            usage=self._usage(),
             alarm=self._alarm,
             full=self._full,
             commits=self._commits,
             appended=self._appended,
             epoch_id=epoch.epoch_id.hex() if epoch is not None else None,
         )
-
-    @property
-    def alarm(self) -> bool:
-        """True while the journal is near full (see the module docstring)."""
-        return self._alarm
 
     # ------------------------------------------------------------------ replay
 
@@ -395,7 +374,7 @@ class Journal(SyncCursor, Retention):
             finally:
                 db.close()
 
-    def _write_batch(self, batch: list[_Item]) -> tuple[list[int | Exception], AlertRaised | None]:
+    def _write_batch(self, batch: list[_Item]) -> list[int | Exception]:
         """One transaction for the whole batch.  Items beyond max_rows fail alone; SQLite
         reporting SQLITE_FULL (max_bytes or the disk) rolls back the whole transaction, so
         then every item of the batch fails with JournalFullError (none was written)."""
@@ -409,7 +388,7 @@ class Journal(SyncCursor, Retention):
         pending: list[dict[str, Any]] = []
         now = time.monotonic()
         if self._used_bytes >= cfg.max_bytes:
-            return [self._full_error("bytes")] * len(batch), None
+            return [self._full_error("bytes")] * len(batch)
         full: JournalFullError | None = None
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -448,7 +427,8 @@ class Journal(SyncCursor, Retention):
         self._commits += 1
         self._full = full is not None
         self._measure()
-        return results, self._check_alarm()
+        self._check_alarm()
+        return results
 
     def _prepare_item(
         self, db: sqlite3.Connection, item: _Item, first: int, now: float, new_epochs: set[str]
