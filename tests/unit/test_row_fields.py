@@ -4,6 +4,7 @@ field the wire does not carry (or the other way round) without these tests faili
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import types
 import typing
@@ -12,6 +13,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from suishen.gateway.journal import Journal, JournalConfig, JournalRow
+from suishen.protocol.vocabulary import AlertKind
 from suishen.sync import wire
 
 # SQLite's declared type for each Python type a wire field carries.
@@ -62,3 +64,22 @@ def test_the_hub_columns_of_each_kind_are_wire_fields() -> None:
         assert columns[0] == "gateway_id" and columns[-1] == "journal_id"
         assert set(columns[1:-1]) - from_detail <= set(wire.ROW_FIELDS), columns
         assert columns[1:4] == ("seq", "ts", "site_id")
+
+
+def test_the_wire_takes_exactly_the_alert_kinds_of_the_vocabulary() -> None:
+    """An alert row's kind is one of AlertKind: 'clock' is taken, 'device' (never raised, so
+    no longer a kind) is rejected with its reason and the rest of the batch goes on."""
+    assert frozenset(wire.ALERT_KINDS) == {kind.value for kind in AlertKind}
+    rows = [
+        {
+            "seq": seq,
+            "ts": 1_795_480_207.0,
+            "kind": "alert",
+            "site_id": "site-1",
+            "detail": json.dumps({"kind": kind, "route": "staff", "detail": "x"}),
+        }
+        for seq, kind in ((1, "clock"), (2, "device"))
+    ]
+    batch = wire.parse_batch({"gateway_id": "gw", "rows": rows}, bound_gateway_id="gw")
+    assert [alert[6] for alert in batch.alerts] == ["clock"]
+    assert [(seq, reason.split(" must")[0]) for seq, reason in batch.rejected] == [(2, "'kind'")]

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from suishen.protocol.vocabulary import AlertKind
+
 MAX_ROWS: Final = 1000
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 KINDS: Final = frozenset({"scan", "passage", "alert", "device"})
@@ -53,9 +55,7 @@ DIRECTIONS: Final = frozenset({"in", "out", "checkin", "checkout"})
 FORMATS: Final = frozenset({"SSC1", "HC1", "CNID", "MRZ", "CARD", "UNKNOWN"})
 VERDICTS: Final = frozenset({"allow", "deny"})
 OUTCOMES: Final = frozenset({"passed", "not_passed"})
-ALERT_KINDS: Final = frozenset(
-    {"watchlist", "minor_unaccompanied", "foreign_guest", "capacity", "device", "journal", "clock"}
-)
+ALERT_KINDS: Final = frozenset(kind.value for kind in AlertKind)
 ROUTES: Final = frozenset({"police", "staff"})
 LEVELS: Final = frozenset({"notify", "deny"})
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
