@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
 from suishen.gateway.journal.config import JournalClosedError, JournalError
 from suishen.gateway.journal.rows import SELECT, JournalRow, row_of
+
+_T = TypeVar("_T")
 
 
 class SyncCursor:
@@ -26,8 +28,11 @@ class SyncCursor:
     _next_seq: int
     _cursor: int
     _unsynced: int
-    _write: Callable[..., Awaitable[Any]]  # Journal's: run on the writer thread
-    _read: Callable[..., Awaitable[Any]]  # Journal's: run on the reader thread
+    if TYPE_CHECKING:  # Journal's, which run fn on the writer (reader) thread
+
+        async def _write(self, fn: Callable[..., _T], *args: Any) -> _T: ...
+
+        async def _read(self, fn: Callable[..., _T], *args: Any) -> _T: ...
 
     async def read_unsynced(self, after_seq: int, limit: int = 1000) -> list[JournalRow]:
         """Rows with seq > after_seq, not quarantined, in seq order, at most ``limit``."""

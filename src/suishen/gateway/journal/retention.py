@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -21,6 +20,8 @@ from suishen.gateway.records import AlertKind, AlertRaised, AlertRoute
 
 _CLEAR_MARGIN = 0.05
 
+_T = TypeVar("_T")
+
 
 class Retention:
     """Usage, the alarm and retention over Journal's state."""
@@ -29,7 +30,6 @@ class Retention:
     site_id: str
     _db: sqlite3.Connection | None
     _log: structlog.typing.FilteringBoundLogger
-    _writer_pool: ThreadPoolExecutor | None
     _next_seq: int
     _cursor: int
     _rows: int
@@ -40,7 +40,9 @@ class Retention:
     _full: bool
     _commits: int
 
-    _write: Callable[..., Awaitable[Any]]  # Journal's: run on the writer thread
+    if TYPE_CHECKING:  # Journal's, which run fn on the writer (reader) thread
+
+        async def _write(self, fn: Callable[..., _T], *args: Any) -> _T: ...
 
     async def run_retention(self) -> int:
         """Delete synced, unquarantined rows older than retention_days now; returns the count."""

@@ -89,4 +89,4 @@ def create_schema(
         (time.time(),),
     )
     db.execute("COMMIT")
-    return meta["journal_id"]
+    return str(meta["journal_id"])
