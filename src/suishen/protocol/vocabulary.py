@@ -92,7 +92,6 @@ class AlertKind(enum.StrEnum):
     MINOR_UNACCOMPANIED = "minor_unaccompanied"
     FOREIGN_GUEST = "foreign_guest"  # feeds the 24-hour registration report
     CAPACITY = "capacity"  # soft capacity reached
-    DEVICE = "device"  # a device down for longer than its grace time
     JOURNAL = "journal"  # the journal is near full with unsynced rows
     CLOCK = "clock"  # the hub refused rows whose time is outside its window (gateway clock)
 

@@ -43,7 +43,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
+
+from suishen.protocol.vocabulary import AlertKind
 
 MAX_ROWS: Final = 1000
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
@@ -52,9 +55,7 @@ DIRECTIONS: Final = frozenset({"in", "out", "checkin", "checkout"})
 FORMATS: Final = frozenset({"SSC1", "HC1", "CNID", "MRZ", "CARD", "UNKNOWN"})
 VERDICTS: Final = frozenset({"allow", "deny"})
 OUTCOMES: Final = frozenset({"passed", "not_passed"})
-ALERT_KINDS: Final = frozenset(
-    {"watchlist", "minor_unaccompanied", "foreign_guest", "capacity", "device", "journal", "clock"}
-)
+ALERT_KINDS: Final = frozenset(kind.value for kind in AlertKind)
 ROUTES: Final = frozenset({"police", "staff"})
 LEVELS: Final = frozenset({"notify", "deny"})
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
@@ -69,11 +70,18 @@ _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _INNERMOST = re.compile(r"\[\]|\{\}")
 
-ROW_FIELDS: Final = (
-    "seq", "ts", "kind", "site_id", "lane_id", "direction", "format", "verdict", "reason",
-    "person_key", "nationality", "minor", "status", "masked_name", "masked_number", "cti", "kid",
-    "zone", "latency_us", "scan_seq", "outcome", "detail", "identity_sealed", "epoch_id",
-)  # fmt: skip
+# The one definition of a record's fields (DESIGN §6): every field of a wire row, in order, with
+# the Python type of its value when it is not null (bytes travel as base64).  The gateway's
+# journal derives its ``events`` columns from it (gateway/journal/rows.py), the hub's per-kind
+# columns below take theirs from it, and tests/unit/test_row_fields.py holds them together.
+ROW_TYPES: Final[Mapping[str, type]] = MappingProxyType({
+    "seq": int, "ts": float, "kind": str, "site_id": str, "lane_id": str, "direction": str,
+    "format": str, "verdict": str, "reason": str, "person_key": str, "nationality": str,
+    "minor": bool, "status": str, "masked_name": str, "masked_number": str, "cti": str,
+    "kid": str, "zone": str, "latency_us": int, "scan_seq": int, "outcome": str, "detail": str,
+    "identity_sealed": bytes, "epoch_id": str,
+})  # fmt: skip
+ROW_FIELDS: Final = tuple(ROW_TYPES)
 
 
 class BatchError(ValueError):
@@ -183,15 +191,18 @@ class ParsedBatch:
     days: set[dt.date] = field(default_factory=set)
 
 
-SCAN_COLUMNS: Final = (
-    "gateway_id", "seq", "ts", "site_id", "lane_id", "direction", "format", "verdict", "reason",
-    "person_key", "nationality", "minor", "status", "masked_name", "masked_number", "cti", "kid",
-    "zone", "latency_us", "identity_sealed", "epoch_id", "journal_id",
+# The wire fields a row of each kind carries, in its table's column order (the order of the
+# tuples _take_row builds); a table's columns are the gateway_id, these, and the journal_id.
+SCAN_FIELDS: Final = tuple(
+    f for f in ROW_FIELDS if f not in ("kind", "scan_seq", "outcome", "detail")
+)
+PASSAGE_FIELDS: Final = (
+    "seq", "ts", "site_id", "lane_id", "scan_seq", "outcome", "person_key", "direction", "zone",
 )  # fmt: skip
-PASSAGE_COLUMNS: Final = (
-    "gateway_id", "seq", "ts", "site_id", "lane_id", "scan_seq", "outcome", "person_key",
-    "direction", "zone", "journal_id",
-)  # fmt: skip
+SCAN_COLUMNS: Final = ("gateway_id", *SCAN_FIELDS, "journal_id")
+PASSAGE_COLUMNS: Final = ("gateway_id", *PASSAGE_FIELDS, "journal_id")
+# Alert and device rows carry the rest in their 'detail' JSON: an alert's kind, route, level and
+# detail are taken from it (not from the row's own 'kind' and 'detail').
 ALERT_COLUMNS: Final = (
     "gateway_id", "seq", "ts", "site_id", "lane_id", "scan_seq", "kind", "route", "level",
     "detail", "person_key", "journal_id",
