@@ -22,15 +22,15 @@ Exceptions (one tree for this layer; each carries the device_id)::
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import structlog
+
+from suishen.protocol.backoff import Backoff, Jitter
 
 log = structlog.get_logger("suishen.drivers")
 
@@ -233,25 +233,8 @@ class DeviceStatus:
             listener(event)
 
 
-@dataclass(slots=True)
-class Backoff:
-    """Exponential backoff with full jitter, for reconnect loops."""
-
-    initial_s: float = 0.05
-    maximum_s: float = 5.0
-    factor: float = 2.0
-    _current: float = field(default=0.0, init=False)
-
-    def reset(self) -> None:
-        self._current = 0.0
-
-    def next_delay(self) -> float:
-        self._current = (
-            self.initial_s
-            if self._current == 0
-            else min(self.maximum_s, self._current * self.factor)
-        )
-        return random.uniform(self._current / 2, self._current)  # noqa: S311 (jitter, not crypto)
-
-    async def sleep(self) -> None:
-        await asyncio.sleep(self.next_delay())
+def reconnect_backoff(*, initial_s: float = 0.05, cap_s: float = 5.0) -> Backoff:
+    """The reconnect loops' backoff (protocol.backoff): doubling from ``initial_s`` up to
+    ``cap_s``, equal jitter (a retry never comes at once). A cap below ``initial_s`` is
+    raised to it (the settings do not cross-check the two)."""
+    return Backoff(initial_s=initial_s, cap_s=max(cap_s, initial_s), jitter=Jitter.EQUAL)

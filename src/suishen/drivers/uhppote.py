@@ -58,7 +58,6 @@ import structlog
 from uhppoted import codec, decode, encode
 
 from suishen.drivers.base import (
-    Backoff,
     DeviceConfigError,
     DeviceProtocolError,
     DeviceRefused,
@@ -72,6 +71,7 @@ from suishen.drivers.base import (
     RawScan,
     ScanKind,
     StateListener,
+    reconnect_backoff,
 )
 
 log = structlog.get_logger("suishen.drivers.uhppote")
@@ -580,7 +580,7 @@ class UhppoteLink:
         self._wake.clear()
 
     async def _heartbeat(self) -> None:
-        backoff = Backoff(initial_s=min(0.05, self.heartbeat_s), maximum_s=self.heartbeat_s)
+        backoff = reconnect_backoff(initial_s=min(0.05, self.heartbeat_s), cap_s=self.heartbeat_s)
         while True:
             try:
                 status = await self.get_status()
