@@ -16,11 +16,13 @@ the drivers, which then connect and reconnect by themselves. The optional device
 Secrets (OSDP secure-channel keys) are read here, from the file or environment variable the
 config names; a missing one raises ConfigError naming the setting.
 
-Side channels take the scan path: what a lane's drivers say besides scans (a framer's
-discards, a device's state changes) reaches the gateway through one listener,
+Side channels have one path, tagged like the scans: what a lane's drivers say besides scans
+(a framer's discards, a device's state changes) reaches the gateway through one listener,
 ``on_event(lane_id, event)``, with the lane id attached here, where the lane's drivers are
 made. Nobody parses a lane out of a device id (an OSDP reader's id names its bus and address,
-not a lane). A driver shared by two lanes reports to each.
+not a lane). A driver shared by two lanes reports to each. The side channel is not merged
+into ``scans()``: a lane's scan loop waits out a passage, and discards (folded by the lane)
+and state changes are journalled meanwhile, not behind it.
 """
 
 from __future__ import annotations
