@@ -8,11 +8,14 @@ ScanSource and that an open reaches the simulated gate.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.drivers.base import (
     DeviceState,
     DeviceStateChanged,
@@ -27,8 +30,10 @@ from suishen.drivers.sim.osdp_reader import OsdpReaderSim
 from suishen.drivers.sim.scanner import PtyScannerSim, ScannerWire, TcpScannerSim, TcpSimMode
 from suishen.drivers.sim.turnstile import TurnstileSimulator
 from suishen.drivers.sim.uhppote import UhppoteSimulator
-from suishen.gateway.config import ConfigError, GatewayConfig, parse_config
+from suishen.gateway.config import ConfigError, GatewayConfig, load_config, parse_config
 from suishen.gateway.devices import DeviceSet, build_devices
+from suishen.gateway.journal import JournalRow
+from suishen.gateway.service import GatewayService
 from suishen.protocol.framing import Suffix
 from tests.integration.suite_scan_source import wait_until
 
@@ -96,8 +101,13 @@ async def test_line_scanners_and_modbus_gates(turnstiles: list[TurnstileSimulato
             },
         ]
     )
-    changes: list[DeviceStateChanged] = []
-    devices = build_devices(config, on_state=changes.append)
+    changes: list[tuple[str, DeviceStateChanged]] = []
+
+    def on_event(lane_id: str, event: object) -> None:
+        if isinstance(event, DeviceStateChanged):
+            changes.append((lane_id, event))
+
+    devices = build_devices(config, on_event=on_event)
     assert [lane.lane_id for lane in devices] == ["serial-in", "tcp-out"]
     try:
         async with devices:
@@ -116,12 +126,14 @@ async def test_line_scanners_and_modbus_gates(turnstiles: list[TurnstileSimulato
             report = await tcp_out.gate.wait_passage(timeout_s=TIMEOUT_S)
             assert report.outcome is PassageOutcome.PASSED
             assert (turnstiles[0].opens_received, turnstiles[1].opens_received) == (0, 1)
-        connected_ids = {c.device_id for c in changes if c.state is DeviceState.CONNECTED}
+        connected_ids = {
+            (lane_id, c.device_id) for lane_id, c in changes if c.state is DeviceState.CONNECTED
+        }
         assert connected_ids == {
-            "serial-in/scanner",
-            "serial-in/gate",
-            "tcp-out/scanner",
-            "tcp-out/gate",
+            ("serial-in", "serial-in/scanner"),
+            ("serial-in", "serial-in/gate"),
+            ("tcp-out", "tcp-out/scanner"),
+            ("tcp-out", "tcp-out/gate"),
         }
     finally:
         pty.unplug()
@@ -238,3 +250,62 @@ def test_a_desk_lane_has_no_gate() -> None:
     assert isinstance(devices, DeviceSet)
     assert devices["desk"].gate is None
     assert devices["desk"].scanner.state is DeviceState.CONNECTING
+
+
+async def test_every_device_row_names_a_configured_lane(
+    osdp_sim: OsdpReaderSim, tmp_path: Path
+) -> None:
+    """A gateway with a serial lane and an OSDP reader lane journals its devices' state
+    changes; every device row's lane_id is a configured lane (the OSDP reader's changes are
+    tagged by the device factory, not parsed out of its device id "osdp-<bus>-<address>"),
+    and the reader's own changes are journalled under its lane."""
+    extra = (
+        f'[[osdp]]\nid = "office"\nport = "{osdp_sim.port}"\ndead_after_s = 0.6\n'
+        f"command_timeout_s = 0.5\n"
+        f'[[osdp.readers]]\naddress = {osdp_sim.address}\nscbk_env = "TEST_SCBK"\n'
+        f"passage_input = 0\n"
+        f'[[lanes]]\nid = "office-in"\ndirection = "in"\nzone = "main"\n'
+        f'scanner = {{ kind = "osdp", bus = "office", address = {osdp_sim.address} }}\n'
+        f'gate = {{ kind = "osdp", bus = "office", address = {osdp_sim.address} }}\n'
+        f'indicator = {{ kind = "scanner" }}\n'
+    )
+    site = await SimSite.create(tmp_path, lanes=[LaneSpec(id="in-1")], extra_toml=extra)
+    try:
+        service = GatewayService(
+            load_config(site.config_path), environ={**site.environ, "TEST_SCBK": SCBK.hex()}
+        )
+        lanes = {lane.id for lane in service.config.lanes}
+        assert lanes == {"in-1", "office-in"}
+        task = asyncio.create_task(service.run())
+        try:
+            async with asyncio.timeout(TIMEOUT_S):
+                await service.wait_ready()
+            reader = service.devices["office-in"].scanner if service.devices else None
+            assert reader is not None
+            await connected(reader)
+
+            async def device_rows() -> list[JournalRow]:
+                rows = await service.journal.read_unsynced(0)
+                return [row for row in rows if row.kind == "device"]
+
+            async with asyncio.timeout(TIMEOUT_S):
+                while True:
+                    rows = await device_rows()
+                    if any(
+                        json.loads(row.detail or "{}").get("device_id") == reader.device_id
+                        for row in rows
+                    ):
+                        break
+                    await asyncio.sleep(0.01)
+            assert {row.lane_id for row in rows} <= lanes
+            assert {
+                row.lane_id
+                for row in rows
+                if json.loads(row.detail or "{}").get("device_id") == reader.device_id
+            } == {"office-in"}
+        finally:
+            service.stop()
+            async with asyncio.timeout(TIMEOUT_S):
+                await task
+    finally:
+        await site.aclose()

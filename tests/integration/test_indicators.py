@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from suishen.drivers.base import Backoff, DeviceState
+from suishen.drivers.base import DeviceState, reconnect_backoff
 from suishen.drivers.osdp import OsdpBus, OsdpReader, OsdpReaderConfig
 from suishen.drivers.serial_scanner import SerialScanner, SerialScannerConfig
 from suishen.drivers.sim.osdp_reader import OsdpReaderSim
@@ -110,7 +110,7 @@ class TestOsdpReaderIndicator(IndicatorSuite):
         bus = OsdpBus(
             sim.port,
             [OsdpReaderConfig(address=sim.address, scbk=KEY)],
-            backoff=Backoff(initial_s=0.05, maximum_s=0.3),
+            backoff=reconnect_backoff(initial_s=0.05, cap_s=0.3),
             dead_after_s=0.6,
             command_timeout_s=0.5,
         )

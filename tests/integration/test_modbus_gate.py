@@ -18,13 +18,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from suishen.drivers.base import (
-    Backoff,
     DeviceConfigError,
     DeviceProtocolError,
     DeviceState,
     DeviceTimeout,
     DeviceUnavailable,
     PassageOutcome,
+    reconnect_backoff,
 )
 from suishen.drivers.modbus_gate import ModbusGate
 from suishen.drivers.sim.turnstile import TurnstileSimulator
@@ -86,7 +86,7 @@ async def wired(
         connect_timeout_s=0.5,
         poll_interval_s=0.01,
         max_missed=max_missed,
-        backoff=Backoff(initial_s=0.02, maximum_s=0.2),
+        backoff=reconnect_backoff(initial_s=0.02, cap_s=0.2),
     )
     try:
         await gate.start()
@@ -273,7 +273,9 @@ async def test_gate_started_before_the_device_connects_when_it_appears() -> None
     await sim.start()
     url = sim.url
     await sim.drop()
-    gate = ModbusGate(device_id="late", url=url, backoff=Backoff(initial_s=0.02, maximum_s=0.1))
+    gate = ModbusGate(
+        device_id="late", url=url, backoff=reconnect_backoff(initial_s=0.02, cap_s=0.1)
+    )
     try:
         await gate.start()
         await wait_until(lambda: gate.state is DeviceState.DISCONNECTED)
@@ -348,7 +350,7 @@ async def test_standalone_simulator_cli() -> None:
         device_id="cli",
         url=f"tcp://127.0.0.1:{port}",
         lane=TurnstileMap(passage_counter=0, open_counter=1),
-        backoff=Backoff(initial_s=0.02, maximum_s=0.1),
+        backoff=reconnect_backoff(initial_s=0.02, cap_s=0.1),
     )
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=10)

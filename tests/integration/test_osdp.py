@@ -21,7 +21,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from suishen.drivers.base import (
-    Backoff,
     Colour,
     DeviceRefused,
     DeviceState,
@@ -29,6 +28,7 @@ from suishen.drivers.base import (
     PassageOutcome,
     ScanKind,
     Signal,
+    reconnect_backoff,
 )
 from suishen.drivers.osdp import (
     CARD_DATA_MAX,
@@ -48,7 +48,7 @@ from tests.integration.suite_scan_source import ScanCollector, ScanSourceSuite, 
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 OTHER_KEY = bytes.fromhex("f0e0d0c0b0a090807060504030201000")
 BUS_OPTIONS = {
-    "backoff": Backoff(initial_s=0.05, maximum_s=0.3),
+    "backoff": reconnect_backoff(initial_s=0.05, cap_s=0.3),
     "dead_after_s": 0.6,
     "command_timeout_s": 0.5,
 }

@@ -221,6 +221,23 @@ def test_out_of_range_names_the_key_path() -> None:
     assert problems(data) == {"lanes[2].gate.coil": "must be 0..65535, got -1"}
 
 
+@pytest.mark.parametrize(
+    "scanner",
+    [
+        {"kind": "tcp", "mode": "connect", "host": "127.0.0.1", "port": 7000},
+        {"kind": "serial", "url": "/dev/ttyUSB0"},
+    ],
+    ids=["tcp", "serial"],
+)
+def test_a_reconnect_cap_below_the_first_delay_is_refused(scanner: dict[str, Any]) -> None:
+    """A scanner's longest reconnect delay may not be shorter than its first one."""
+    data = minimal()
+    data["lanes"][0]["scanner"] = {**scanner, "reconnect_initial_s": 2.0, "reconnect_max_s": 1.0}
+    assert problems(data) == {
+        "lanes[0].scanner.reconnect_max_s": "must be at least reconnect_initial_s"
+    }
+
+
 def test_unknown_key_is_an_error_with_a_suggestion() -> None:
     """A typo does not pass silently; a close match is suggested."""
     data = minimal()

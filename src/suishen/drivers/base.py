@@ -22,15 +22,16 @@ Exceptions (one tree for this layer; each carries the device_id)::
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import structlog
+
+from suishen.protocol.backoff import Backoff, Jitter
+from suishen.protocol.device_state import DeviceLog, DeviceState, Phase, first_phase, step
 
 log = structlog.get_logger("suishen.drivers")
 
@@ -129,13 +130,6 @@ class Signal:
         return cls(colour=Colour.RED, beeps=(100, 100, 100, 100, 100), prompt=prompt)
 
 
-class DeviceState(enum.StrEnum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    ERROR = "error"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceStateChanged:
     device_id: str
@@ -193,65 +187,42 @@ StateListener = Callable[[DeviceStateChanged], None]
 
 
 class DeviceStatus:
-    """A device's current state, its listeners, and the once-down/once-back log rule."""
+    """A device's current state, its listeners, and the once-down/once-back log rule (the
+    transition table in protocol.device_state says what each change logs)."""
 
     def __init__(self, device_id: str, *, on_change: StateListener | None = None) -> None:
         self.device_id = device_id
-        self._state = DeviceState.CONNECTING
+        self._phase: Phase = first_phase()
         self._listeners: list[StateListener] = [on_change] if on_change else []
-        self._was_up = False
         self._log = log.bind(device_id=device_id)
         self.last_error = ""
 
     @property
     def state(self) -> DeviceState:
-        return self._state
+        return self._phase.state
 
     def subscribe(self, listener: StateListener) -> None:
         self._listeners.append(listener)
 
     def set(self, state: DeviceState, detail: str = "") -> None:
-        if state is self._state:
+        change = step(self._phase, state)
+        if not change.changed:
             return
-        previous, self._state = self._state, state
-        if state in (DeviceState.DISCONNECTED, DeviceState.ERROR):
+        self._phase = change.to
+        if change.records_error:
             self.last_error = detail
-        if state is DeviceState.CONNECTED:
-            if self._was_up or previous in (DeviceState.DISCONNECTED, DeviceState.ERROR):
-                self._log.info("device back", state=state.value)
-            else:
-                self._log.info("device connected", state=state.value)
-            self._was_up = True
-        elif state in (DeviceState.DISCONNECTED, DeviceState.ERROR) and (
-            previous is DeviceState.CONNECTED
-            or (previous is DeviceState.CONNECTING and not self._was_up)
-        ):
+        if change.log is DeviceLog.DOWN:
             # Logged once per outage: further failures while down stay DISCONNECTED/ERROR.
-            self._log.warning("device down", state=state.value, detail=detail)
+            self._log.warning(change.log.value, state=state.value, detail=detail)
+        elif change.log is not None:
+            self._log.info(change.log.value, state=state.value)
         event = DeviceStateChanged(device_id=self.device_id, state=state, detail=detail)
         for listener in self._listeners:
             listener(event)
 
 
-@dataclass(slots=True)
-class Backoff:
-    """Exponential backoff with full jitter, for reconnect loops."""
-
-    initial_s: float = 0.05
-    maximum_s: float = 5.0
-    factor: float = 2.0
-    _current: float = field(default=0.0, init=False)
-
-    def reset(self) -> None:
-        self._current = 0.0
-
-    def next_delay(self) -> float:
-        self._current = (
-            self.initial_s
-            if self._current == 0
-            else min(self.maximum_s, self._current * self.factor)
-        )
-        return random.uniform(self._current / 2, self._current)  # noqa: S311 (jitter, not crypto)
-
-    async def sleep(self) -> None:
-        await asyncio.sleep(self.next_delay())
+def reconnect_backoff(*, initial_s: float = 0.05, cap_s: float = 5.0) -> Backoff:
+    """The reconnect loops' backoff (protocol.backoff): doubling from ``initial_s`` up to
+    ``cap_s``, equal jitter (a retry never comes at once). A cap below ``initial_s`` is
+    raised to it (the gateway's settings refuse one; a driver built by hand may not)."""
+    return Backoff(initial_s=initial_s, cap_s=max(cap_s, initial_s), jitter=Jitter.EQUAL)

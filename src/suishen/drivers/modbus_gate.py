@@ -36,10 +36,8 @@ import time
 import structlog
 
 from suishen.drivers.base import (
-    Backoff,
     DeviceConfigError,
     DeviceProtocolError,
-    DeviceState,
     DeviceStatus,
     DeviceTimeout,
     DeviceUnavailable,
@@ -47,8 +45,11 @@ from suishen.drivers.base import (
     PassageOutcome,
     PassageReport,
     StateListener,
+    reconnect_backoff,
 )
 from suishen.drivers.modbus_adapter import Answer, ModbusClientLink
+from suishen.protocol.backoff import Backoff
+from suishen.protocol.device_state import DeviceState
 from suishen.protocol.turnstile import (
     Command,
     SerialSettings,
@@ -101,7 +102,7 @@ class ModbusGate:
         self.poll_interval_s = poll_interval_s
         self.max_missed = max_missed
         self.status = DeviceStatus(device_id, on_change=on_state)
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or reconnect_backoff()
         self._link = ModbusClientLink(
             endpoint, device_id=device_id, serial=serial, on_lost=self._mark_lost
         )
@@ -153,19 +154,19 @@ class ModbusGate:
                 # It answers, but not to our lane map (wrong address, unsupported function).
                 self._link.close()
                 self.status.set(DeviceState.ERROR, str(exc))
-                await self._backoff.sleep()
+                await asyncio.sleep(self._backoff.next_delay())
                 continue
             except DriverError as exc:
                 self._link.close()
                 self.status.set(DeviceState.DISCONNECTED, str(exc))
-                await self._backoff.sleep()
+                await asyncio.sleep(self._backoff.next_delay())
                 continue
             self._backoff.reset()
             self.status.set(DeviceState.CONNECTED)
             await self._lost.wait()
             self._link.close()
             self.status.set(DeviceState.DISCONNECTED, self._lost_reason)
-            await self._backoff.sleep()
+            await asyncio.sleep(self._backoff.next_delay())
 
     def _mark_lost(self, reason: str) -> None:
         if not self._lost.is_set():

@@ -69,10 +69,8 @@ import serial
 import structlog
 
 from suishen.drivers.base import (
-    Backoff,
     DeviceConfigError,
     DeviceRefused,
-    DeviceState,
     DeviceStatus,
     DeviceTimeout,
     DeviceUnavailable,
@@ -83,8 +81,11 @@ from suishen.drivers.base import (
     ScanKind,
     Signal,
     StateListener,
+    reconnect_backoff,
 )
 from suishen.protocol import osdp as codec
+from suishen.protocol.backoff import Backoff
+from suishen.protocol.device_state import DeviceState
 from suishen.protocol.osdp import CARD_DATA_MAX, SCBK_LEN, UNITS_MAX, ReplySniffer
 
 __all__ = [
@@ -269,7 +270,7 @@ class _PdTrack:
     online_notified: bool = False  # libosdp's last PD_STATUS notification said online
     secure_notified: bool = False  # libosdp's last SC_STATUS notification said active
     reported_down: bool = False
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = field(default_factory=reconnect_backoff)
     pending: collections.deque[tuple[int, asyncio.Future[None]]] = field(
         default_factory=collections.deque
     )
@@ -305,7 +306,7 @@ class OsdpBus:
         self.dead_after_s = dead_after_s
         self.refused_retry_s = refused_retry_s
         self.command_timeout_s = command_timeout_s
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or reconnect_backoff()
         self._libosdp_log_level = libosdp_log_level
         self._tracks = [_PdTrack(idx=i, config=c) for i, c in enumerate(readers)]
         self._readers = {c.address: OsdpReader(self, c) for c in readers}

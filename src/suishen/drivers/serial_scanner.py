@@ -6,7 +6,7 @@ a pty path or a stable symlink to one (``/dev/serial/by-id/...``), ``socket://12
 (an RS-232-to-Ethernet converter in raw TCP mode). pyserial-asyncio-fast reads the port with
 loop.add_reader, which also works under uvloop (its stream helpers hang on a pty, DESIGN §8).
 
-The driver reconnects by itself with drivers.base.Backoff when the port disappears (cable
+The driver reconnects by itself with protocol.backoff.Backoff when the port disappears (cable
 pull, USB re-enumeration) or errors, and reports its state through a DeviceStatus (one
 "device down", one "device back" per outage).
 
@@ -31,16 +31,16 @@ import serial_asyncio_fast
 import structlog
 
 from suishen.drivers.base import (
-    Backoff,
     Colour,
     DeviceConfigError,
-    DeviceState,
     DeviceStatus,
     RawScan,
     ScanKind,
     Signal,
     StateListener,
+    reconnect_backoff,
 )
+from suishen.protocol.device_state import DeviceState
 from suishen.protocol.framing import (
     NEED_DATA,
     Discarded,
@@ -295,7 +295,7 @@ class LineScanner:
         self.status = DeviceStatus(device_id, on_change=on_state)
         self._on_discard = on_discard
         self._scans = ScanQueue(device_id, on_drop=on_discard)
-        self._backoff = Backoff(initial_s=reconnect_initial_s, maximum_s=reconnect_max_s)
+        self._backoff = reconnect_backoff(initial_s=reconnect_initial_s, cap_s=reconnect_max_s)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._log = log.bind(device_id=device_id)
@@ -370,12 +370,12 @@ class SerialScanner(LineScanner):
             except (serial.SerialException, OSError) as exc:
                 # The port is not there (unplugged, not enumerated yet) or not answering.
                 self.status.set(DeviceState.DISCONNECTED, detail=_describe(exc))
-                await self._backoff.sleep()
+                await asyncio.sleep(self._backoff.next_delay())
                 continue
             except (termios.error, ValueError) as exc:
                 # The port is there but refuses these line settings (e.g. parity on a pty).
                 self.status.set(DeviceState.ERROR, detail=_describe(exc))
-                await self._backoff.sleep()
+                await asyncio.sleep(self._backoff.next_delay())
                 continue
             assert isinstance(link, LineScanProtocol)
             self._link = link
@@ -393,7 +393,7 @@ class SerialScanner(LineScanner):
             self.status.set(
                 DeviceState.DISCONNECTED, detail=_describe(lost) if lost else "port closed"
             )
-            await self._backoff.sleep()
+            await asyncio.sleep(self._backoff.next_delay())
 
     def _make_protocol(self) -> LineScanProtocol:
         return LineScanProtocol(

@@ -6,7 +6,7 @@
   least one scanner is connected and DISCONNECTED when the last one leaves; the scanner
   reconnects by itself, we only keep listening.
 - CONNECT: the scanner is a TCP server ("server" mode); we connect to it and reconnect with
-  drivers.base.Backoff after it restarts or the cable is pulled.
+  protocol.backoff.Backoff after it restarts or the cable is pulled.
 
 Both report their state through a DeviceStatus (one "device down", one "device back" per
 outage) and never log a scanned text.
@@ -31,11 +31,11 @@ import structlog
 
 from suishen.drivers.base import (
     DeviceConfigError,
-    DeviceState,
     DeviceUnavailable,
     StateListener,
 )
 from suishen.drivers.serial_scanner import DiscardListener, LineScanner, LineScanProtocol
+from suishen.protocol.device_state import DeviceState
 from suishen.protocol.framing import FramingConfig
 
 log = structlog.get_logger("suishen.drivers.scanner")
@@ -251,7 +251,7 @@ class TcpScanner(LineScanner):
                 self.status.set(
                     DeviceState.DISCONNECTED, detail=f"{type(exc).__name__}: {exc}"[:200]
                 )
-                await self._backoff.sleep()
+                await asyncio.sleep(self._backoff.next_delay())
                 continue
             assert isinstance(link, LineScanProtocol)
             self._links.add(link)
@@ -270,7 +270,7 @@ class TcpScanner(LineScanner):
                 DeviceState.DISCONNECTED,
                 detail=str(lost) if lost else "scanner closed the connection",
             )
-            await self._backoff.sleep()
+            await asyncio.sleep(self._backoff.next_delay())
 
     def _make_link(self) -> LineScanProtocol:
         return LineScanProtocol(

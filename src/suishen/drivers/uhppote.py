@@ -58,11 +58,9 @@ import structlog
 from uhppoted import codec, decode, encode
 
 from suishen.drivers.base import (
-    Backoff,
     DeviceConfigError,
     DeviceProtocolError,
     DeviceRefused,
-    DeviceState,
     DeviceStatus,
     DeviceTimeout,
     DeviceUnavailable,
@@ -72,7 +70,9 @@ from suishen.drivers.base import (
     RawScan,
     ScanKind,
     StateListener,
+    reconnect_backoff,
 )
+from suishen.protocol.device_state import DeviceState
 
 log = structlog.get_logger("suishen.drivers.uhppote")
 
@@ -580,7 +580,7 @@ class UhppoteLink:
         self._wake.clear()
 
     async def _heartbeat(self) -> None:
-        backoff = Backoff(initial_s=min(0.05, self.heartbeat_s), maximum_s=self.heartbeat_s)
+        backoff = reconnect_backoff(initial_s=min(0.05, self.heartbeat_s), cap_s=self.heartbeat_s)
         while True:
             try:
                 status = await self.get_status()

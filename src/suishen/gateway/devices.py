@@ -15,6 +15,14 @@ the drivers, which then connect and reconnect by themselves. The optional device
 
 Secrets (OSDP secure-channel keys) are read here, from the file or environment variable the
 config names; a missing one raises ConfigError naming the setting.
+
+Side channels have one path, tagged like the scans: what a lane's drivers say besides scans
+(a framer's discards, a device's state changes) reaches the gateway through one listener,
+``on_event(lane_id, event)``, with the lane id attached here, where the lane's drivers are
+made. Nobody parses a lane out of a device id (an OSDP reader's id names its bus and address,
+not a lane). A driver shared by two lanes reports to each. The side channel is not merged
+into ``scans()``: a lane's scan loop waits out a passage, and discards (folded by the lane)
+and state changes are journalled meanwhile, not behind it.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from suishen.drivers.base import Device, Gate, Indicator, ScanSource, StateListener
+from suishen.drivers.base import Device, DeviceStateChanged, Gate, Indicator, ScanSource
 from suishen.drivers.serial_scanner import SerialScanner, SerialScannerConfig
 from suishen.drivers.tcp_scanner import TcpScanner, TcpScannerConfig
 from suishen.gateway.config import (
@@ -47,11 +55,12 @@ from suishen.gateway.config import (
 )
 from suishen.protocol.framing import Discarded
 
-__all__ = ["DeviceSet", "LaneDevices", "build_devices"]
+__all__ = ["DeviceSet", "LaneDevices", "LaneEvent", "LaneEventListener", "build_devices"]
 
 D = TypeVar("D")
 
-LaneDiscardListener = Callable[[str, Discarded], None]  # (lane_id, what was discarded)
+LaneEvent = Discarded | DeviceStateChanged  # what a lane's drivers say besides scans
+LaneEventListener = Callable[[str, LaneEvent], None]  # (lane_id, event)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -119,22 +128,21 @@ class _Factory:
         self,
         config: GatewayConfig,
         environ: Mapping[str, str],
-        on_state: StateListener | None,
-        on_discard: LaneDiscardListener | None = None,
+        on_event: LaneEventListener | None,
     ) -> None:
         self.config = config
         self.environ = environ
-        self.on_state = on_state
-        self.on_discard = on_discard
+        self.on_event = on_event
         self.links: dict[str, Any] = {}
         self.buses: dict[str, Any] = {}
-        self._watched: set[int] = set()
+        self._watched: set[tuple[int, str]] = set()
 
-    def watch(self, device: D) -> D:
-        """Subscribe on_state to a driver's DeviceStatus (once per driver object)."""
-        if self.on_state is not None and id(device) not in self._watched:
-            self._watched.add(id(device))
-            cast(Any, device).status.subscribe(self.on_state)
+    def watch(self, device: D, lane_id: str) -> D:
+        """Send a driver's state changes to on_event, tagged with ``lane_id`` (once per
+        driver object and lane: a reader that is a lane's scanner and gate reports once)."""
+        if self.on_event is not None and (id(device), lane_id) not in self._watched:
+            self._watched.add((id(device), lane_id))
+            cast(Any, device).status.subscribe(self._side_channel(lane_id))
         return device
 
     # ------------------------------------------------------------ shared hardware
@@ -156,10 +164,10 @@ class _Factory:
             )
         return self.links[controller_id]
 
-    def reader(self, bus_id: str, address: int) -> Any:
+    def reader(self, bus_id: str, address: int, lane_id: str) -> Any:
         if bus_id not in self.buses:
             self.buses[bus_id] = self._bus(self.config.bus(bus_id))
-        return self.watch(self.buses[bus_id].reader(address))
+        return self.watch(self.buses[bus_id].reader(address), lane_id)
 
     def _bus(self, b: OsdpBusSettings) -> Any:
         from suishen.drivers.osdp import OsdpBus, OsdpReaderConfig  # noqa: PLC0415 (extra)
@@ -195,16 +203,19 @@ class _Factory:
             command_timeout_s=b.command_timeout_s,
         )
 
+    def _side_channel(self, lane_id: str) -> Callable[[LaneEvent], None]:
+        """What one lane's drivers say besides scans, tagged with the lane."""
+        listener = self.on_event
+        assert listener is not None
+
+        def tagged(event: LaneEvent) -> None:
+            listener(lane_id, event)
+
+        return tagged
+
     def _discards_for(self, lane_id: str) -> Callable[[Discarded], None] | None:
-        """The framer's discards of one lane's scanner, tagged with the lane."""
-        listener = self.on_discard
-        if listener is None:
-            return None
-
-        def on_discard(discarded: Discarded) -> None:
-            listener(lane_id, discarded)
-
-        return on_discard
+        """The framer's discards of one lane's scanner, on the lane's side channel."""
+        return None if self.on_event is None else self._side_channel(lane_id)
 
     # ------------------------------------------------------------ per role
 
@@ -227,7 +238,8 @@ class _Factory:
                         reconnect_max_s=s.reconnect_max_s,
                     ),
                     on_discard=self._discards_for(lane.id),
-                )
+                ),
+                lane.id,
             )
         if isinstance(s, TcpScannerSettings):
             return self.watch(
@@ -246,15 +258,17 @@ class _Factory:
                         reconnect_max_s=s.reconnect_max_s,
                     ),
                     on_discard=self._discards_for(lane.id),
-                )
+                ),
+                lane.id,
             )
         if isinstance(s, OsdpScannerSettings):
-            return cast(ScanSource, self.reader(s.bus, s.address))
+            return cast(ScanSource, self.reader(s.bus, s.address, lane.id))
         assert isinstance(s, UhppoteScannerSettings)
         from suishen.drivers.uhppote import UhppoteSwipeSource  # noqa: PLC0415 (optional extra)
 
         return self.watch(
-            UhppoteSwipeSource(self.link(s.controller), doors=s.doors or None, device_id=device_id)
+            UhppoteSwipeSource(self.link(s.controller), doors=s.doors or None, device_id=device_id),
+            lane.id,
         )
 
     def gate(self, lane: LaneSettings) -> Gate | None:
@@ -275,7 +289,8 @@ class _Factory:
                     connect_timeout_s=g.connect_timeout_s,
                     poll_interval_s=g.poll_interval_s,
                     max_missed=g.max_missed,
-                )
+                ),
+                lane.id,
             )
         if isinstance(g, UhppoteGateSettings):
             from suishen.drivers.uhppote import UhppoteGate  # noqa: PLC0415 (optional extra)
@@ -286,10 +301,11 @@ class _Factory:
                     door=g.door,
                     device_id=device_id,
                     door_delay_s=g.door_delay_s,
-                )
+                ),
+                lane.id,
             )
         assert isinstance(g, OsdpGateSettings)
-        return cast(Gate, self.reader(g.bus, g.address))
+        return cast(Gate, self.reader(g.bus, g.address, lane.id))
 
     def indicator(self, lane: LaneSettings, scanner: ScanSource) -> Indicator | None:
         i = lane.indicator
@@ -299,22 +315,21 @@ class _Factory:
             assert isinstance(scanner, Indicator), "config check: the scanner is an indicator"
             return scanner
         assert isinstance(i, OsdpIndicatorSettings)
-        return cast(Indicator, self.reader(i.bus, i.address))
+        return cast(Indicator, self.reader(i.bus, i.address, lane.id))
 
 
 def build_devices(
     config: GatewayConfig,
     *,
     environ: Mapping[str, str] | None = None,
-    on_state: StateListener | None = None,
-    on_discard: LaneDiscardListener | None = None,
+    on_event: LaneEventListener | None = None,
 ) -> DeviceSet:
-    """Every lane's drivers for ``config`` (not started). ``on_state`` hears every device's
-    state changes; ``on_discard(lane_id, discarded)`` hears what a line scanner's framer threw
-    away (overlong, garbage, undecodable input), so the lane can journal it. Raises ConfigError
-    when a secret the config names cannot be read, and
+    """Every lane's drivers for ``config`` (not started). ``on_event(lane_id, event)`` hears
+    each lane's side channel: its devices' state changes (DeviceStateChanged) and what a line
+    scanner's framer threw away (Discarded: overlong, garbage, undecodable input), so the lane
+    can journal them. Raises ConfigError when a secret the config names cannot be read, and
     DriverError subclasses for settings a driver refuses."""
-    factory = _Factory(config, os.environ if environ is None else environ, on_state, on_discard)
+    factory = _Factory(config, os.environ if environ is None else environ, on_event)
     lanes: dict[str, LaneDevices] = {}
     for lane in config.lanes:
         scanner = factory.scanner(lane)

@@ -25,9 +25,9 @@ from typing import Any
 import aiohttp
 import structlog
 
-from suishen.drivers.base import DeviceState, DeviceStateChanged
+from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import GatewayConfig
-from suishen.gateway.devices import DeviceSet, build_devices
+from suishen.gateway.devices import DeviceSet, LaneEvent, build_devices
 from suishen.gateway.http import bound_port, start_http
 from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.lane import Lane, LaneMetrics, LaneSetup
@@ -45,7 +45,7 @@ from suishen.gateway.policy import LaneInfo
 from suishen.gateway.private import prepare_state
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import HC1, SSC1, VerifyOptions
-from suishen.protocol.framing import Discarded
+from suishen.protocol.device_state import DeviceState
 from suishen.protocol.trust import TrustList
 from suishen.sync.bundle_fetcher import BundleFetcher
 from suishen.sync.hub_session import hub_session
@@ -209,8 +209,7 @@ class GatewayService:
             self.devices = build_devices(
                 config,
                 environ=self._environ,
-                on_state=self._on_device,
-                on_discard=self._on_discard,
+                on_event=self._on_lane_event,
             )
             await self.devices.start()
             self._build_lanes(pepper)
@@ -335,18 +334,22 @@ class GatewayService:
                 async with asyncio.timeout(1.0):
                     await self._stop.wait()
 
-    def _on_discard(self, lane_id: str, discarded: Discarded) -> None:
+    def _on_lane_event(self, lane_id: str, event: LaneEvent) -> None:
+        """A lane's side channel (its lane id attached by the device factory)."""
+        if isinstance(event, DeviceStateChanged):
+            self._on_device(lane_id, event)
+            return
         lane = self.lanes.get(lane_id)
         if lane is not None:
-            lane.discarded(discarded)
+            lane.discarded(event)
 
-    def _on_device(self, event: DeviceStateChanged) -> None:
-        """Remember a device's state for /status and journal the change (it syncs up like
-        every record, so the centre sees when a door's scanner or gate was down)."""
+    def _on_device(self, lane_id: str, event: DeviceStateChanged) -> None:
+        """Remember a device's state for /status and journal the change under the lane it
+        serves (it syncs up like every record, so the centre sees when a door's scanner or
+        gate was down)."""
         self._device_states[event.device_id] = event
         if self._stop.is_set():
             return
-        lane_id = event.device_id.split("/", 1)[0]
         task = asyncio.create_task(self._journal_device(lane_id, event))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -11,6 +11,8 @@ broke a format's contract; each carries the Reason the verifier reports for it::
      +-- TrustListError      a trust file or trust entry that cannot be used
      +-- BundleError         a signed bundle that is malformed, badly signed, or stale
      +-- SigningError        a key that cannot sign with the requested algorithm
+     +-- TransitionError     an input a state table (device_state, alert_loop) forbids in
+                             the current state; `machine`, `state` and `event` say which
 """
 
 from __future__ import annotations
@@ -48,3 +50,13 @@ class BundleError(ProtocolError, ValueError):
 
 class SigningError(ProtocolError, ValueError):
     """A key that does not fit the requested algorithm."""
+
+
+class TransitionError(ProtocolError, ValueError):
+    """A state table forbids ``event`` in ``state`` (machine fields, no free text needed)."""
+
+    def __init__(self, *, machine: str, state: str, event: str) -> None:
+        super().__init__(f"{machine}: {event} is not allowed in state {state}")
+        self.machine = machine
+        self.state = state
+        self.event = event

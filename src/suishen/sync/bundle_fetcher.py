@@ -28,9 +28,9 @@ from typing import Any, Final
 import aiohttp
 import structlog
 
+from suishen.protocol.backoff import Backoff
 from suishen.protocol.bundles import MAX_BUNDLE_BYTES
 from suishen.protocol.errors import BundleError
-from suishen.sync.backoff import Backoff
 from suishen.sync.ports import BundleSink, SyncSettings
 
 __all__ = ["BundleFetcher", "FetchStats"]
@@ -98,7 +98,7 @@ class BundleFetcher:
 
     async def _poll(self, kind: str) -> None:
         settings, stats = self.settings, self.stats[kind]
-        backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
+        backoff = Backoff(initial_s=settings.backoff_initial_s, cap_s=settings.backoff_max_s)
         unreachable = False
         while not self._stop.is_set():
             started = time.monotonic()

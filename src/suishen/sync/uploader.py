@@ -59,7 +59,7 @@ from typing import Any, Final
 import aiohttp
 import structlog
 
-from suishen.sync.backoff import Backoff
+from suishen.protocol.backoff import Backoff
 from suishen.sync.ports import JournalClosed, JournalFailure, SyncSettings, UploadJournal, UploadRow
 from suishen.sync.wire import encode_batch
 
@@ -155,7 +155,9 @@ class Uploader:
         self.stats = UploadStats()
         self._session = session
         self._base = settings.url.rstrip("/")
-        self._backoff = backoff or Backoff(settings.backoff_initial_s, settings.backoff_max_s)
+        self._backoff = backoff or Backoff(
+            initial_s=settings.backoff_initial_s, cap_s=settings.backoff_max_s
+        )
         self._stop = asyncio.Event()
         self._down_since: float | None = None
         self._log = log.bind(gateway_id=gateway_id)
@@ -355,7 +357,7 @@ class Uploader:
         settings = self.settings
         after = self.journal.status().last_seq  # older alerts go with the bulk upload
         queue: dict[int, UploadRow] = {}
-        backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
+        backoff = Backoff(initial_s=settings.backoff_initial_s, cap_s=settings.backoff_max_s)
         retry_at = 0.0
         while not self._stop.is_set():
             status = self.journal.status()

@@ -92,6 +92,8 @@ class SerialScannerSettings:
             raise SettingError("url", "must not be empty")
         if self.stopbits not in (1, 1.5, 2):
             raise SettingError("stopbits", f"must be 1, 1.5 or 2, got {self.stopbits}")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise SettingError("reconnect_max_s", "must be at least reconnect_initial_s")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +130,8 @@ class TcpScannerSettings:
     def __post_init__(self) -> None:
         if self.mode is TcpMode.CONNECT and self.port == 0:
             raise SettingError("port", "connect mode needs the scanner's port, got 0")
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise SettingError("reconnect_max_s", "must be at least reconnect_initial_s")
         for peer in self.allowed_peers:
             try:
                 ipaddress.ip_network(peer, strict=False)
