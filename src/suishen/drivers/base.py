@@ -32,6 +32,7 @@ import structlog
 
 from suishen.protocol.backoff import Backoff, Jitter
 from suishen.protocol.device_state import DeviceLog, DeviceState, Phase, first_phase, step
+from suishen.protocol.vocabulary import PassageOutcomeKind
 
 log = structlog.get_logger("suishen.drivers")
 
@@ -91,9 +92,8 @@ class RawScan:
             raise ValueError("RawScan.device_id must not be empty")
 
 
-class PassageOutcome(enum.StrEnum):
-    PASSED = "passed"
-    NOT_PASSED = "not_passed"
+# What a gate's sensor says after an open: the shared vocabulary's passage outcome.
+PassageOutcome = PassageOutcomeKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

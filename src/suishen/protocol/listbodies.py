@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from suishen.protocol.errors import BundleError
+from suishen.protocol.vocabulary import AlertRoute, WatchLevel, values
+
+_LEVELS = values(WatchLevel)
+_ROUTES = values(AlertRoute)
 
 __all__ = [
     "BODY_FORMAT",
@@ -147,7 +151,7 @@ def watchlist_body(entries: Iterable[tuple[str | bytes, WatchItem]]) -> dict[str
         key = raw_key(person_key)
         if key is None:
             raise ValueError("a person_key is 64 hex characters or 32 bytes")
-        if entry.level not in ("notify", "deny") or entry.route not in ("police", "staff"):
+        if entry.level not in _LEVELS or entry.route not in _ROUTES:
             raise ValueError("level must be notify|deny and route police|staff")
         if entry.expires_at is not None and not 0 <= entry.expires_at <= MAX_EXPIRY:
             raise ValueError("expires_at must be POSIX seconds in 0..2**32-1")

@@ -46,18 +46,29 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from suishen.protocol.vocabulary import AlertKind
+from suishen.protocol.vocabulary import (
+    AlertKind,
+    AlertRoute,
+    Direction,
+    PassageOutcomeKind,
+    RecordKind,
+    ScanFormat,
+    Verdict,
+    WatchLevel,
+    values,
+)
 
 MAX_ROWS: Final = 1000
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
-KINDS: Final = frozenset({"scan", "passage", "alert", "device"})
-DIRECTIONS: Final = frozenset({"in", "out", "checkin", "checkout"})
-FORMATS: Final = frozenset({"SSC1", "HC1", "CNID", "MRZ", "CARD", "UNKNOWN"})
-VERDICTS: Final = frozenset({"allow", "deny"})
-OUTCOMES: Final = frozenset({"passed", "not_passed"})
-ALERT_KINDS: Final = frozenset(kind.value for kind in AlertKind)
-ROUTES: Final = frozenset({"police", "staff"})
-LEVELS: Final = frozenset({"notify", "deny"})
+# The values each field may take: the shared vocabulary (protocol/vocabulary.py), defined once.
+KINDS: Final = values(RecordKind)
+DIRECTIONS: Final = values(Direction)
+FORMATS: Final = values(ScanFormat)
+VERDICTS: Final = values(Verdict)
+OUTCOMES: Final = values(PassageOutcomeKind)
+ALERT_KINDS: Final = values(AlertKind)
+ROUTES: Final = values(AlertRoute)
+LEVELS: Final = values(WatchLevel)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX16 = re.compile(r"[0-9a-f]{16}")
