@@ -1,4 +1,4 @@
-"""PRC identity numbers against ../shared/conformance/cnid_vectors.jsonl (every record).
+"""PRC identity numbers against tests/conformance/data/cnid_vectors.jsonl (every record).
 
 Each record carries the verdict of its source and a ``semantics`` field saying how strict
 that source is.  Our parser is structural (see suishen.protocol.identity.cnid): MOD 11-2

@@ -1,4 +1,4 @@
-"""ICAO 9303 MRZs against ../shared/conformance (mrz_vectors.jsonl and
+"""ICAO 9303 MRZs against tests/conformance/data (mrz_vectors.jsonl and
 mrz_vectors_checkdigit.json, every record).
 
 Sources judge validity differently, and each record says how (``valid_semantics``):
