@@ -17,21 +17,15 @@ prefixes.  It deliberately carries no national address-code table, so:
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from suishen.protocol.identity import CnidNumber, CnidRejection, parse_cnid
+from tests.conformance.data import read_jsonl
 
-SHARED = Path(__file__).parents[3] / "shared" / "conformance"
-RECORDS: list[dict[str, Any]] = [
-    json.loads(line)
-    for line in (SHARED / "cnid_vectors.jsonl").read_text(encoding="utf-8").splitlines()
-    if line.strip()
-]
+RECORDS: list[dict[str, Any]] = read_jsonl("cnid_vectors.jsonl")
 # Refusals that depend on the dated national address table (strict mode only).
 STRICT_TABLE_ONLY = {
     "jxlwqq-php/18": "strict mode: birth date (1993) before county 500154 was created",

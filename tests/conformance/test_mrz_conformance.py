@@ -16,24 +16,16 @@ No record is excepted.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from suishen.protocol.identity import Mrz, MrzRejection, mrz_check_digit, parse_mrz
 from suishen.protocol.identity.mrz import COUNTRY_CODES
+from tests.conformance.data import read_json, read_jsonl
 
-SHARED = Path(__file__).parents[3] / "shared" / "conformance"
-RECORDS: list[dict[str, Any]] = [
-    json.loads(line)
-    for line in (SHARED / "mrz_vectors.jsonl").read_text(encoding="utf-8").splitlines()
-    if line.strip()
-]
-CHECK_DIGITS: list[dict[str, Any]] = json.loads(
-    (SHARED / "mrz_vectors_checkdigit.json").read_text(encoding="utf-8")
-)["vectors"]
+RECORDS: list[dict[str, Any]] = read_jsonl("mrz_vectors.jsonl")
+CHECK_DIGITS: list[dict[str, Any]] = read_json("mrz_vectors_checkdigit.json")["vectors"]
 
 CHEMINFO = "all fields valid incl. check digits AND issuing state / nationality"
 CHECK_DIGITS_ONLY = ("specimen: all check digits correct", "all check digits correct")
