@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from suishen.commands.settings_doc import add_settings_command
+
 EXIT_CONFIG = 2  # the config file cannot be used
 
 
@@ -27,7 +29,7 @@ def register(sub: Any) -> None:
     commands = group.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
     _add_check_config(commands)
     _add_run(commands)
-    _add_settings(commands)
+    add_settings_command(commands, config_module="suishen.gateway.config", what="config")
 
 
 # --------------------------------------------------------------------------- run
@@ -146,22 +148,3 @@ def describe_device(device: Any) -> str:
 
 def _or_dash(value: object) -> str:
     return "-" if value is None else str(value)
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def _add_settings(commands: Any) -> None:
-    parser = commands.add_parser(
-        "settings",
-        help="print every config setting with its type, default and help (Markdown)",
-    )
-    parser.set_defaults(handler=run_settings)
-
-
-def run_settings(args: argparse.Namespace) -> int:
-    del args
-    from suishen.gateway.config import settings_markdown  # noqa: PLC0415 (lazy CLI)
-
-    sys.stdout.write(settings_markdown())
-    return 0

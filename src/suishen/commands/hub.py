@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from suishen.commands.settings_doc import add_settings_command
 from suishen.protocol.vocabulary import AlertRoute, SiteKind, WatchLevel
 
 EXIT_DATABASE = 1  # the database cannot be reached or started
@@ -59,7 +60,7 @@ def register(sub: Any) -> None:
     _add_watchlist(commands)
     _add_trust(commands)
     _add_run(commands)
-    _add_settings(commands)
+    add_settings_command(commands, config_module="suishen.central.config", what="hub config")
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:
@@ -552,23 +553,4 @@ def run_run(args: argparse.Namespace) -> int:
     except (DatabaseError, OSError) as exc:
         print(f"suishen hub run: {exc}", file=sys.stderr)
         return EXIT_DATABASE
-    return 0
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def _add_settings(commands: Any) -> None:
-    parser = commands.add_parser(
-        "settings",
-        help="print every hub config setting with its type, default and help (Markdown)",
-    )
-    parser.set_defaults(handler=run_settings)
-
-
-def run_settings(args: argparse.Namespace) -> int:
-    del args
-    from suishen.central.config import settings_markdown  # noqa: PLC0415 (lazy CLI)
-
-    sys.stdout.write(settings_markdown())
     return 0
