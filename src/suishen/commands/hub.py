@@ -275,6 +275,15 @@ def _add_gateway(commands: Any) -> None:
     add_database_arguments(revoke)
     revoke.set_defaults(handler=run_gateway_revoke)
 
+    listing = sub.add_parser(
+        "list", help="the registered gateways: site, enabled, certificate, sync progress"
+    )
+    listing.add_argument(
+        "--site", action="append", metavar="SITE_ID", help="only these sites (repeatable)"
+    )
+    add_database_arguments(listing)
+    listing.set_defaults(handler=run_gateway_list)
+
     for name, enabled in (("disable", False), ("enable", True)):
         toggle = sub.add_parser(name, help=f"{name} a gateway (disabled: 403 on every request)")
         toggle.add_argument("gateway_id", metavar="GATEWAY_ID")
@@ -378,6 +387,25 @@ def run_gateway_revoke(args: argparse.Namespace) -> int:
     if code == 0:
         print(f"gateway {args.gateway_id}: certificate sha256 {revoked} revoked")
     return code
+
+
+def run_gateway_list(args: argparse.Namespace) -> int:
+    from suishen.central.scope import Scope  # noqa: PLC0415 (lazy CLI)
+    from suishen.central.store.gateways import list_gateways  # noqa: PLC0415
+
+    scope = Scope.sites(args.site) if args.site else Scope.everywhere()
+    code, gateways = _with_database(args, lambda con: list_gateways(con, scope), "gateway list")
+    if code != 0:
+        return code
+    print("gateway\tsite\tkind\tenabled\tcertificate\thigh_water\tjournals\tlast_seen")
+    for g in gateways:
+        seen = g.last_seen_at.isoformat(timespec="seconds") if g.last_seen_at else "-"
+        pinned = "pinned" if g.cert_pinned else "none"
+        print(
+            f"{g.gateway_id}\t{g.site_id}\t{g.site_kind}\t{'yes' if g.enabled else 'no'}\t"
+            f"{pinned}\t{g.high_water}\t{g.journals}\t{seen}"
+        )
+    return 0
 
 
 def run_gateway_enable(args: argparse.Namespace) -> int:

@@ -25,11 +25,13 @@ Exceptions::
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import asyncpg
 
 from suishen.central.connection import Connection
 from suishen.central.errors import Conflict
+from suishen.central.scope import Scope
 from suishen.protocol.vocabulary import CertificateRetired
 
 
@@ -158,3 +160,36 @@ async def register_gateway(
         gateway_id,
         site_id,
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayListed:
+    """One gateway as people see it: where it is, whether it may connect, how far it synced."""
+
+    gateway_id: str
+    site_id: str
+    site_kind: str
+    enabled: bool
+    cert_pinned: bool
+    high_water: int
+    journals: int
+    last_seen_at: dt.datetime | None
+
+
+async def list_gateways(con: Connection, scope: Scope) -> tuple[GatewayListed, ...]:
+    """The gateways of the sites in ``scope``, by site and gateway id."""
+    rows = await con.fetch(
+        """
+        SELECT g.gateway_id, g.site_id, s.kind AS site_kind, g.enabled,
+               g.cert_sha256 IS NOT NULL AS cert_pinned, g.high_water,
+               (SELECT count(*) FROM gateway_journals j WHERE j.gateway_id = g.gateway_id)
+                   AS journals,
+               (SELECT max(j.last_seen_at) FROM gateway_journals j
+                WHERE j.gateway_id = g.gateway_id) AS last_seen_at
+        FROM gateways g JOIN sites s USING (site_id)
+        WHERE ($1::text[] IS NULL OR g.site_id = ANY($1::text[]))  -- Scope.sql("$1", ...)
+        ORDER BY g.site_id, g.gateway_id
+        """,
+        scope.sql_param(),
+    )
+    return tuple(GatewayListed(**dict(row)) for row in rows)
