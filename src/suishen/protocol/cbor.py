@@ -95,16 +95,58 @@ class _Decoder:
         if major == 5:
             if 2 * arg > len(data) - pos:
                 raise CBORInvalid("map is longer than the input")
-            out: dict[Any, Any] = {}
-            depth += 1
-            item = self.item
-            for _ in range(arg):
-                key = item(depth)
-                if type(key) not in _KEY_TYPES:
-                    raise CBORInvalid("map key is not an integer, text or byte string")
-                out[key] = item(depth)
-            return out
+            return self._map(arg, depth + 1)
         return cbor2.CBORTag(arg, self.item(depth + 1))  # major 6: kept raw, not interpreted
+
+    def _map(self, count: int, depth: int) -> dict[Any, Any]:
+        """A definite-length map. The shapes a claims map is mostly made of (an integer
+        -24..23, a text or byte string under 24 bytes) are decoded in place, without a call
+        per key and value; every other item goes through ``item``, which decodes those shapes
+        the same way."""
+        data, pos, size = self.data, self.pos, len(self.data)
+        out: dict[Any, Any] = {}
+        try:
+            for _ in range(count):
+                head = data[pos]
+                if head < 0x18:  # unsigned 0..23
+                    key: Any = head
+                    pos += 1
+                elif 0x20 <= head < 0x38:  # negative -1..-24
+                    key = 0x1F - head
+                    pos += 1
+                elif 0x60 <= head < 0x78:  # text of 0..23 bytes
+                    start = pos + 1
+                    pos = start + (head & 31)
+                    if pos > size:
+                        raise CBORInvalid("CBOR is truncated")
+                    key = data[start:pos].decode("utf-8")
+                else:
+                    self.pos = pos
+                    key = self.item(depth)
+                    pos = self.pos
+                    if type(key) not in _KEY_TYPES:
+                        raise CBORInvalid("map key is not an integer, text or byte string")
+                head = data[pos]
+                if head < 0x18:
+                    out[key] = head
+                    pos += 1
+                elif 0x20 <= head < 0x38:
+                    out[key] = 0x1F - head
+                    pos += 1
+                elif 0x40 <= head < 0x58 or 0x60 <= head < 0x78:  # bytes or text, 0..23 bytes
+                    start = pos + 1
+                    pos = start + (head & 31)
+                    if pos > size:
+                        raise CBORInvalid("CBOR is truncated")
+                    out[key] = data[start:pos] if head < 0x60 else data[start:pos].decode("utf-8")
+                else:
+                    self.pos = pos
+                    out[key] = self.item(depth)
+                    pos = self.pos
+        except UnicodeDecodeError as exc:
+            raise CBORInvalid("text string is not UTF-8") from exc
+        self.pos = pos
+        return out
 
     def _indefinite(self, major: int, depth: int) -> Any:
         if major in (2, 3):
