@@ -6,6 +6,7 @@ fresh clone. Base-install code (protocol/, commands/) imports only base dependen
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 import tomllib
@@ -59,8 +60,13 @@ def third_party_imports(path: Path, *, top_level_only: bool = False) -> set[str]
     return {name for name in found if name not in sys.stdlib_module_names and name not in OURS}
 
 
+@functools.cache
+def _installed() -> dict[str, list[str]]:
+    return dict(packages_distributions())  # scans every installed distribution: once
+
+
 def distributions_of(module: str) -> set[str]:
-    return {d.lower().replace("_", "-") for d in packages_distributions().get(module, [])}
+    return {d.lower().replace("_", "-") for d in _installed().get(module, [])}
 
 
 def files(*folders: str) -> list[Path]:
