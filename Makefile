@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,devices,osdp,hub,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,devices,osdp,hub,web,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)

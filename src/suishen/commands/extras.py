@@ -16,6 +16,7 @@ EXTRA_MODULES: Final = {
     "devices": ("pymodbus", "uhppoted"),
     "osdp": ("osdp", "osdp_sys"),
     "hub": ("pgserver",),
+    "web": ("aiohttp_jinja2", "jinja2", "aiohttp_sse", "argon2", "babel"),
 }
 
 
