@@ -64,7 +64,7 @@ def run_gateway(args: argparse.Namespace) -> int:
             raise SystemExit(EXIT_CONFIG) from None
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, service.stop)
+            loop.add_signal_handler(signum, service.stop, signal.Signals(signum).name)
         await service.run()
 
     asyncio.run(main())

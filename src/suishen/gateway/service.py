@@ -174,7 +174,12 @@ class GatewayService:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
-    def stop(self) -> None:
+    def stop(self, signal_name: str | None = None) -> None:
+        """Stop the lanes and the sync workers; ``run()`` then returns within the shutdown
+        budget (hub.shutdown_flush_s for the last upload, about a second for the rest). Logged
+        at warning level, so an operator sees a stop (and its signal) at the default levels."""
+        if not self._stop.is_set():
+            log.warning("gateway stopping", signal=signal_name)
         self._stop.set()
         for lane in self.lanes.values():
             lane.stop()

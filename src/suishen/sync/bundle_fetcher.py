@@ -32,6 +32,7 @@ from suishen.protocol.backoff import Backoff
 from suishen.protocol.bundles import MAX_BUNDLE_BYTES
 from suishen.protocol.errors import BundleError
 from suishen.sync.ports import BundleSink, SyncSettings
+from suishen.sync.workers import run_until_stopped
 
 __all__ = ["BundleFetcher", "FetchStats"]
 
@@ -85,9 +86,9 @@ class BundleFetcher:
         self._stop.set()
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for kind in self.kinds:
-                group.create_task(self._poll(kind), name=f"bundles-{kind}")
+        await run_until_stopped(
+            self._stop, {f"bundles-{kind}": self._poll(kind) for kind in self.kinds}
+        )
 
     async def _pause(self, seconds: float) -> None:
         if seconds <= 0:

@@ -62,6 +62,7 @@ import structlog
 from suishen.protocol.backoff import Backoff
 from suishen.sync.ports import JournalClosed, JournalFailure, SyncSettings, UploadJournal, UploadRow
 from suishen.sync.wire import encode_batch
+from suishen.sync.workers import run_until_stopped
 
 __all__ = ["HubUnreachableError", "UploadStats", "Uploader"]
 
@@ -172,10 +173,10 @@ class Uploader:
 
     async def run(self) -> None:
         """Run the bulk lane and (if enabled) the alert fast lane until stop()."""
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._bulk_loop(), name="uploader-bulk")
-            if self.settings.alerts_fast_lane:
-                group.create_task(self._alert_loop(), name="uploader-alerts")
+        loops = {"uploader-bulk": self._bulk_loop()}
+        if self.settings.alerts_fast_lane:
+            loops["uploader-alerts"] = self._alert_loop()
+        await run_until_stopped(self._stop, loops)
 
     async def flush(self, deadline_s: float) -> int:
         """Best effort: upload what is unsynced within ``deadline_s``; returns the rows left.

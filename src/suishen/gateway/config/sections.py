@@ -225,7 +225,7 @@ class HubSettings:
     )
     shutdown_flush_s: float = setting(
         "on stop, how long a last upload of the backlog may take (the journal keeps the rest)",
-        2.0,
+        1.0,
         ge=0,
         le=60,
     )
