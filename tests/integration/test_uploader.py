@@ -443,6 +443,30 @@ async def test_forbidden_keeps_the_journal_and_backs_off_long(journal, hub, star
     assert uploader.stats.forbidden is False
 
 
+async def test_a_refused_gateway_recovers_within_seconds_and_says_when_it_retries(
+    journal, hub, start_uploader
+) -> None:
+    """With the default settings, a gateway the hub refuses (not yet registered: `hub gateway
+    add` comes a little later) retries on a short schedule, which its stats (and /status)
+    show as the next attempt's time; once the hub accepts, the backlog arrives within seconds,
+    not after the 300 s wait it had before. The refusal is logged once, not per attempt."""
+    defaults = HubSettings(url=hub.url, client_cert=Path("c"), client_key=Path("k"), ca=Path("a"))
+    refusal = (403, {"error": "unknown gateway", "row": None})
+    hub.answers.extend([refusal, refusal])
+    await append(journal, 5)
+    with capture_logs() as logs:
+        uploader = await start_uploader(forbidden_backoff_s=defaults.forbidden_backoff_s)
+        await wait_for(lambda: uploader.stats.forbidden)
+        shown = uploader.stats.as_dict()
+        assert shown["next_attempt_in_s"] is not None
+        assert 0 < shown["next_attempt_in_s"] <= defaults.forbidden_backoff_s
+        assert dt.datetime.fromisoformat(shown["next_attempt_at"]) > dt.datetime.now(dt.UTC)
+        await wait_for(lambda: journal.status().synced_seq == 5, within=2.5 * 5.0)
+    assert len(hub.ingest_requests()) == 3
+    assert [e["log_level"] for e in logs if "403" in e["event"]] == ["error"]
+    assert uploader.stats.as_dict()["next_attempt_at"] is None
+
+
 # --------------------------------------------------------------------------- fast lane
 
 

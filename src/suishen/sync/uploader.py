@@ -20,8 +20,10 @@ status:
                bounded: after MAX_SPLIT_REQUESTS refused requests for one batch, the parts
                left are quarantined whole (a hub refusing everything costs a few dozen
                requests, not two per row)
-    401, 403   the hub refuses this gateway (certificate binding): logged loudly on every
-               attempt, retried after forbidden_backoff_s; nothing is dropped
+    401, 403   the hub refuses this gateway (certificate binding, not registered yet):
+               logged loudly at once and every REFUSAL_REMIND_S, retried every
+               forbidden_backoff_s (seconds, so that `hub gateway add` takes effect at once;
+               the next attempt's time is in /status); nothing is dropped
     408, 425, 429, 5xx, connection errors, timeouts
                retried with exponential backoff and full jitter (Retry-After honoured up to the
                cap); "hub unreachable" is logged once when it starts, "hub back" once when an
@@ -50,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import time
 from collections.abc import Sequence
@@ -74,6 +77,7 @@ MAX_FAST_LANE_QUEUE: Final = 10_000  # alerts beyond this wait for the bulk lane
 _RETRY_STATUSES: Final = frozenset({408, 425, 429})
 _FORBIDDEN_STATUSES: Final = frozenset({401, 403})
 _MISCONFIGURED_STATUSES: Final = frozenset({404, 405})
+REFUSAL_REMIND_S: Final = 300.0  # while refused (403), the error is logged again this often
 MAX_SPLIT_REQUESTS: Final = 32  # refused requests per batch before the rest is quarantined
 CLOCK_ALERT_INTERVAL_S: Final = 3600.0  # at most one clock alert per hour
 
@@ -107,8 +111,10 @@ class UploadStats:
     hub_up: bool | None = None  # None until the first attempt
     forbidden: bool = False  # the hub answered 403 to the last attempt
     last_error: str | None = None
+    next_attempt_at: float | None = None  # wall clock of the retry after a failure, else None
 
     def as_dict(self) -> dict[str, Any]:
+        next_at = self.next_attempt_at
         return {
             "hub_up": self.hub_up,
             "forbidden": self.forbidden,
@@ -120,8 +126,18 @@ class UploadStats:
             "alerts_sent": self.alerts_sent,
             "clock_refused": self.clock_refused,
             "last_success_at": self.last_success_at,
+            "last_success_at_iso": _iso(self.last_success_at),
             "last_error": self.last_error,
+            "next_attempt_at": _iso(next_at),
+            "next_attempt_in_s": None if next_at is None else round(next_at - time.time(), 3),
         }
+
+
+def _iso(wall: float | None) -> str | None:
+    """A wall-clock time as ISO 8601 in UTC (None stays None)."""
+    if wall is None:
+        return None
+    return dt.datetime.fromtimestamp(wall, dt.UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +180,7 @@ class Uploader:
         self._log = log.bind(gateway_id=gateway_id)
         self._complaint: str | None = None  # last "other status" logged, to log it once
         self._next_delay = 0.0  # how long the bulk lane waits after a failed upload
+        self._refused_logged_at: float | None = None  # monotonic time of the last 403 log
         self._clock_alert_at: float | None = None  # monotonic time of the last clock alert
 
     # ------------------------------------------------------------------ lifecycle
@@ -448,6 +465,8 @@ class Uploader:
             )
         if stats.forbidden:
             self._log.info("hub accepts this gateway again")
+        self._refused_logged_at = None
+        stats.next_attempt_at = None
         stats.hub_up, stats.forbidden = True, False
         stats.consecutive_failures = 0
         stats.last_success_at = time.time()
@@ -472,7 +491,12 @@ class Uploader:
         delay = self._backoff.next_delay()
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, self.settings.backoff_max_s))
-        self._next_delay = delay
+        self._retry_in(delay)
+
+    def _retry_in(self, delay_s: float) -> None:
+        """The bulk lane's wait before its next attempt, shown in the stats as a time."""
+        self._next_delay = delay_s
+        self.stats.next_attempt_at = time.time() + delay_s
 
     def _forbidden(self, answer: _Answer) -> None:
         stats = self.stats
@@ -481,15 +505,19 @@ class Uploader:
         stats.last_error = f"HTTP 403: {answer.error}"
         stats.forbidden = True
         stats.hub_up = True  # reachable, but refusing us
-        status = self.journal.status()
-        self._log.error(
-            "HUB REFUSES THIS GATEWAY (403): check its certificate and gateway id; "
-            "the journal keeps every row",
-            error=answer.error,
-            backlog=max(0, status.last_seq - status.synced_seq),
-            retry_in_s=self.settings.forbidden_backoff_s,
-        )
-        self._next_delay = self.settings.forbidden_backoff_s
+        now = time.monotonic()
+        if self._refused_logged_at is None or now - self._refused_logged_at >= REFUSAL_REMIND_S:
+            self._refused_logged_at = now
+            status = self.journal.status()
+            self._log.error(
+                "HUB REFUSES THIS GATEWAY (403): check its certificate and gateway id "
+                "(`suishen hub gateway add` registers it); the journal keeps every row",
+                error=answer.error,
+                backlog=max(0, status.last_seq - status.synced_seq),
+                retry_every_s=self.settings.forbidden_backoff_s,
+                attempts=stats.consecutive_failures,
+            )
+        self._retry_in(self.settings.forbidden_backoff_s)
 
     def _misconfigured(self, answer: _Answer) -> None:
         stats = self.stats
@@ -502,7 +530,7 @@ class Uploader:
             self._log.error(
                 "hub answered an unexpected status", status=answer.status, error=answer.error
             )
-        self._next_delay = self._backoff.next_delay()
+        self._retry_in(self._backoff.next_delay())
 
 
 def _retry_after(value: str | None) -> float | None:

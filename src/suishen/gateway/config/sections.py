@@ -212,8 +212,9 @@ class HubSettings:
         "cap of the retry delay while the hub is unreachable or failing", 30.0, ge=0.1, le=3600
     )
     forbidden_backoff_s: float = setting(
-        "retry delay after the hub refused this gateway (403: certificate binding)",
-        300.0,
+        "retry interval while the hub refuses this gateway (403: not registered, certificate "
+        "binding); short, so that `suishen hub gateway add` takes effect within seconds",
+        5.0,
         ge=1,
         le=86400,
     )
