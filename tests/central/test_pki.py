@@ -218,3 +218,28 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "gw-9"
     )
     assert layout.hub_key.exists()
+
+
+def test_issue_gateway_refuses_to_overwrite_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second `pki issue-gateway` for the same id would silently replace a certificate the
+    gateway (and the hub's pin) still use: it is refused with a one-line pointer to the
+    rotation procedure, and the files stay as they were; `--force` replaces them."""
+    root = tmp_path / "pki"
+    assert main(["pki", "init", "--dir", str(root)]) == 0
+    assert main(["pki", "issue-gateway", "gw-9", "--dir", str(root)]) == 0
+    layout = pki.PkiLayout(root)
+    before = layout.gateway_cert("gw-9").read_bytes(), layout.gateway_key("gw-9").read_bytes()
+    capsys.readouterr()
+    assert main(["pki", "issue-gateway", "gw-9", "--dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "--force" in err and "hub gateway reissue" in err and "gw-9" in err
+    after = layout.gateway_cert("gw-9").read_bytes(), layout.gateway_key("gw-9").read_bytes()
+    assert after == before
+    assert main(["pki", "issue-gateway", "gw-9", "--dir", str(root), "--force"]) == 0
+    assert layout.gateway_cert("gw-9").read_bytes() != before[0]
+    capsys.readouterr()
+    assert main(["pki", "issue-gateway", "bad/id", "--dir", str(root)]) == 2
+    assert capsys.readouterr().err.startswith("suishen pki: gateway id must be")

@@ -2,7 +2,7 @@
 
     suishen pki init [--dir DIR] [--force]
     suishen pki issue-hub [--dir DIR] [--host NAME_OR_IP ...]
-    suishen pki issue-gateway GATEWAY_ID [--dir DIR]
+    suishen pki issue-gateway GATEWAY_ID [--dir DIR] [--force]
 
 DIR defaults to ./pki.  Layout and key handling: suishen.sync.pki.
 """
@@ -49,6 +49,12 @@ def register(sub: Any) -> None:
     )
     gateway.add_argument("gateway_id", metavar="GATEWAY_ID")
     _add_dir(gateway)
+    gateway.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the gateway's existing certificate and key (then pin the new one at the "
+        "hub; `suishen hub gateway reissue` does both and refuses the old one)",
+    )
     gateway.set_defaults(handler=run_issue_gateway)
 
 
@@ -87,6 +93,18 @@ def run_issue_hub(args: argparse.Namespace) -> int:
 
 
 def run_issue_gateway(args: argparse.Namespace) -> int:
+    try:
+        existing = pki.PkiLayout(args.dir).gateway_cert(args.gateway_id)
+    except pki.PkiError as exc:
+        return _fail(exc)
+    if not args.force and existing.exists():
+        print(
+            f"suishen pki issue-gateway: {args.gateway_id} already has a certificate at "
+            f"{existing}; to rotate it run `suishen hub gateway reissue {args.gateway_id}` "
+            "(issues and pins the new one, the old one is refused), or pass --force",
+            file=sys.stderr,
+        )
+        return EXIT_PKI
     try:
         cert, key = pki.issue_gateway(args.dir, args.gateway_id, now=_now())
     except pki.PkiError as exc:
