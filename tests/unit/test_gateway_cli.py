@@ -14,7 +14,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "deploy" / "config"
 
 def test_check_config_ok_prints_a_summary(capsys: pytest.CaptureFixture[str]) -> None:
     """A valid file: exit 0 and a summary naming the site, its kind and each lane's devices."""
-    assert main(["gateway", "check-config", str(CONFIG_DIR / "construction-site.toml")]) == 0
+    path = CONFIG_DIR / "construction-site.toml"
+    assert main(["gateway", "check-config", "--syntax-only", str(path)]) == 0
     out = capsys.readouterr().out
     assert "construction-metro-line-18-lot-3" in out
     assert "kind construction" in out
@@ -31,9 +32,25 @@ GATEWAY_EXAMPLES = sorted(p for p in CONFIG_DIR.glob("*.toml") if p.name != "hub
 
 @pytest.mark.parametrize("path", GATEWAY_EXAMPLES, ids=lambda p: p.stem)
 def test_check_config_accepts_every_example(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Every example passes check-config."""
-    assert main(["gateway", "check-config", str(path)]) == 0
+    """Every example passes check-config --syntax-only (the file alone)."""
+    assert main(["gateway", "check-config", "--syntax-only", str(path)]) == 0
     assert "lanes" in capsys.readouterr().out
+
+
+def test_check_config_checks_the_files_an_example_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without --syntax-only check-config checks what `run` would: the repository's example
+    names key files that only `site init` makes, and each missing one is an error line naming
+    its setting (exit 2), after the summary."""
+    assert main(["gateway", "check-config", str(CONFIG_DIR / "office-building.toml")]) == 2
+    captured = capsys.readouterr()
+    assert "lanes    4" in captured.out
+    errors = [line for line in captured.err.splitlines() if line.startswith("error")]
+    settings = [line.split()[1].rstrip(":") for line in errors]
+    assert "privacy.hub_seal_key_file" in settings
+    assert "lists.bundle_key_file" in settings
+    assert "hub.ca" in settings
 
 
 def test_check_config_error_names_the_key_path(

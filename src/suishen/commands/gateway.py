@@ -45,6 +45,7 @@ def run_gateway(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 (lazy CLI)
     import signal  # noqa: PLC0415
 
+    from suishen.gateway import preflight  # noqa: PLC0415
     from suishen.gateway.config import ConfigError, load_config  # noqa: PLC0415
     from suishen.gateway.service import GatewayService  # noqa: PLC0415
     from suishen.logs import configure  # noqa: PLC0415
@@ -54,18 +55,24 @@ def run_gateway(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"suishen gateway run: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    problems = preflight.errors([*preflight.check_files(config), *preflight.check_ports(config)])
+    if problems:
+        for problem in problems:
+            print(f"suishen gateway run: {problem.setting}: {problem.message}", file=sys.stderr)
+        return EXIT_CONFIG
     configure(config.logging.level.value, json=config.logging.json)
 
     async def main() -> None:
         try:
             service = GatewayService(config)
-        except ConfigError as exc:
-            print(f"suishen gateway run: {exc}", file=sys.stderr)
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, service.stop, signal.Signals(signum).name)
+            await service.run()
+        except ConfigError as exc:  # what changed between the checks and the start
+            for problem in exc.problems:
+                print(f"suishen gateway run: {problem}", file=sys.stderr)
             raise SystemExit(EXIT_CONFIG) from None
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, service.stop, signal.Signals(signum).name)
-        await service.run()
 
     asyncio.run(main())
     return 0
@@ -77,11 +84,19 @@ def run_gateway(args: argparse.Namespace) -> int:
 def _add_check_config(commands: Any) -> None:
     parser = commands.add_parser(
         "check-config",
-        help="validate a gateway config file and summarise it",
-        description="Load and validate a gateway config file. Exit 0 with a summary, or 2 "
-        "with every problem and its key path.",
+        help="check a gateway config and what it names, as `gateway run` would",
+        description="Load and validate a gateway config file, then check what `gateway run` "
+        "checks before it starts: the files it names are readable and parse (keys, "
+        "certificates, trust file), the pepper is set and long enough, the ports are free; "
+        "and, as a warning only, that the hub answers. Exit 0 with a summary (and any "
+        "warning), or 2 with every problem naming its setting and the fix.",
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="the gateway config (TOML)")
+    parser.add_argument(
+        "--syntax-only",
+        action="store_true",
+        help="validate the file alone (for a config prepared on another machine)",
+    )
     parser.set_defaults(handler=run_check_config)
 
 
@@ -96,7 +111,20 @@ def run_check_config(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
     print("\n".join(summary_lines(config)))
-    return 0
+    if args.syntax_only:
+        return 0
+    import asyncio  # noqa: PLC0415 (lazy CLI)
+
+    from suishen.gateway import preflight  # noqa: PLC0415
+
+    findings = [
+        *preflight.check_files(config),
+        *preflight.check_ports(config),
+        *asyncio.run(preflight.check_hub(config)),
+    ]
+    for finding in findings:
+        print(finding.line(), file=sys.stderr)
+    return EXIT_CONFIG if preflight.errors(findings) else 0
 
 
 def summary_lines(config: Any) -> list[str]:

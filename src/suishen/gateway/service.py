@@ -18,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import structlog
 
 from suishen.drivers.base import DeviceStateChanged
-from suishen.gateway.config import GatewayConfig
+from suishen.gateway.config import ConfigError, ConfigProblem, GatewayConfig, HubSettings
 from suishen.gateway.devices import DeviceSet, LaneEvent, build_devices
 from suishen.gateway.http import bound_port, start_http
 from suishen.gateway.journal import Journal, JournalError
@@ -46,6 +48,7 @@ from suishen.gateway.private import prepare_state
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import HC1, SSC1, VerifyOptions
 from suishen.protocol.device_state import DeviceState
+from suishen.protocol.errors import TrustListError
 from suishen.protocol.trust import TrustList
 from suishen.sync.bundle_fetcher import BundleFetcher
 from suishen.sync.hub_session import hub_session
@@ -67,14 +70,11 @@ class GatewayService:
         self.config = config
         self._environ = environ
         self.started_at = time.time()
-        trust_file = config.lists.trust_file
         self.lists = Lists(
             pinned_key=config.lists.read_bundle_key(),
             directory=config.lists.directory,
             # The local trust file is the fallback until a signed trust bundle arrives.
-            trust=TrustList.from_json(json.loads(trust_file.read_text(encoding="utf-8")))
-            if trust_file is not None
-            else None,
+            trust=_read_trust_file(config.lists.trust_file),
         )
         self.state = SiteState(
             site_id=config.site.id,
@@ -204,7 +204,7 @@ class GatewayService:
             self._backlog = await self.journal.backlog()
             session = None
             if config.hub is not None:
-                session = hub_session(config.hub.ca, config.hub.client_cert, config.hub.client_key)
+                session = _open_hub_session(config.hub)
                 self.uploader = Uploader(
                     self.journal, session, config.hub, gateway_id=config.gateway.id
                 )
@@ -218,7 +218,13 @@ class GatewayService:
             )
             await self.devices.start()
             self._build_lanes(pepper)
-            runner = await start_http(self, config.http.host, config.http.port)
+            try:
+                runner = await start_http(self, config.http.host, config.http.port)
+            except OSError as exc:
+                where = f"{config.http.host}:{config.http.port}"
+                raise ConfigError(
+                    [ConfigProblem("http.port", f"cannot listen on {where}: {exc.strerror}")]
+                ) from exc
             self.http_port = bound_port(runner)
             log.info("gateway up", lanes=len(self.lanes), http_port=self.http_port)
             try:
@@ -517,3 +523,26 @@ class GatewayService:
 
     def metrics_text(self) -> str:
         return self.registry.render()
+
+
+def _read_trust_file(path: Path | None) -> TrustList | None:
+    """The local trust file, or None; ConfigError naming lists.trust_file when unusable."""
+    if path is None:
+        return None
+    try:
+        return TrustList.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        problem = f"cannot read {path}: {exc.strerror}"
+    except (ValueError, TrustListError) as exc:
+        problem = f"{path} is not a trust file: {exc}"
+    raise ConfigError([ConfigProblem("lists.trust_file", problem)])
+
+
+def _open_hub_session(hub: HubSettings) -> aiohttp.ClientSession:
+    """The mutual-TLS session; ConfigError naming the hub setting when its files are unusable."""
+    try:
+        return hub_session(hub.ca, hub.client_cert, hub.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        files = f"{hub.ca}, {hub.client_cert}, {hub.client_key}"
+        raise ConfigError([ConfigProblem("hub.client_key", f"cannot load {files}: {why}")]) from exc
