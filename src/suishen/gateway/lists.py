@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 KINDS: Final = ("trust", "watchlist", "roster")
+NOT_PUBLISHED = "no bundle file yet"  # never received: the hub has not published it
 _EMPTY: Final = 0  # table slot value: entry index + 1, 0 = empty
 _PREFIX: Final = struct.Struct("<Q")
 
@@ -391,7 +392,7 @@ class Lists:
             try:
                 data = path.read_bytes()
             except FileNotFoundError:
-                problems[kind] = "no bundle file yet"
+                problems[kind] = NOT_PUBLISHED
                 continue
             except OSError as exc:
                 problems[kind] = f"cannot read {path.name}: {exc.strerror}"

@@ -27,9 +27,11 @@ from typing import Any
 import aiohttp
 import structlog
 
+from suishen import __version__
 from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import ConfigError, ConfigProblem, GatewayConfig, HubSettings
 from suishen.gateway.devices import DeviceSet, LaneEvent, build_devices
+from suishen.gateway.health import DeviceHealth, ListHealth, assess, is_stale, iso
 from suishen.gateway.http import bound_port, start_http
 from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.lane import Lane, LaneMetrics, LaneSetup
@@ -55,6 +57,7 @@ from suishen.sync.hub_session import hub_session
 from suishen.sync.uploader import Uploader
 
 log = structlog.get_logger("suishen.gateway")
+_HEALTH_VALUE = {"ok": 0, "degraded": 1, "down": 2}
 
 LANE_RESTART_S = 1.0
 DEVICE_STATE_VALUE = {
@@ -156,6 +159,21 @@ class GatewayService:
                 "people inside now, per zone",
                 lambda: [((z,), self.state.count(z)) for z in self.config.site.zones],
                 ("zone",),
+            )
+        )
+        self.registry.add(
+            CallbackGauge(
+                "suishen_build_info",
+                "the running version (always 1)",
+                lambda: [((__version__,), 1)],
+                ("version",),
+            )
+        )
+        self.registry.add(
+            CallbackGauge(
+                "suishen_health",
+                "0 ok, 1 degraded, 2 down (reasons on /health)",
+                lambda: [((), _HEALTH_VALUE[self.health()[1]["status"]])],
             )
         )
         self._add_sync_metrics()
@@ -381,15 +399,58 @@ class GatewayService:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         journal = self.journal.status()
-        healthy = self._ready.is_set() and not journal.full and not self._stop.is_set()
-        return healthy, {"journal_full": journal.full, "journal_alarm": journal.alarm}
+        now = time.time()
+        report = assess(
+            ready=self._ready.is_set(),
+            stopping=self._stop.is_set(),
+            journal_full=journal.full,
+            journal_alarm=journal.alarm,
+            devices=self._device_health(),
+            lists=[
+                ListHealth(
+                    kind=s.kind,
+                    version=s.version,
+                    entries=s.entries,
+                    age_s=s.age_s,
+                    problem=s.problem,
+                )
+                for s in self.lists.status(now)
+            ],
+            stale_after_s=self.config.lists.stale_after_s,
+            upload=self.uploader.stats.as_dict() if self.uploader is not None else None,
+        )
+        return report.serving, {
+            "status": report.status,
+            "reasons": list(report.reasons),
+            "journal_full": journal.full,
+            "journal_alarm": journal.alarm,
+        }
+
+    def _device_health(self) -> list[DeviceHealth]:
+        if self.devices is None:
+            return []
+        found = []
+        for lane_id in self.lanes:
+            for device in self.devices[lane_id].devices():
+                event = self._device_states.get(device.device_id)
+                found.append(
+                    DeviceHealth(
+                        lane_id=lane_id,
+                        device_id=device.device_id,
+                        state=(event.state if event else DeviceState.CONNECTING).value,
+                        since=event.at if event else None,
+                    )
+                )
+        return found
 
     def status(self) -> dict[str, Any]:
         now = time.time()
         journal = self.journal.status()
         return {
             "gateway_id": self.config.gateway.id,
+            "version": __version__,
             "site": {"id": self.config.site.id, "kind": self.config.site.kind.value},
+            "started_at": iso(self.started_at),
             "uptime_s": round(now - self.started_at, 3),
             "lanes": [
                 {
@@ -399,6 +460,7 @@ class GatewayService:
                     "denied": lane.counters.denied,
                     "failed_closed": lane.counters.failed_closed,
                     "last_scan_at": lane.counters.last_scan_at,
+                    "last_scan_at_iso": iso(lane.counters.last_scan_at),
                     "devices": {
                         device.device_id: self._device_state(device.device_id)
                         for device in self.devices[lane_id].devices()
@@ -413,10 +475,21 @@ class GatewayService:
                     "kind": s.kind,
                     "version": s.version,
                     "issued_at": s.issued_at,
+                    "issued_at_iso": iso(s.issued_at),
                     "age_s": s.age_s,
                     "entries": s.entries,
                     "problem": s.problem,
-                    "stale": s.age_s is None or s.age_s > self.config.lists.stale_after_s,
+                    "published": s.version > 0,
+                    "stale": is_stale(
+                        ListHealth(
+                            kind=s.kind,
+                            version=s.version,
+                            entries=s.entries,
+                            age_s=s.age_s,
+                            problem=s.problem,
+                        ),
+                        self.config.lists.stale_after_s,
+                    ),
                 }
                 for s in self.lists.status(now)
             ],
@@ -519,7 +592,12 @@ class GatewayService:
         event = self._device_states.get(device_id)
         if event is None:
             return {"state": DeviceState.CONNECTING.value}
-        return {"state": event.state.value, "since": event.at, "detail": event.detail}
+        return {
+            "state": event.state.value,
+            "since": event.at,
+            "since_iso": iso(event.at),
+            "detail": event.detail,
+        }
 
     def metrics_text(self) -> str:
         return self.registry.render()
