@@ -29,31 +29,22 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
+from suishen.demo.config_sims import Simulators, simulators
 from suishen.demo.issuer import IssuerKey, build_trust_file, generate_issuer
 from suishen.demo.simsite import write_public_key
-from suishen.drivers.sim.osdp_reader import OsdpReaderSim
-from suishen.drivers.sim.scanner import ScannerWire, TcpScannerSim, TcpSimMode
-from suishen.drivers.sim.turnstile import TurnstileSimulator
-from suishen.drivers.sim.uhppote import UhppoteSimulator
 from suishen.gateway.config import (
     GatewayConfig,
     LaneSettings,
-    ModbusGateSettings,
     NoGateSettings,
-    OsdpGateSettings,
     OsdpScannerSettings,
-    SerialScannerSettings,
-    TcpScannerSettings,
-    UhppoteGateSettings,
     UhppoteScannerSettings,
     load_config,
 )
@@ -64,7 +55,6 @@ from suishen.gateway.records import Direction
 from suishen.gateway.service import GatewayService
 from suishen.protocol.bundles import seal_bundle
 from suishen.protocol.codes import Identity
-from suishen.protocol.framing import Suffix
 from suishen.protocol.person import person_key
 from tests.integration.gateway_fixtures import cnid, ric, td3_mrz
 
@@ -73,7 +63,6 @@ SITES = ["office-building", "construction-site", "hotel", "venue"]
 WAIT_S = 5.0
 START_S = 15.0  # a fresh interpreter importing everything, then the devices connecting
 POLL_S = 0.01
-OUTPUT_ON = (2, 4, 5)  # OSDP output control codes that turn the relay on
 
 PASSPORT = "533401372"
 GUEST = Identity(
@@ -178,125 +167,6 @@ def write_secret(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n", encoding="utf-8")
     path.chmod(0o600)
-
-
-# --------------------------------------------------------------------------- the simulators
-
-
-def host_port(url: str) -> tuple[str, int]:
-    """(host, port) of socket://HOST:PORT or tcp://HOST:PORT; examples stay on loopback."""
-    parts = urlsplit(url)
-    assert parts.scheme in ("socket", "tcp"), url
-    assert parts.hostname == "127.0.0.1", url
-    assert parts.port is not None, url
-    return parts.hostname, parts.port
-
-
-def wire_for(suffix: Suffix) -> ScannerWire:
-    return ScannerWire(suffix=Suffix.CRLF if suffix in (Suffix.ANY, Suffix.NONE) else suffix)
-
-
-@dataclasses.dataclass(slots=True)
-class Simulators:
-    """Every device of a config, simulated at the address the config names."""
-
-    scanners: dict[str, TcpScannerSim] = dataclasses.field(default_factory=dict)  # by lane
-    turnstiles: dict[str, TurnstileSimulator] = dataclasses.field(default_factory=dict)  # lane
-    controllers: dict[str, UhppoteSimulator] = dataclasses.field(default_factory=dict)
-    readers: dict[tuple[str, int], OsdpReaderSim] = dataclasses.field(default_factory=dict)
-
-    async def send(self, lane: LaneSettings, payload: str | int) -> None:
-        """Present a scan (text) or a card (number) at the lane's scanner."""
-        scanner = lane.scanner
-        if isinstance(scanner, UhppoteScannerSettings):
-            assert isinstance(payload, int)
-            door = min(scanner.doors) if scanner.doors else 1
-            self.controllers[scanner.controller].swipe(payload, door=door)
-        elif isinstance(scanner, OsdpScannerSettings):
-            assert isinstance(payload, int)
-            self.readers[scanner.bus, scanner.address].present_card(payload)
-        else:
-            assert isinstance(payload, str)
-            await self.scanners[lane.id].send_scan(payload)
-
-    def opens(self, lane: LaneSettings) -> int:
-        """Open commands the lane's gate simulator has received."""
-        gate = lane.gate
-        if isinstance(gate, ModbusGateSettings):
-            return self.turnstiles[lane.id].opens_received
-        if isinstance(gate, UhppoteGateSettings):
-            return sum(1 for o in self.controllers[gate.controller].opens if o.door == gate.door)
-        if isinstance(gate, OsdpGateSettings):
-            reader = self.readers[gate.bus, gate.address]
-            return sum(
-                1
-                for c in reader.received
-                if c.kind == "output" and c.fields.get("control_code") in OUTPUT_ON
-            )
-        assert isinstance(gate, NoGateSettings)
-        return 0
-
-
-@contextlib.asynccontextmanager
-async def simulators(config: GatewayConfig, environ: dict[str, str]) -> AsyncIterator[Simulators]:
-    sims = Simulators()
-    async with contextlib.AsyncExitStack() as stack:
-        for lane in config.lanes:
-            scanner = lane.scanner
-            if isinstance(scanner, SerialScannerSettings):
-                # socket://: a serial-to-Ethernet converter; the gateway connects to it
-                host, port = host_port(scanner.url)
-                sim = TcpScannerSim(
-                    TcpSimMode.SERVER, host=host, port=port, wire=wire_for(scanner.framing.suffix)
-                )
-            elif isinstance(scanner, TcpScannerSettings):
-                assert scanner.host == "127.0.0.1"
-                mode = TcpSimMode.CLIENT if scanner.mode.value == "listen" else TcpSimMode.SERVER
-                sim = TcpScannerSim(
-                    mode,
-                    host=scanner.host,
-                    port=scanner.port,
-                    wire=wire_for(scanner.framing.suffix),
-                )
-            else:
-                sim = None
-            if sim is not None:
-                await sim.start()
-                stack.push_async_callback(sim.aclose)
-                sims.scanners[lane.id] = sim
-            if isinstance(lane.gate, ModbusGateSettings):
-                host, port = host_port(lane.gate.url)
-                turnstile = TurnstileSimulator(
-                    lane=lane.gate.turnstile_map(lane.open_pulse_ms),
-                    host=host,
-                    port=port,
-                    delay_s=0.02,
-                    pass_probability=1.0,
-                )
-                await turnstile.start()
-                stack.push_async_callback(turnstile.aclose)
-                sims.turnstiles[lane.id] = turnstile
-        for controller in config.uhppote:
-            assert controller.host == controller.listen_host == "127.0.0.1"
-            uhppote = UhppoteSimulator(
-                serial=controller.serial, host=controller.host, port=controller.port
-            )
-            await uhppote.start()
-            stack.push_async_callback(uhppote.stop)
-            sims.controllers[controller.id] = uhppote
-        for bus in config.osdp:
-            [reader] = bus.readers  # one reader per TCP port in the simulator
-            _, port = host_port(bus.port)
-            osdp = OsdpReaderSim.on_tcp(
-                port=port,
-                address=reader.address,
-                scbk=reader.read_scbk(environ),
-                passage_delay_s=0.05,
-            )
-            osdp.start()
-            stack.push_async_callback(asyncio.to_thread, osdp.close)
-            sims.readers[bus.id, reader.address] = osdp
-        yield sims
 
 
 # --------------------------------------------------------------------------- the gateway
