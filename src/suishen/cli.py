@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "suishen.commands.hub",
     "suishen.commands.pki",
     "suishen.commands.site",
+    "suishen.commands.doctor",
     "suishen.commands.demo",
 )
 
