@@ -62,6 +62,12 @@ def test_assess_each_cause() -> None:
         ("hub unreachable: refused",),
     )
     assert "403" in _assess(upload={"hub_up": True, "forbidden": True})[1][0]
+    assert _assess(cert_expires_in_s=10 * 86400.0) == (
+        "degraded",
+        ("client certificate expires in 10 days: rotate it soon",),
+    )
+    assert "expired" in _assess(cert_expires_in_s=-1.0)[1][0]
+    assert _assess(cert_expires_in_s=31 * 86400.0) == ("ok", ())
 
 
 async def test_health_degrades_when_a_gate_goes_and_recovers(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -683,6 +684,8 @@ async def test_gateway_service_syncs_and_reports_on_status_and_metrics(
     assert status["sync"]["lists"]["watchlist"]["installed"] == 1
     assert status["journal"]["backlog_oldest_age_s"] is None  # nothing left unsynced
     assert "suishen_sync_rows_uploaded_total " in metrics
+    expiry = re.search(r'suishen_certificate_expiry_seconds\{cert="client"\} (\S+)', metrics)
+    assert expiry is not None and float(expiry.group(1)) > 30 * 86400  # a fresh certificate
     assert "suishen_sync_hub_up 1" in metrics
     assert 'suishen_bundles_installed_total{list="watchlist"} 1' in metrics
     assert "suishen_journal_backlog_rows 0" in metrics

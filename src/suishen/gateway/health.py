@@ -4,7 +4,8 @@
     degraded  it decides and records, but something an operator must look at is wrong: a
               device not connected, no trust list (every code would be refused), a list that
               is stale or failed to load, the hub unreachable or refusing this gateway, the
-              journal near full: 200, with the reasons
+              journal near full, the client certificate expiring within 30 days: 200, with
+              the reasons
     ok        none of that: 200
 
 A list the hub never published (version 0, nothing held) is not stale: an empty watchlist or
@@ -22,6 +23,7 @@ from typing import Any, Literal
 from suishen.gateway.lists import NOT_PUBLISHED
 
 HealthStatus = Literal["ok", "degraded", "down"]
+CERT_WARN_S = 30 * 86400  # the client certificate's expiry is a reason this far ahead
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +76,7 @@ def assess(
     lists: Iterable[ListHealth],
     stale_after_s: float,
     upload: Mapping[str, Any] | None,
+    cert_expires_in_s: float | None = None,
 ) -> HealthReport:
     """The gateway's health from what it holds (see the module docstring)."""
     down = []
@@ -106,4 +109,11 @@ def assess(
             reasons.append("hub refuses this gateway (403): check its registration")
         elif upload.get("hub_up") is False:
             reasons.append(f"hub unreachable: {upload.get('last_error')}")
+    if cert_expires_in_s is not None and cert_expires_in_s < CERT_WARN_S:
+        days = cert_expires_in_s / 86400
+        reasons.append(
+            "client certificate expired: rotate it (`suishen hub gateway reissue`)"
+            if days < 0
+            else f"client certificate expires in {days:.0f} days: rotate it soon"
+        )
     return HealthReport(status="degraded" if reasons else "ok", reasons=tuple(reasons))

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from cryptography import x509
 
 from suishen import __version__
 from suishen.drivers.base import DeviceStateChanged
@@ -176,6 +177,17 @@ class GatewayService:
                 lambda: [((), _HEALTH_VALUE[self.health()[1]["status"]])],
             )
         )
+        self._cert_not_after = _client_cert_expiry(config)
+        if self._cert_not_after is not None:
+            not_after = self._cert_not_after
+            self.registry.add(
+                CallbackGauge(
+                    "suishen_certificate_expiry_seconds",
+                    "seconds until the hub link's client certificate expires",
+                    lambda: [(("client",), not_after - time.time())],
+                    ("cert",),
+                )
+            )
         self._add_sync_metrics()
         self.uploader: Uploader | None = None
         self.fetcher: BundleFetcher | None = None
@@ -418,6 +430,7 @@ class GatewayService:
             ],
             stale_after_s=self.config.lists.stale_after_s,
             upload=self.uploader.stats.as_dict() if self.uploader is not None else None,
+            cert_expires_in_s=None if self._cert_not_after is None else self._cert_not_after - now,
         )
         return report.serving, {
             "status": report.status,
@@ -624,3 +637,15 @@ def _open_hub_session(hub: HubSettings) -> aiohttp.ClientSession:
         why = getattr(exc, "strerror", None) or str(exc)
         files = f"{hub.ca}, {hub.client_cert}, {hub.client_key}"
         raise ConfigError([ConfigProblem("hub.client_key", f"cannot load {files}: {why}")]) from exc
+
+
+def _client_cert_expiry(config: GatewayConfig) -> float | None:
+    """POSIX time the hub link's client certificate expires (None: no link, or unreadable:
+    preflight names that)."""
+    if config.hub is None:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(config.hub.client_cert.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return cert.not_valid_after_utc.timestamp()
