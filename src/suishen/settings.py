@@ -490,8 +490,9 @@ def iter_settings(
 ) -> Iterator[tuple[str, type, list[tuple[dataclasses.Field[Any], Any]]]]:
     """Every section of a settings tree: (key path, class, [(field, type hint)]), depth first.
 
-    Arrays of tables appear as ``lanes[]``; a tagged union's variants each as
-    ``lanes[].scanner`` with their own class."""
+    Arrays of tables appear as ``lanes[]``; tables of tables keyed by a name as
+    ``time_profiles.NAME``; a tagged union's variants each as ``lanes[].scanner`` with their
+    own class."""
     hints = _hints(cls)
     fields = [(f, hints[f.name]) for f in _init_fields(cls)]
     yield path, cls, fields
@@ -501,6 +502,9 @@ def iter_settings(
         if typing.get_origin(inner) in (tuple, frozenset):
             inner = typing.get_args(inner)[0]
             sub_path += "[]"
+        elif typing.get_origin(inner) in (dict, Mapping):
+            inner = typing.get_args(inner)[1]
+            sub_path += ".NAME"
         variants = _variants(inner)
         if variants:
             for variant in variants:

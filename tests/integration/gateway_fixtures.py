@@ -276,10 +276,15 @@ async def running_gateway(
     lanes: list[LaneSpec] | None = None,
     rules_toml: str = "",
     before_start: Callable[[RunningGateway], None] | None = None,
+    edit_config: Callable[[str], str] | None = None,
 ) -> AsyncIterator[RunningGateway]:
     """A SimSite and a GatewayService running against it, every device connected.
-    `before_start` runs before the gateway starts (e.g. to write last-known-good bundles)."""
+    `before_start` runs before the gateway starts (e.g. to write last-known-good bundles);
+    `edit_config` rewrites the config text first (settings SimSite does not write)."""
     site = await SimSite.create(root, kind=kind, lanes=lanes, rules_toml=rules_toml)
+    if edit_config is not None:
+        text = site.config_path.read_text(encoding="utf-8")
+        site.config_path.write_text(edit_config(text), encoding="utf-8")
     try:
         service = GatewayService(load_config(site.config_path), environ=site.environ)
         async with aiohttp.ClientSession() as http:

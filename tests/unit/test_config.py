@@ -504,3 +504,75 @@ def test_the_tree_is_frozen() -> None:
     config = parse_config(minimal())
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.lanes[0].id = "other"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- time profiles
+
+
+def test_time_profiles_load_and_lanes_name_them() -> None:
+    """A profile, a lane carrying it and a roster group's profile load as given."""
+    data = minimal()
+    data["time_profiles"] = {"garage": {"mon": ["06:00-23:00"], "holiday": ["08:00-20:00"]}}
+    data["hours"] = {"groups": {"sub-a": "garage"}}
+    data["lanes"][0]["time_profile"] = "garage"
+    config = parse_config(data)
+    assert config.lanes[0].time_profile == "garage"
+    assert config.time_profiles["garage"].mon == ("06:00-23:00",)
+    assert config.hours.groups == {"sub-a": "garage"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "path", "message"),
+    [
+        (
+            lambda d: d.update(time_profiles={"p": {"mon": ["06:00-20:00", "19:00-21:00"]}}),
+            "time_profiles.p.mon",
+            "windows overlap",
+        ),
+        (
+            lambda d: d.update(time_profiles={"p": {"tue": ["20:00-06:00"]}}),
+            "time_profiles.p.tue[0]",
+            "ends before it starts",
+        ),
+        (
+            lambda d: d["lanes"][0].update(time_profile="nope"),
+            "lanes[0].time_profile",
+            "no [time_profiles.nope]",
+        ),
+        (
+            lambda d: d.update(hours={"groups": {"sub-a": "nope"}}),
+            "hours.groups.sub-a",
+            "no [time_profiles.nope]",
+        ),
+        (
+            lambda d: d.update(time_profiles={"p": {"workday": "someday"}}),
+            "time_profiles.p.workday",
+            "must be one of",
+        ),
+    ],
+)
+def test_bad_time_profiles_name_the_key(edit: Any, path: str, message: str) -> None:
+    """Overlapping or malformed profiles and dangling references: refused whole, naming the
+    key path."""
+    data = minimal()
+    edit(data)
+    found = problems(data)
+    assert path in found, found
+    assert message in found[path]
+
+
+def test_a_holiday_file_with_a_bad_date_names_the_setting(tmp_path: Path) -> None:
+    """The calendar file is read when the lanes are built (and by check-config): a bad date is
+    a ConfigError naming hours.calendar_file and the entry."""
+    calendar = tmp_path / "calendar.json"
+    calendar.write_text(
+        '{"version": 2, "region": "CN", "holidays": ["2026-13-01"], "workdays": []}'
+    )
+    data = minimal()
+    data["hours"] = {"calendar_file": str(calendar)}
+    config = parse_config(data)
+    with pytest.raises(ConfigError) as info:
+        config.hours.read_calendar()
+    [problem] = info.value.problems
+    assert problem.path == "hours.calendar_file"
+    assert "calendar.holidays[0]" in problem.message

@@ -95,6 +95,7 @@ class RosterEntry:
     valid_to: int | None = None  # POSIX seconds, inclusive; None = open
     name_mask: str = ""  # masked display name ("张*明"), never the clear name
     card: str | None = None  # IC / Wiegand card number, when the worker uses a card
+    group: str | None = None  # roster group (its time profile: [hours] groups)
 
     def valid_at(self, now: float) -> bool:
         if self.valid_from is not None and now < self.valid_from:
@@ -276,6 +277,7 @@ class Roster:
                     valid_to=w.valid_to,
                     name_mask=w.name_mask,
                     card=w.card,
+                    group=w.group,
                 ),
             )
             for person_key, w in roster_workers(body)

@@ -33,6 +33,10 @@ a replay denial):
     6. status_yellow        yellow status colour (deny by default; flag or off per site)
     7. not_registered       no valid registration at this site (construction; also a scan
                             naming nobody, such as an unknown card, where registration applies)
+   7b. outside_hours        the lane's time profile, or the registered worker's roster group's
+                            profile, does not admit now (site local time, holidays and make-up
+                            working days from the calendar); always deny. Entries only: an exit
+                            is never held by a profile (egress is fail-safe)
     8. anti_passback        in twice without out (same zone; flag by default)
     9. capacity_full        the site is at its hard capacity (a person already inside does
                             not count twice); an entry that brings the count to the soft
@@ -64,6 +68,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -84,6 +89,7 @@ from suishen.protocol.codes import HC1, SSC1, Rejection, VerifiedCode
 from suishen.protocol.identity import CnidNumber, IdKind, Mrz
 from suishen.protocol.person import person_key as make_person_key
 from suishen.protocol.reasons import Reason
+from suishen.protocol.time_profiles import SiteHours
 
 __all__ = [
     "DEFAULT_FORMATS",
@@ -291,6 +297,8 @@ class LaneInfo:
     lane_id: str
     direction: Direction
     zone: str = "main"
+    hours: SiteHours | None = None  # the lane's time profile (entries outside: outside_hours)
+    group_hours: Mapping[str, SiteHours] = field(default_factory=dict)  # roster group -> profile
 
 
 class ListsView(Protocol):
@@ -496,10 +504,19 @@ def _entry(
     # 7. registration
     if not at_desk:
         mode = rules.registration_mode(kind)
-        if mode is not RuleMode.OFF and (
-            person_key is None or lists.worker(person_key, lane.site_id, now) is None
-        ):
+        worker = None
+        if person_key is not None and (mode is not RuleMode.OFF or lane.group_hours):
+            worker = lists.worker(person_key, lane.site_id, now)
+        if mode is not RuleMode.OFF and worker is None:
             out.apply(mode, Reason.NOT_REGISTERED)
+        # 7b. time profiles: the lane's, then the worker's group's
+        group = (
+            None if worker is None or worker.group is None else lane.group_hours.get(worker.group)
+        )
+        if (lane.hours is not None and not lane.hours.admits_at(now)) or (
+            group is not None and not group.admits_at(now)
+        ):
+            out.apply(RuleMode.DENY, Reason.OUTSIDE_HOURS)
     inside_zone = None if person_key is None else state.zone_of(person_key)
     if not at_desk:
         # 8. anti-passback

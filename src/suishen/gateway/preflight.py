@@ -58,6 +58,7 @@ def check_files(config: GatewayConfig, environ: Mapping[str, str] | None = None)
     ]
     found += _config_errors(config.privacy.read_hub_seal_key, "privacy.hub_seal_key_file")
     found += _config_errors(config.lists.read_bundle_key, "lists.bundle_key_file")
+    found += _config_errors(config.hours.read_calendar, "hours.calendar_file")
     if config.lists.trust_file is not None:
         found += _trust_file(config.lists.trust_file)
     if config.hub is not None:

@@ -31,6 +31,7 @@ from cryptography import x509
 from suishen import __version__
 from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import ConfigError, ConfigProblem, GatewayConfig, HubSettings
+from suishen.gateway.config.hours import site_hours
 from suishen.gateway.devices import DeviceSet, LaneEvent, build_devices
 from suishen.gateway.health import DeviceHealth, ListHealth, assess, is_stale, iso
 from suishen.gateway.http import bound_port, start_http
@@ -316,6 +317,12 @@ class GatewayService:
             clock_skew_s=config.verify.clock_skew_s,
             max_lifetime_s={SSC1: config.verify.max_lifetime_s, HC1: None},
         )
+        calendar = config.hours.read_calendar()
+        profiles, tz = config.time_profiles, config.site.timezone
+        group_hours = {
+            group: site_hours(profiles, name, calendar, tz)
+            for group, name in config.hours.groups.items()
+        }
         for lane in config.lanes:
             info = LaneInfo(
                 site_id=config.site.id,
@@ -323,6 +330,10 @@ class GatewayService:
                 lane_id=lane.id,
                 direction=lane.direction,
                 zone=lane.zone,
+                hours=None
+                if lane.time_profile is None
+                else site_hours(profiles, lane.time_profile, calendar, tz),
+                group_hours=group_hours,
             )
             pipeline = ScanPipeline(
                 lane=info,

@@ -105,6 +105,7 @@ class RosterWorker:
     valid_to: int | None = None
     name_mask: str = ""
     card: str | None = None
+    group: str | None = None  # roster group: its time profile is the gateway's [hours] groups
 
 
 def raw_key(person_key: str | bytes) -> bytes | None:
@@ -218,21 +219,22 @@ def watchlist_columns(body: Any) -> WatchlistColumns:
 
 
 def roster_body(entries: Iterable[tuple[str, RosterItem]]) -> dict[str, Any]:
-    """The bundle body for a roster."""
-    return {
-        "format": BODY_FORMAT,
-        "workers": [
-            {
-                "person_key": person_key,
-                "site_id": e.site_id,
-                "valid_from": e.valid_from,
-                "valid_to": e.valid_to,
-                "name_mask": e.name_mask,
-                "card": e.card,
-            }
-            for person_key, e in entries
-        ],
-    }
+    """The bundle body for a roster (a worker's "group" only when it has one)."""
+    workers = []
+    for person_key, e in entries:
+        worker: dict[str, Any] = {
+            "person_key": person_key,
+            "site_id": e.site_id,
+            "valid_from": e.valid_from,
+            "valid_to": e.valid_to,
+            "name_mask": e.name_mask,
+            "card": e.card,
+        }
+        group = getattr(e, "group", None)  # optional in RosterItem: older holders have none
+        if group is not None:
+            worker["group"] = group
+        workers.append(worker)
+    return {"format": BODY_FORMAT, "workers": workers}
 
 
 def roster_workers(body: Any) -> list[tuple[str, RosterWorker]]:
@@ -262,15 +264,18 @@ def _roster_worker(raw: Any) -> tuple[str, RosterWorker]:
     if not isinstance(raw, Mapping):
         raise TypeError("a worker must be a map")
     person_key, site_id = raw["person_key"], raw["site_id"]
-    name_mask, card = raw.get("name_mask", ""), raw.get("card")
+    name_mask, card, group = raw.get("name_mask", ""), raw.get("card"), raw.get("group")
     if not isinstance(person_key, str) or not isinstance(site_id, str):
         raise TypeError("person_key and site_id must be text")
     if not isinstance(name_mask, str) or (card is not None and not isinstance(card, str)):
         raise TypeError("name_mask and card must be text")
+    if group is not None and not isinstance(group, str):
+        raise TypeError("group must be text or absent")
     return person_key, RosterWorker(
         site_id=site_id,
         valid_from=_optional_int(raw, "valid_from"),
         valid_to=_optional_int(raw, "valid_to"),
         name_mask=name_mask,
         card=card,
+        group=group,
     )

@@ -82,6 +82,20 @@ class HolidayCalendar:
         return WEEKDAYS[day.weekday()]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteHours:
+    """A profile bound to a calendar and a site's time zone: what a lane or group carries."""
+
+    profile: TimeProfile
+    calendar: HolidayCalendar
+    zone: dt.tzinfo
+
+    def admits_at(self, now: float) -> bool:
+        """Whether the profile admits at POSIX time ``now`` (in the site's local time)."""
+        local = dt.datetime.fromtimestamp(now, self.zone).replace(tzinfo=None)
+        return admits(self.profile, self.calendar, local)
+
+
 def admits(profile: TimeProfile, calendar: HolidayCalendar, local: dt.datetime) -> bool:
     """Whether ``profile`` admits at the naive local time ``local`` (the site's zone)."""
     minute = local.hour * 60 + local.minute
@@ -208,6 +222,7 @@ def newer(current: HolidayCalendar, candidate: HolidayCalendar) -> HolidayCalend
 __all__ = [
     "WEEKDAYS",
     "HolidayCalendar",
+    "SiteHours",
     "TimeProfile",
     "TimeProfileError",
     "Window",

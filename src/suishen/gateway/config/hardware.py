@@ -393,6 +393,9 @@ class LaneSettings:
         ge=0.01,
         le=60,
     )
+    time_profile: str | None = optional(
+        "a [time_profiles.NAME]: entries outside it are denied (outside_hours); exits never are"
+    )
     scanner: ScannerSettings = setting("the lane's scanner or card reader (by kind)")
     gate: GateSettings = setting("the lane's gate (by kind; kind none for a desk)")
     indicator: IndicatorSettings | None = optional(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from suishen.gateway.config.hardware import (
     UhppoteControllerSettings,
     UhppoteGateSettings,
 )
+from suishen.gateway.config.hours import HoursSettings, TimeProfileSettings
 from suishen.gateway.config.sections import (
     GatewaySection,
     HttpSettings,
@@ -59,6 +61,12 @@ class GatewayConfig:
     http: HttpSettings = setting("the local status listener", factory=HttpSettings)
     hub: HubSettings | None = optional("the hub (absent: offline)")
     logging: LoggingSettings = setting("logging", factory=LoggingSettings)
+    time_profiles: dict[str, TimeProfileSettings] = setting(
+        "named time profiles ([time_profiles.NAME]) for lanes and roster groups", factory=dict
+    )
+    hours: HoursSettings = setting(
+        "the holiday calendar and the roster groups' profiles", factory=HoursSettings
+    )
 
     def __post_init__(self) -> None:
         problems = list(_cross_check(self))
@@ -73,6 +81,9 @@ class GatewayConfig:
 
     def bus(self, bus_id: str) -> OsdpBusSettings:
         return next(b for b in self.osdp if b.id == bus_id)
+
+
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 def _unique(items: Sequence[Any], attr: str, section: str, what: str) -> Iterator[tuple[str, str]]:
@@ -97,11 +108,22 @@ def _cross_check(config: GatewayConfig) -> Iterator[tuple[str, str]]:
     yield from _unique(config.uhppote, "serial", "uhppote", "controller serial")
     yield from _unique(config.osdp, "id", "osdp", "bus id")
     yield from _unique(config.osdp, "port", "osdp", "bus port")
+    for name in config.time_profiles:
+        if not _PROFILE_NAME.fullmatch(name):
+            yield (
+                f"time_profiles.{name}",
+                "a profile name is 1-64 letters, digits, '_', '.' or '-'",
+            )
+    for group, profile in config.hours.groups.items():
+        if profile not in config.time_profiles:
+            yield (f"hours.groups.{group}", f"no [time_profiles.{profile}]")
     controllers = {c.id for c in config.uhppote}
     buses = {b.id: b for b in config.osdp}
     exclusive: dict[tuple[Any, ...], str] = {}  # a device end only one lane may own
     for i, lane in enumerate(config.lanes):
         at = f"lanes[{i}]"
+        if lane.time_profile is not None and lane.time_profile not in config.time_profiles:
+            yield (f"{at}.time_profile", f"no [time_profiles.{lane.time_profile}]")
         if lane.zone not in config.site.zones:
             yield (
                 f"{at}.zone",
