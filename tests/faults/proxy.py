@@ -220,10 +220,16 @@ class FaultProxy:
         link.tasks.append(task)
         try:
             await self._up.wait()  # a stalled proxy holds new connections unanswered
+            connect = asyncio.ensure_future(
+                asyncio.open_connection(self.target_host, self.target_port)
+            )
             try:
-                up_reader, up_writer = await asyncio.open_connection(
-                    self.target_host, self.target_port
-                )
+                # Shielded: a drop() that cancels this handler mid-connect must not orphan the
+                # upstream transport (it would be garbage-collected unclosed: ResourceWarning).
+                up_reader, up_writer = await asyncio.shield(connect)
+            except asyncio.CancelledError:
+                connect.add_done_callback(_close_orphan)
+                raise
             except OSError:
                 # The target is down: the client sees its connection reset, as through a
                 # real middlebox whose backend refused.
@@ -279,3 +285,13 @@ class FaultProxy:
                         trap.tripped.set()
                 else:
                     self.bytes_down += len(data)
+
+
+def _close_orphan(
+    connect: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]],
+) -> None:
+    """Close an upstream connection that completed after its handler was cancelled."""
+    if connect.cancelled() or connect.exception() is not None:
+        return
+    _reader, writer = connect.result()
+    writer.transport.abort()

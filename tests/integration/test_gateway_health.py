@@ -12,7 +12,7 @@ from pathlib import Path
 from suishen import __version__
 from suishen.gateway.health import DeviceHealth, ListHealth, assess
 from suishen.gateway.lists import NOT_PUBLISHED
-from tests.integration.gateway_fixtures import running_gateway
+from tests.integration.gateway_fixtures import cnid, ric, running_gateway
 
 STALE = 86400.0
 
@@ -104,3 +104,39 @@ async def test_health_degrades_when_a_gate_goes_and_recovers(tmp_path: Path) -> 
         while (body := (await gw.health())[1])["status"] != "ok":
             assert time.monotonic() < deadline, body
             await asyncio.sleep(0.05)
+
+
+async def test_a_lane_whose_gate_is_down_fails_closed_and_opens_are_counted(tmp_path: Path) -> None:
+    """An allowed scan opens the gate (gate_opens 1, the metric too); with the turnstile board
+    gone the next valid scan is denied gate_down, counted in failed_closed, and the person is
+    not counted inside; once the board is back a scan opens again."""
+    person = ric(cnid(dt.date(1990, 3, 7)), dob="1990-03-07")
+    async with running_gateway(tmp_path) as gw:
+        first = await gw.scan("in-1", gw.code(person))
+        assert (first.verdict, first.reason) == ("allow", None)
+        lane = next(item for item in (await gw.status())["lanes"] if item["id"] == "in-1")
+        assert (lane["gate_opens"], lane["failed_closed"]) == (1, 0)
+        assert 'suishen_gate_opens_total{lane="in-1"} 1' in await gw.metrics()
+        await gw.scan("out-1", gw.code(person))
+        inside = await gw.occupancy()
+
+        turnstile = gw.site.lanes["in-1"].turnstile
+        assert turnstile is not None
+        await turnstile.drop()
+        deadline = time.monotonic() + 10
+        while gw.service.devices["in-1"].gate.state.value == "connected":  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        refused = await gw.scan("in-1", gw.code(person))
+        assert (refused.verdict, refused.reason) == ("deny", "gate_down")
+        lane = next(item for item in (await gw.status())["lanes"] if item["id"] == "in-1")
+        assert (lane["gate_opens"], lane["failed_closed"]) == (1, 1)
+        assert await gw.occupancy() == inside
+
+        await turnstile.restore()
+        deadline = time.monotonic() + 15
+        while gw.service.devices["in-1"].gate.state.value != "connected":  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        again = await gw.scan("in-1", gw.code(person))
+        assert (again.verdict, again.reason) == ("allow", None)

@@ -53,6 +53,7 @@ from suishen.gateway.records import (
     Verdict,
 )
 from suishen.gateway.state import SiteState
+from suishen.protocol.device_state import DeviceState
 from suishen.protocol.framing import DiscardBurst, Discarded, DiscardFolder, DiscardReason
 from suishen.protocol.reasons import Reason
 
@@ -83,6 +84,7 @@ class LaneMetrics:
     latency: Histogram  # seconds, frame complete -> decision journalled
     device_errors: Counter  # labels: lane, device, error
     journal_failures: Counter  # labels: lane
+    gate_opens: Counter | None = None  # labels: lane; open commands the gate took
 
 
 @dataclass(slots=True)
@@ -91,6 +93,7 @@ class LaneCounters:
     allowed: int = 0
     denied: int = 0
     failed_closed: int = 0
+    gate_opens: int = 0
     last_scan_at: float | None = None
 
 
@@ -235,6 +238,8 @@ class Lane:
             record = self.pipeline.decide(raw, now)
             if busy is not None:
                 record = self._lane_busy(record, busy)
+            elif record.decision.verdict is Verdict.ALLOW and self._gate_down():
+                record = self._gate_down_denial(record)
             self.state.apply(record, sensor=sensor)
         except Exception as exc:  # noqa: BLE001 - any fault in deciding fails closed, journalled
             record = self._internal_error(raw, now, exc)
@@ -312,6 +317,26 @@ class Lane:
             detail={"busy": why, "waited_ms": waited_ms},
         )
 
+    def _gate_down(self) -> bool:
+        """The lane has a gate and it is not connected (down, reconnecting, in error)."""
+        gate = self.devices.gate
+        return gate is not None and gate.state is not DeviceState.CONNECTED
+
+    def _gate_down_denial(self, record: ScanDecided) -> ScanDecided:
+        """An allowed scan at a lane whose gate is down: the lane fails closed (the person is
+        not counted inside; staff see gate_down), and failed_closed counts it."""
+        self.counters.failed_closed += 1
+        gate = self.devices.gate
+        assert gate is not None
+        self._log.warning("gate down: scan denied (failed closed)", device_id=gate.device_id)
+        return replace(
+            record,
+            decision=Decision(
+                verdict=Verdict.DENY, reason=Reason.GATE_DOWN, alerts=record.decision.alerts
+            ),
+            detail={"gate": gate.state.value},
+        )
+
     def _internal_error(self, raw: RawScan, now: float, exc: Exception) -> ScanDecided:
         """A fault in deciding: the scan is a denial with reason internal_error (fail closed)."""
         fault = _fault(exc)
@@ -339,6 +364,9 @@ class Lane:
             self._device_error(gate.device_id, exc)
         else:
             self._device_ok(gate.device_id)
+            self.counters.gate_opens += 1
+            if self.metrics.gate_opens is not None:
+                self.metrics.gate_opens.inc(self.setup.lane_id)
 
     async def _passage(self, record: ScanDecided, seq: int) -> None:
         gate = self.devices.gate

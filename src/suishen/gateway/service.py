@@ -117,6 +117,9 @@ class GatewayService:
                     ("lane", "device", "error"),
                 )
             ),
+            gate_opens=self.registry.add(
+                Counter("suishen_gate_opens_total", "open commands a lane's gate took", ("lane",))
+            ),
             journal_failures=self.registry.add(
                 Counter(
                     "suishen_journal_failures_total",
@@ -483,6 +486,7 @@ class GatewayService:
                     "allowed": lane.counters.allowed,
                     "denied": lane.counters.denied,
                     "failed_closed": lane.counters.failed_closed,
+                    "gate_opens": lane.counters.gate_opens,
                     "last_scan_at": lane.counters.last_scan_at,
                     "last_scan_at_iso": iso(lane.counters.last_scan_at),
                     "devices": {

@@ -36,6 +36,7 @@ class Reason(enum.StrEnum):
     OUTSIDE_HOURS = "outside_hours"  # outside the lane's or the roster group's time profile
     # The lane itself.
     LANE_BUSY = "lane_busy"  # the scan waited too long for a busy lane (or was dropped)
+    GATE_DOWN = "gate_down"  # allowed, but the lane's gate is not connected: failed closed
     INTERNAL_ERROR = "internal_error"  # an unexpected fault in deciding: failed closed
 
 
