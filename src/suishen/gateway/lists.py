@@ -43,8 +43,10 @@ from suishen.protocol.errors import BundleError, TrustListError
 from suishen.protocol.listbodies import (
     BODY_FORMAT,
     KEY_BYTES,
+    Invitation,
     le_bytes,
     roster_body,
+    roster_invitations,
     roster_workers,
     watchlist_body,
     watchlist_columns,
@@ -237,9 +239,13 @@ class Watchlist:
 class Roster:
     """Registered workers: person_key -> entries (one per site), and card -> person_key."""
 
-    __slots__ = ("_by_card", "_by_key")
+    __slots__ = ("_by_card", "_by_key", "_invited")
 
-    def __init__(self, entries: Iterable[tuple[str, RosterEntry]] = ()) -> None:
+    def __init__(
+        self,
+        entries: Iterable[tuple[str, RosterEntry]] = (),
+        invitations: Iterable[tuple[str, Invitation]] = (),
+    ) -> None:
         by_key: dict[str, tuple[RosterEntry, ...]] = {}
         by_card: dict[tuple[str, str], str] = {}
         for person_key, entry in entries:
@@ -250,6 +256,14 @@ class Roster:
                 by_card[entry.site_id, entry.card] = person_key
         self._by_key = by_key
         self._by_card = by_card
+        invited: dict[str, tuple[Invitation, ...]] = {}
+        for person_key, invitation in invitations:
+            invited[person_key] = (*invited.get(person_key, ()), invitation)
+        self._invited = invited
+
+    def invited(self, person_key: str, site_id: str, lane_id: str, zone: str, now: float) -> bool:
+        """Whether an invitation admits the person at this lane (or zone) now."""
+        return any(i.admits(site_id, lane_id, zone, now) for i in self._invited.get(person_key, ()))
 
     def get(self, person_key: str, site_id: str, now: float) -> RosterEntry | None:
         """The person's registration at `site_id` valid at `now`, or None."""
@@ -283,7 +297,7 @@ class Roster:
             for person_key, w in roster_workers(body)
         ]
         try:
-            return cls(entries)
+            return cls(entries, roster_invitations(body))
         except ValueError as exc:
             raise BundleError("malformed", str(exc)) from exc
 
@@ -371,6 +385,10 @@ class Lists:
     def worker(self, person_key: str, site_id: str, now: float) -> RosterEntry | None:
         """The person's valid registration at the site (policy's view)."""
         return self.roster.get(person_key, site_id, now)
+
+    def invited(self, person_key: str, site_id: str, lane_id: str, zone: str, now: float) -> bool:
+        """Whether an invitation admits the person here now (policy's view)."""
+        return self.roster.invited(person_key, site_id, lane_id, zone, now)
 
     def version(self, kind: str) -> int:
         held: _Held = self._held[kind]

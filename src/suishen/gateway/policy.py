@@ -33,6 +33,8 @@ a replay denial):
     6. status_yellow        yellow status colour (deny by default; flag or off per site)
     7. not_registered       no valid registration at this site (construction; also a scan
                             naming nobody, such as an unknown card, where registration applies)
+   7c. not_invited          invitations required (rules.invitations): a person who is neither
+                            registered here nor invited for this lane or zone right now
    7b. outside_hours        the lane's time profile, or the registered worker's roster group's
                             profile, does not admit now (site local time, holidays and make-up
                             working days from the calendar); always deny. Entries only: an exit
@@ -174,6 +176,13 @@ class SiteRules:
             "(absent: deny at construction sites, off elsewhere)"
         },
     )
+    invitations: RuleMode = field(
+        default=RuleMode.OFF,
+        metadata={
+            "help": "visitors only by invitation (deny: a person neither registered here nor "
+            "invited for this lane or zone now is refused, not_invited)"
+        },
+    )
     anti_passback: RuleMode = field(
         default=RuleMode.FLAG,
         metadata={
@@ -307,6 +316,10 @@ class ListsView(Protocol):
     def watch(self, person_key: str, now: float) -> WatchEntry | None: ...
 
     def worker(self, person_key: str, site_id: str, now: float) -> RosterEntry | None: ...
+
+    def invited(
+        self, person_key: str, site_id: str, lane_id: str, zone: str, now: float
+    ) -> bool: ...
 
 
 # --------------------------------------------------------------------------- subjects
@@ -505,10 +518,23 @@ def _entry(
     if not at_desk:
         mode = rules.registration_mode(kind)
         worker = None
-        if person_key is not None and (mode is not RuleMode.OFF or lane.group_hours):
+        invitations = rules.invitations
+        if person_key is not None and (
+            mode is not RuleMode.OFF or lane.group_hours or invitations is not RuleMode.OFF
+        ):
             worker = lists.worker(person_key, lane.site_id, now)
         if mode is not RuleMode.OFF and worker is None:
             out.apply(mode, Reason.NOT_REGISTERED)
+        # 7c. invitations: a registered person needs none
+        if (
+            invitations is not RuleMode.OFF
+            and worker is None
+            and (
+                person_key is None
+                or not lists.invited(person_key, lane.site_id, lane.lane_id, lane.zone, now)
+            )
+        ):
+            out.apply(invitations, Reason.NOT_INVITED)
         # 7b. time profiles: the lane's, then the worker's group's
         group = (
             None if worker is None or worker.group is None else lane.group_hours.get(worker.group)

@@ -36,6 +36,7 @@ __all__ = [
     "DENY_FLAG",
     "KEY_BYTES",
     "POLICE_FLAG",
+    "Invitation",
     "RosterItem",
     "RosterWorker",
     "WatchItem",
@@ -45,6 +46,7 @@ __all__ = [
     "le_bytes",
     "raw_key",
     "roster_body",
+    "roster_invitations",
     "roster_workers",
     "watchlist_body",
     "watchlist_columns",
@@ -106,6 +108,25 @@ class RosterWorker:
     name_mask: str = ""
     card: str | None = None
     group: str | None = None  # roster group: its time profile is the gateway's [hours] groups
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invitation:
+    """A visitor invited to a site for a window, at some lanes or zones (none listed: all)."""
+
+    site_id: str
+    valid_from: int  # POSIX seconds, inclusive
+    valid_to: int  # POSIX seconds, inclusive
+    lanes: frozenset[str] = frozenset()
+    zones: frozenset[str] = frozenset()
+
+    def admits(self, site_id: str, lane_id: str, zone: str, now: float) -> bool:
+        return (
+            self.site_id == site_id
+            and self.valid_from <= now <= self.valid_to
+            and (not self.lanes or lane_id in self.lanes)
+            and (not self.zones or zone in self.zones)
+        )
 
 
 def raw_key(person_key: str | bytes) -> bytes | None:
@@ -218,8 +239,12 @@ def watchlist_columns(body: Any) -> WatchlistColumns:
 # --------------------------------------------------------------------------- roster
 
 
-def roster_body(entries: Iterable[tuple[str, RosterItem]]) -> dict[str, Any]:
-    """The bundle body for a roster (a worker's "group" only when it has one)."""
+def roster_body(
+    entries: Iterable[tuple[str, RosterItem]],
+    invitations: Iterable[tuple[str, Invitation]] = (),
+) -> dict[str, Any]:
+    """The bundle body for a roster (a worker's "group" only when it has one; "invitations"
+    only when there are some)."""
     workers = []
     for person_key, e in entries:
         worker: dict[str, Any] = {
@@ -234,7 +259,21 @@ def roster_body(entries: Iterable[tuple[str, RosterItem]]) -> dict[str, Any]:
         if group is not None:
             worker["group"] = group
         workers.append(worker)
-    return {"format": BODY_FORMAT, "workers": workers}
+    body: dict[str, Any] = {"format": BODY_FORMAT, "workers": workers}
+    invited = [
+        {
+            "person_key": person_key,
+            "site_id": i.site_id,
+            "valid_from": i.valid_from,
+            "valid_to": i.valid_to,
+            "lanes": sorted(i.lanes),
+            "zones": sorted(i.zones),
+        }
+        for person_key, i in invitations
+    ]
+    if invited:
+        body["invitations"] = invited
+    return body
 
 
 def roster_workers(body: Any) -> list[tuple[str, RosterWorker]]:
@@ -251,6 +290,44 @@ def roster_workers(body: Any) -> list[tuple[str, RosterWorker]]:
         except (TypeError, ValueError, KeyError) as exc:
             raise BundleError("malformed", f"workers[{i}]: {exc}") from exc
     return out
+
+
+def roster_invitations(body: Any) -> list[tuple[str, Invitation]]:
+    """The invitations of a (checked) roster body; BundleError("malformed") naming the bad one."""
+    raw_list = body.get("invitations", []) if isinstance(body, Mapping) else None
+    if not isinstance(raw_list, list):
+        raise BundleError("malformed", "roster 'invitations' must be a list")
+    out = []
+    for i, raw in enumerate(raw_list):
+        try:
+            out.append(_invitation(raw))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise BundleError("malformed", f"invitations[{i}]: {exc}") from exc
+    return out
+
+
+def _invitation(raw: Any) -> tuple[str, Invitation]:
+    if not isinstance(raw, Mapping):
+        raise TypeError("an invitation must be a map")
+    person_key, site_id = raw["person_key"], raw["site_id"]
+    if not isinstance(person_key, str) or raw_key(person_key) is None:
+        raise ValueError("person_key must be 64 hex characters")
+    if not isinstance(site_id, str):
+        raise TypeError("site_id must be text")
+    valid_from, valid_to = _optional_int(raw, "valid_from"), _optional_int(raw, "valid_to")
+    if valid_from is None or valid_to is None or valid_to < valid_from:
+        raise ValueError("valid_from and valid_to are required, and end after the start")
+    lanes, zones = raw.get("lanes", []), raw.get("zones", [])
+    for name, items in (("lanes", lanes), ("zones", zones)):
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise TypeError(f"{name} must be a list of text")
+    return person_key, Invitation(
+        site_id=site_id,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        lanes=frozenset(lanes),
+        zones=frozenset(zones),
+    )
 
 
 def _optional_int(raw: Mapping[str, Any], name: str) -> int | None:

@@ -33,6 +33,7 @@ class Reason(enum.StrEnum):
     ANTI_PASSBACK = "anti_passback"
     MINOR_UNACCOMPANIED = "minor_unaccompanied"
     FORMAT_NOT_ACCEPTED = "format_not_accepted"
+    NOT_INVITED = "not_invited"  # a building admitting visitors only by invitation
     OUTSIDE_HOURS = "outside_hours"  # outside the lane's or the roster group's time profile
     # The lane itself.
     LANE_BUSY = "lane_busy"  # the scan waited too long for a busy lane (or was dropped)
