@@ -76,9 +76,19 @@ async def test_analyst_and_admin_see_every_site(
             assert name in await response.text()
 
 
-async def test_tenant_without_sites_sees_none(web_client: WebClientFactory, sites: None) -> None:
-    """A tenant (scoped like a site manager) with no grant sees no site at all."""
-    wc = await web_client(Role.TENANT)
+async def test_tenant_may_not_see_site_pages(web_client: WebClientFactory, sites: None) -> None:
+    """A tenant (a company in the building) gets 403 on every site page, even of its own
+    building: it sees only its invitations, never everyone's scans."""
+    wc = await web_client(Role.TENANT, [SITE_A])
+    for route in ("/site", *SITE_ROUTES):
+        response = await wc.client.get(route.format(SITE_A))
+        assert response.status == 403, route
+        assert NAME_A not in await response.text()
+
+
+async def test_manager_without_sites_sees_none(web_client: WebClientFactory, sites: None) -> None:
+    """A site manager with no grant sees no site at all."""
+    wc = await web_client(Role.SITE_MANAGER)
     assert "尚未为您授权任何场所" in await (await wc.client.get("/site")).text()
     assert (await wc.client.get(f"/site/{SITE_A}")).status == 404
 

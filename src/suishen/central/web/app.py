@@ -20,6 +20,8 @@ Other branches add one line to ``VIEW_MODULES`` (and ``CONTEXTS``, ``NAV``) each
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import importlib
@@ -39,7 +41,7 @@ from suishen.central import auth
 from suishen.central.config import HubConfig, WebListenerSection
 from suishen.central.db import DB_POOL, database_ctx
 from suishen.central.errors import HubError, error_response
-from suishen.central.store.users import DEFAULT_HASHER
+from suishen.central.store.users import DEFAULT_HASHER, purge_expired
 from suishen.central.web import feed, i18n
 from suishen.protocol.vocabulary import Role
 
@@ -85,6 +87,29 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+
+HOUSEKEEPING_S = 3600.0
+
+
+async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: drop expired sessions and stale login-throttle rows, at start and hourly."""
+
+    async def purge() -> None:
+        while True:
+            try:
+                async with app[DB_POOL].acquire() as con:
+                    sessions, throttles = await purge_expired(con)
+                log.info("web_housekeeping", sessions=sessions, throttles=throttles)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                log.warning("web_housekeeping_failed", error=type(exc).__name__)
+            await asyncio.sleep(HOUSEKEEPING_S)
+
+    task = asyncio.create_task(purge(), name="web-housekeeping")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
 
 WEB_SETTINGS: web.AppKey[WebListenerSection] = web.AppKey("web_settings", WebListenerSection)
 

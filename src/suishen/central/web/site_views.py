@@ -1,6 +1,7 @@
 """Site pages: the site picker, the dashboard, its live feed (SSE), the scan log and its CSV.
 
-Routes (every one needs a user; a site outside the user's scope is 404 like a missing one):
+Routes (every one needs a site manager, analyst or admin -- a tenant gets 403; a site outside
+the user's scope is 404 like a missing one):
 
     GET /site                       the sites in scope (straight to the one when only one)
     GET /site/{site_id}             dashboard: inside now, entries by hour, capacity, health
@@ -35,8 +36,9 @@ from suishen.central.queries import site as queries
 from suishen.central.store import audit
 from suishen.central.web import feed, i18n
 from suishen.protocol.reasons import Reason
-from suishen.protocol.vocabulary import Verdict
+from suishen.protocol.vocabulary import Role, Verdict
 
+SITE_ROLES = (Role.SITE_MANAGER, Role.ANALYST, Role.ADMIN)
 MAX_PARAM_CHARS = 64
 MAX_RANGE = dt.timedelta(days=31)
 RECENT_ROWS = 20
@@ -69,8 +71,14 @@ def _site_id(request: web.Request) -> str:
     return site_id
 
 
+def site_staff(request: web.Request) -> auth.User:
+    """The user, when their role may see site pages (a tenant may not: it sees only its own
+    invitations); else Forbidden."""
+    return auth.require_role(auth.current_user(request), *SITE_ROLES)
+
+
 async def _site(request: web.Request) -> tuple[auth.User, queries.SiteInfo]:
-    user = auth.current_user(request)
+    user = site_staff(request)
     async with request.app[DB_POOL].acquire() as con:
         site = await queries.site_info(
             con, user.scope, queries.SiteParams(site_id=_site_id(request))
@@ -152,7 +160,7 @@ def _filters_query(params: queries.ScanLogParams, zone: zoneinfo.ZoneInfo) -> st
 
 
 async def site_picker(request: web.Request) -> web.StreamResponse:
-    user = auth.current_user(request)
+    user = site_staff(request)
     async with request.app[DB_POOL].acquire() as con:
         found = await queries.sites(con, user.scope)
     if len(found) == 1:
