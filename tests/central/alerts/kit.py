@@ -12,8 +12,7 @@ import asyncpg
 from suishen.central.alerts.endpoints import set_endpoint
 from suishen.central.ingest import store_alerts
 from suishen.sync.wire import parse_batch
-
-from ..hubkit import OTHER_SITE, SITE, alert_row, body, register
+from tests.central.hubkit import OTHER_SITE, SITE, alert_row, body, register
 
 _SEQ = itertools.count(1)
 

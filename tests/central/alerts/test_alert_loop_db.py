@@ -17,8 +17,8 @@ from suishen.central.queries.alerts import InboxParams, alert_detail, alert_view
 from suishen.central.scope import Scope
 from suishen.protocol.alert_loop import TRANSITIONS, AlertAction
 from suishen.protocol.vocabulary import AlertStep
+from tests.central.hubkit import OTHER_SITE, SITE
 
-from ..hubkit import OTHER_SITE, SITE
 from .kit import raise_alert, sites
 
 EVERYWHERE = Scope.everywhere()

@@ -27,7 +27,15 @@ from suishen.protocol.alert_loop import AlertAction, LoopState, next_state
 from suishen.protocol.errors import TransitionError
 from suishen.protocol.vocabulary import AlertRoute, AlertStep
 
-__all__ = ["MAX_NOTE", "Named", "advance", "enqueue_webhooks", "on_received", "store_deadlines"]
+__all__ = [
+    "MAX_NOTE",
+    "Named",
+    "advance",
+    "enqueue_webhooks",
+    "on_received",
+    "set_key_site",
+    "store_deadlines",
+]
 
 log = structlog.get_logger("suishen.central.alerts")
 
@@ -222,3 +230,13 @@ async def store_deadlines(con: Connection, section: AlertsSection) -> None:
         "feed_back = EXCLUDED.feed_back, remind_share = EXCLUDED.remind_share",
         rows,
     )
+
+
+async def set_key_site(con: Connection, site_id: str, key_site: bool) -> None:
+    """Mark a site as a key site (police accept deadline ``police_accept_key_site_s``) or not;
+    alerts received from then on get the deadline. NotFound for an unknown site."""
+    done = await con.fetchval(
+        "UPDATE sites SET key_site = $2 WHERE site_id = $1 RETURNING true", site_id, key_site
+    )
+    if not done:
+        raise NotFound("no such site", site_id=site_id)
