@@ -52,7 +52,10 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # forms and CSV imports
 
-VIEW_MODULES: tuple[str, ...] = ("suishen.central.web.auth_views",)
+VIEW_MODULES: tuple[str, ...] = (
+    "suishen.central.web.auth_views",
+    "suishen.central.web.views.alerts",
+)
 
 CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = ()
 
@@ -67,7 +70,9 @@ class NavItem:
 
 
 ALL_ROLES = frozenset(Role)
-NAV: tuple[NavItem, ...] = ()
+NAV: tuple[NavItem, ...] = (
+    NavItem(label="Alerts", href="/alerts", roles=frozenset(ALL_ROLES - {Role.TENANT})),
+)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
