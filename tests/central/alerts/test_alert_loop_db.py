@@ -8,6 +8,7 @@ import itertools
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from suishen.central.alerts.loop import advance, store_deadlines
 from suishen.central.alerts.sender import log_reminders
@@ -184,7 +185,10 @@ async def test_overdue_and_reminder_flags_and_the_reminder_pass(db_pool: asyncpg
     assert (views[fresh].overdue, views[fresh].due_soon) == (False, False)
     assert [v.alert_id for v in overdue.rows] == [late]
     assert {v.alert_id for v in on_time.rows} == {soon, fresh}
-    assert await log_reminders(db_pool) == 2
+    with capture_logs() as logs:
+        assert await log_reminders(db_pool) == 2
+    reminded = {(e["alert_id"], e["overdue"]) for e in logs if e["event"] == "alert_reminder"}
+    assert reminded == {(late, True), (soon, False)}
     assert await log_reminders(db_pool) == 0  # once per step
     async with db_pool.acquire() as con:
         await advance(con, EVERYWHERE, late, "accept", "alice", "")

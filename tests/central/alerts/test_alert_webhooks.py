@@ -190,14 +190,19 @@ async def test_forged_stale_replayed_or_mistyped_callbacks_change_nothing(rig: R
     # a signed callback for an alert that does not exist looks like a bad signature
     status, _ = await post_callback(rig.hub_url, "/hooks/alerts/999999", police, accept)
     assert status == 403
-    # the good one once, then its exact replay
+    # the good one once, then its exact replay, to this alert and to another one (the
+    # signature covers the body, not the path: only the replay guard stops the second)
+    other = await raise_alert(rig.pool)
+    await rig.platform.next()
     header = signature(police, body)
     assert (await post_callback(rig.hub_url, path, police, None, raw=body, header=header))[0] == 200
     after = await rig.timeline(alert_id)
-    status, _ = await post_callback(rig.hub_url, path, police, None, raw=body, header=header)
-    assert status == 409
+    for target in (path, f"/hooks/alerts/{other}"):
+        status, _ = await post_callback(rig.hub_url, target, police, None, raw=body, header=header)
+        assert status == 409
     assert await rig.timeline(alert_id) == after
     assert [step for step, _, _ in after] == ["received", "accepted"]
+    assert await rig.state(other) == "received"
 
 
 async def test_a_failed_delivery_is_retried_and_every_attempt_logged(

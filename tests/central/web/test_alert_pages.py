@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 from aiohttp.test_utils import TestServer
 
+from suishen.central.alerts.sender import drain_once
+from suishen.central.alerts.settings import AlertsSection
 from suishen.central.queries.alerts import alert_detail
 from suishen.central.scope import Scope
 from suishen.protocol.alert_loop import AlertAction
 from tests.central.alerts.kit import endpoint, raise_alert, sites
-from tests.central.alerts.platform import post_callback
+from tests.central.alerts.platform import Platform, post_callback
 from tests.central.hubkit import OTHER_SITE, SITE
 
 from .conftest import WebClient, WebClientFactory
@@ -197,3 +200,30 @@ async def test_the_callback_is_public_on_the_web_listener(
     async with db_pool.acquire() as con:
         detail = await alert_detail(con, EVERYWHERE, alert_id)
     assert detail.timeline[-1].actor == "platform:police"
+
+
+async def test_the_alert_page_shows_every_delivery_attempt(
+    db_pool: asyncpg.Pool, web_client: WebClientFactory, tmp_path: Path
+) -> None:
+    """A delivery refused once (500) then delivered: both attempts, with their response codes,
+    are on the alert's page."""
+    platform = Platform()
+    await platform.start()
+    try:
+        await sites(db_pool)
+        platform.secrets["police"] = await endpoint(
+            db_pool, "police", f"{platform.url}/police", tmp_path
+        )
+        platform.failures["police"] = 1
+        alert_id = await raise_alert(db_pool)
+        async with aiohttp.ClientSession() as session:
+            assert await drain_once(db_pool, session, AlertsSection()) == 1
+            await db_pool.execute("UPDATE webhook_outbox SET next_at = now()")
+            assert await drain_once(db_pool, session, AlertsSection()) == 1
+    finally:
+        await platform.close()
+    wc = await web_client("site_manager", [SITE])
+    page = await (await wc.client.get(f"/alerts/{alert_id}")).text()
+    deliveries = page.split("推送记录")[1]
+    assert "失败，将重试" in deliveries and "500" in deliveries
+    assert "已送达" in deliveries and "204" in deliveries
