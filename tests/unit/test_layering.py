@@ -93,6 +93,7 @@ SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s
 FRONT_DOORS = [
     *sorted((PACKAGE / "commands").rglob("*.py")),
     PACKAGE / "central" / "gateway_api.py",
+    *sorted((PACKAGE / "central" / "web").rglob("*.py")),
 ]
 
 

@@ -51,3 +51,31 @@ async def test_users_grants_and_errors(db_pool: asyncpg.Pool) -> None:
         assert await con.fetchval("SELECT count(*) FROM sessions") == 0
         await con.execute("UPDATE users SET disabled = true")
         assert await users.authenticate(con, "t", "another password", hasher=TEST_HASHER) is None
+
+
+async def test_purge_expired(db_pool: asyncpg.Pool) -> None:
+    """Housekeeping deletes expired and long-idle sessions and stale throttle rows, and keeps
+    live sessions and current locks."""
+    async with db_pool.acquire() as con:
+        user_id = await users.add_user(
+            con, "p", role=Role.ADMIN, password=PASSWORD, hasher=TEST_HASHER
+        )
+        live, _ = await users.create_session(con, user_id, lifetime_s=3600)
+        for _ in range(2):
+            await users.create_session(con, user_id, lifetime_s=3600)
+        await con.execute(
+            "UPDATE sessions SET expires_at = now() - interval '1 s' WHERE token_sha256 = ("
+            "SELECT token_sha256 FROM sessions WHERE token_sha256 <> $1 LIMIT 1)",
+            users.token_sha256(live),
+        )
+        await con.execute(
+            "UPDATE sessions SET last_seen_at = now() - interval '2 days' "
+            "WHERE token_sha256 <> $1 AND expires_at > now()",
+            users.token_sha256(live),
+        )
+        await users.record_failure(con, "user:old", limit=5, window_s=60, lock_s=60)
+        await users.record_failure(con, "user:locked", limit=1, window_s=60, lock_s=3600)
+        await con.execute("UPDATE login_throttle SET window_start = now() - interval '2 days'")
+        assert await users.purge_expired(con) == (2, 1)
+        assert await users.read_session(con, live, idle_s=60) is not None
+        assert await con.fetchval("SELECT key FROM login_throttle") == "user:locked"

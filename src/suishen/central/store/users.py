@@ -258,10 +258,19 @@ async def end_session(con: Connection, token: str) -> None:
     await con.execute("DELETE FROM sessions WHERE token_sha256 = $1", token_sha256(token))
 
 
-async def purge_sessions(con: Connection) -> int:
-    """Delete expired sessions; how many."""
-    result = await con.execute("DELETE FROM sessions WHERE expires_at <= now()")
-    return int(result.rsplit(" ", 1)[-1])
+async def purge_expired(con: Connection, *, idle_s: float = 86400.0) -> tuple[int, int]:
+    """Delete sessions past their expiry or unused for ``idle_s``, and throttle rows neither
+    locked nor touched for a day; (sessions, throttle rows) deleted."""
+    sessions = await con.execute(
+        "DELETE FROM sessions WHERE expires_at <= now() "
+        "OR last_seen_at < now() - make_interval(secs => $1)",
+        float(idle_s),
+    )
+    throttles = await con.execute(
+        "DELETE FROM login_throttle WHERE coalesce(locked_until, '-infinity') < now() "
+        "AND window_start < now() - interval '1 day'"
+    )
+    return int(sessions.rsplit(" ", 1)[-1]), int(throttles.rsplit(" ", 1)[-1])
 
 
 async def _user_by_id(con: Connection, user_id: int) -> UserRecord | None:
