@@ -51,6 +51,7 @@ EXIT_USAGE = 2  # a bad config file or argument
 EXIT_NOT_FOUND = 3  # remove: the entry was not listed
 DEFAULT_STATE_DIR = Path("hub-state")
 DEFAULT_PKI_DIR = Path("pki")  # as `suishen pki --dir`
+DEFAULT_CONFIG = "hub.toml"  # the hub config a command finds in the folder it runs in
 
 
 def register(sub: Any) -> None:
@@ -71,8 +72,15 @@ def register(sub: Any) -> None:
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:
-    """--dsn | --state: the database options every hub command shares."""
+    """--config | --dsn | --state: the database options every hub command shares."""
     where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the hub's config (hub.toml): its database and state directory, as `hub run` "
+        f"uses them (default: ./{DEFAULT_CONFIG} when it exists)",
+    )
     where.add_argument(
         "--dsn",
         help="PostgreSQL (>= 14) DSN without its password, e.g. postgresql://user@host/db; "
@@ -89,16 +97,53 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def database_settings(args: argparse.Namespace) -> Any:
-    """DatabaseSettings from --dsn / --state; a DSN with a password in it is refused
-    (ValueError): other local users can read a process's arguments."""
+def hub_config_of(args: argparse.Namespace) -> Any:
+    """The hub config named by --config, or ./hub.toml when neither --dsn nor --state is given
+    and it exists; None otherwise. ValueError (one line) for a config that does not load."""
+    from suishen.central.config import HubConfigError, load_config  # noqa: PLC0415 (lazy CLI)
+
+    path = getattr(args, "config", None)
+    if path is None and not args.dsn and not args.state and Path(DEFAULT_CONFIG).is_file():
+        path = Path(DEFAULT_CONFIG)
+    if path is None:
+        return None
+    try:
+        return load_config(path)
+    except HubConfigError as exc:
+        raise ValueError(f"{path}: {exc}".replace("\n", "; ")) from None
+
+
+def state_dir_of(args: argparse.Namespace) -> Path:
+    """The hub's state directory (keys, embedded database): the config's, --state, or the
+    default."""
+    config = hub_config_of(args)
+    if config is not None:
+        return Path(config.hub.state_dir)
+    return Path(args.state or DEFAULT_STATE_DIR)
+
+
+def database_settings(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """DatabaseSettings from --config / --dsn / --state; a DSN with a password in it is refused
+    (ValueError): other local users can read a process's arguments. An embedded database that
+    does not exist yet is made only when ``create`` (`hub migrate`); any other command refuses
+    with the fix, rather than silently starting an empty database because it was run from
+    another folder."""
     from suishen.central.db import (  # noqa: PLC0415 (lazy CLI)
         DEFAULT_PASSWORD_ENV,
+        PGDATA_DIR,
         DatabaseSettings,
         dsn_has_password,
         resolve_password,
     )
 
+    config = hub_config_of(args)
+    if config is not None:
+        from suishen.central.app import database_settings as from_config  # noqa: PLC0415
+
+        settings = from_config(config)
+        if settings.dsn is None and not create:
+            _require_embedded(Path(config.hub.state_dir), PGDATA_DIR)
+        return settings
     if args.dsn:
         if dsn_has_password(args.dsn):
             raise ValueError(
@@ -107,7 +152,19 @@ def database_settings(args: argparse.Namespace) -> Any:
             )
         password = resolve_password(file=args.password_file, env=DEFAULT_PASSWORD_ENV)
         return DatabaseSettings(dsn=args.dsn, password=password)
-    return DatabaseSettings(state_dir=args.state or DEFAULT_STATE_DIR)
+    state = Path(args.state or DEFAULT_STATE_DIR)
+    if not create:
+        _require_embedded(state, PGDATA_DIR)
+    return DatabaseSettings(state_dir=state)
+
+
+def _require_embedded(state: Path, pgdata: str) -> None:
+    if not (state / pgdata).is_dir():
+        raise ValueError(
+            f"no hub database in {state / pgdata}: run this in the hub's folder, or give "
+            f"--config hub.toml or --state DIR (`suishen hub migrate --state {state}` makes a "
+            "new one)"
+        )
 
 
 # --------------------------------------------------------------------------- migrate
@@ -131,7 +188,8 @@ def run_migrate(args: argparse.Namespace) -> int:
     from suishen.central.migrate import MigrationError  # noqa: PLC0415
 
     try:
-        applied, created = asyncio.run(_migrate(database_settings(args), args.days_ahead))
+        settings = database_settings(args, create=True)
+        applied, created = asyncio.run(_migrate(settings, args.days_ahead))
     except ValueError as exc:
         print(f"suishen hub migrate: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -184,16 +242,25 @@ def _add_keys(commands: Any) -> None:
         help="make the Ed25519 bundle key and the X25519 sealing key",
         description="Write STATE/keys/bundle.key, seal.key (0600) and their .pub.pem halves.",
     )
-    init.add_argument("--state", type=Path, default=DEFAULT_STATE_DIR, help="hub state directory")
+    where = init.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config", type=Path, metavar="FILE", help="the hub's config: its hub.state_dir"
+    )
+    where.add_argument(
+        "--state", type=Path, help=f"hub state directory (default: {DEFAULT_STATE_DIR})"
+    )
     init.add_argument("--force", action="store_true", help="replace existing keys")
-    init.set_defaults(handler=run_keys_init)
+    init.set_defaults(handler=run_keys_init, dsn=None)
 
 
 def run_keys_init(args: argparse.Namespace) -> int:
     from suishen.central.keys import HubKeyError, init_keys  # noqa: PLC0415 (lazy CLI)
 
     try:
-        files = init_keys(args.state, force=args.force)
+        files = init_keys(state_dir_of(args), force=args.force)
+    except ValueError as exc:
+        print(f"suishen hub keys init: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except HubKeyError as exc:
         print(f"suishen hub keys init: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -38,7 +38,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from suishen.commands.hub import DEFAULT_STATE_DIR, _with_database, add_database_arguments
+from suishen.commands.hub import (
+    DEFAULT_STATE_DIR,
+    _with_database,
+    add_database_arguments,
+    state_dir_of,
+)
 
 EXIT_USAGE = 2
 DEFAULT_PKI_DIR = Path("pki")
@@ -115,7 +120,11 @@ def register(sub: Any) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    hub_state = args.hub_state or args.state or DEFAULT_STATE_DIR
+    try:
+        hub_state = args.hub_state or state_dir_of(args)
+    except ValueError as exc:
+        print(f"suishen site init: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     plan = SitePlan(
         directory=args.directory,
         site_id=args.site,
