@@ -70,6 +70,8 @@ from suishen.central.gateway_registry import GatewayRegistry
 from suishen.central.ingest import RETRYABLE_ERRORS
 from suishen.central.keys import load_bundle_key
 from suishen.central.listener import BODY_TIMEOUT, ConnectionGuard, GuardedSite, ListenerLimits
+from suishen.central.metrics import HUB_METRICS, HubMetrics
+from suishen.protocol.bundles import BUNDLE_KINDS
 from suishen.sync.pki import PkiLayout, hub_ssl_context_for
 from suishen.sync.wire import MAX_BODY_BYTES
 
@@ -123,6 +125,9 @@ def _bundles_ctx(
         service = BundleService(app[DB_POOL], key, poll_s=poll_s)
         await service.start()
         app[BUNDLES] = service
+        app[HUB_METRICS].watch(
+            app[DB_POOL], lambda: {kind: service.version(kind) for kind in BUNDLE_KINDS}
+        )
         yield
         await service.close()
 
@@ -159,8 +164,10 @@ def gateway_app(
     gateway_cache_ttl_s: float = 30.0,
     limits: ListenerLimits | None = None,
     alerts: AlertsSection | None = None,
+    metrics: HubMetrics | None = None,
 ) -> web.Application:
-    """The gateway listener's app, on the configured database or on ``pool`` (not closed)."""
+    """The gateway listener's app, on the configured database or on ``pool`` (not closed);
+    ``metrics``: where the ingest handler counts (the web listener's /metrics shows them)."""
     if (database is None) == (pool is None):
         raise ValueError("give exactly one of database and pool")
     # aiohttp refuses larger bodies itself (413) before the handler reads them.
@@ -168,6 +175,7 @@ def gateway_app(
         middlewares=[error_middleware, bind_gateway], client_max_size=max_body_bytes
     )
     app[MAX_BODY] = max_body_bytes
+    app[HUB_METRICS] = metrics if metrics is not None else HubMetrics()
     app[LONG_POLL_MAX] = float(long_poll_max_s)
     app[LIMITS] = limits or ListenerLimits()
     app[BODY_TIMEOUT] = app[LIMITS].body_timeout_s
@@ -316,9 +324,8 @@ async def _serve_until(  # noqa: PLR0917 - one private call site, in order
     try:
         ready = {"host": listener.host, "port": port}
         if web_listener.enabled:
-            web_runner, web_port = await serve_web(
-                make_web_app(pool=pool, config=config), web_listener.host, web_listener.port
-            )
+            web = make_web_app(pool=pool, config=config, metrics=app[HUB_METRICS])
+            web_runner, web_port = await serve_web(web, web_listener.host, web_listener.port)
             ready["web_port"] = web_port
             log.info("web_ready", host=web_listener.host, port=web_port)
         if ready_file is not None:

@@ -31,6 +31,7 @@ over 18 digits are 400.
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Any, Final
 
 import structlog
@@ -54,11 +55,12 @@ from suishen.central.ingest import (
     store_alerts,
 )
 from suishen.central.listener import BODY_TIMEOUT, BodyError, read_body
+from suishen.central.metrics import HUB_METRICS
 from suishen.central.partitions import PartitionPolicy
-from suishen.central.store.gateways import GatewayAuth
+from suishen.central.store.gateways import GatewayAuth, record_backlog
 from suishen.protocol.bundles import BUNDLE_KINDS
 from suishen.sync.pki import PeerIdentityError, certificate_sha256, gateway_id_from_peercert
-from suishen.sync.wire import MAX_BODY_BYTES, BatchError, decode_body, parse_batch
+from suishen.sync.wire import BACKLOG_HEADER, MAX_BODY_BYTES, BatchError, decode_body, parse_batch
 
 BUNDLES: web.AppKey[BundleService] = web.AppKey("bundles", BundleService)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
@@ -170,19 +172,45 @@ def _policy(request: web.Request) -> PartitionPolicy:
 
 async def post_ingest(request: web.Request) -> web.Response:
     gateway_id = request[GATEWAY_ID]
+    metrics = request.app[HUB_METRICS]
+    started = time.monotonic()
     try:
         batch = parse_batch(await _read_document(request), bound_gateway_id=gateway_id)
     except BatchError as exc:
+        metrics.refused.inc(str(exc.status))
         raise _refused(exc) from exc
     result = await ingest(request.app[DB_POOL], batch, policy=_policy(request))
-    log.debug(
-        "ingested",
-        high_water=result.high_water,
+    took_s = time.monotonic() - started
+    backlog = _reported_backlog(request)
+    if backlog is not None:
+        async with request.app[DB_POOL].acquire() as con:
+            await record_backlog(con, gateway_id, backlog)
+    metrics.batches.inc(gateway_id)
+    metrics.rows.inc("inserted", amount=result.inserted)
+    metrics.rows.inc("duplicate", amount=result.duplicates)
+    metrics.rows.inc("rejected", amount=len(result.rejected))
+    metrics.latency.observe(took_s)
+    log.info(
+        "batch ingested",
+        gateway_id=gateway_id,
+        journal_id=batch.journal_id,
+        rows=len(batch.scans) + len(batch.passages) + len(batch.alerts) + len(batch.devices),
         inserted=result.inserted,
         duplicates=result.duplicates,
         rejected=len(result.rejected),
+        high_water=result.high_water,
+        backlog=backlog,
+        ms=round(took_s * 1000, 1),
     )
     return web.json_response(result.as_json())
+
+
+def _reported_backlog(request: web.Request) -> int | None:
+    """The gateway's X-Suishen-Backlog (rows it had yet to upload), if it is a sane number."""
+    text = request.headers.get(BACKLOG_HEADER, "")
+    if not text.isdigit() or len(text) > 12:
+        return None
+    return int(text)
 
 
 def _alert_rows_only(document: Any) -> None:

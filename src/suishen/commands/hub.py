@@ -68,6 +68,9 @@ def register(sub: Any) -> None:
     from suishen.commands import hub_alerts  # noqa: PLC0415 - it imports this module
 
     hub_alerts.add_commands(commands)  # webhook set|list, alerts key-site
+    from suishen.commands import hub_ops  # noqa: PLC0415 - it imports this module
+
+    hub_ops.add_commands(commands)  # status, scans
     add_settings_command(commands, config_module="suishen.central.config", what="hub config")
 
 
@@ -375,9 +378,9 @@ def _add_certificate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _certificate_sha256(args: argparse.Namespace) -> str:
-    """The fingerprint of the gateway's certificate named by --cert / --pki; checks that it
-    names GATEWAY_ID.  Raises PkiError."""
+def _certificate_sha256(args: argparse.Namespace) -> tuple[str, Any]:
+    """The fingerprint and expiry of the gateway's certificate named by --cert / --pki; checks
+    that it names GATEWAY_ID.  Raises PkiError."""
     from suishen.sync import pki  # noqa: PLC0415 (lazy CLI)
 
     path = args.cert or pki.PkiLayout(args.pki or DEFAULT_PKI_DIR).gateway_cert(args.gateway_id)
@@ -385,7 +388,7 @@ def _certificate_sha256(args: argparse.Namespace) -> str:
     named = pki.gateway_id_from_certificate(cert)
     if named != args.gateway_id:
         raise pki.PkiError(f"{path} is gateway {named!r}'s certificate, not {args.gateway_id!r}")
-    return pki.fingerprint(cert)
+    return pki.fingerprint(cert), cert.not_valid_after_utc
 
 
 def run_gateway_add(args: argparse.Namespace) -> int:
@@ -397,7 +400,7 @@ def run_gateway_add(args: argparse.Namespace) -> int:
 
     try:
         check_gateway_id(args.gateway_id)
-        cert_sha256 = _certificate_sha256(args)
+        cert_sha256, not_after = _certificate_sha256(args)
     except PkiError as exc:
         print(f"suishen hub gateway add: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -407,7 +410,7 @@ def run_gateway_add(args: argparse.Namespace) -> int:
             await register_gateway(
                 con, args.gateway_id, site_id=args.site, kind=args.kind, name=args.name
             )
-            await pin_certificate(con, args.gateway_id, cert_sha256)
+            await pin_certificate(con, args.gateway_id, cert_sha256, not_after=not_after)
 
     code, _ = _with_database(args, job, "gateway add")
     if code == 0:
@@ -429,14 +432,15 @@ def run_gateway_reissue(args: argparse.Namespace) -> int:
         cert_path, key_path = pki.issue_gateway(
             args.pki, args.gateway_id, now=dt.datetime.now(dt.UTC)
         )
-        cert_sha256 = pki.fingerprint(pki.load_certificate(cert_path))
+        issued = pki.load_certificate(cert_path)
+        cert_sha256, not_after = pki.fingerprint(issued), issued.not_valid_after_utc
     except pki.PkiError as exc:
         print(f"suishen hub gateway reissue: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
     async def job(con: Any) -> None:
         async with con.transaction():
-            await pin_certificate(con, args.gateway_id, cert_sha256)
+            await pin_certificate(con, args.gateway_id, cert_sha256, not_after=not_after)
 
     code, _ = _with_database(args, job, "gateway reissue")
     if code == 0:

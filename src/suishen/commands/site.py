@@ -164,13 +164,17 @@ def _register(args: argparse.Namespace, plan: SitePlan, cert_sha256: str) -> int
         pin_certificate,
         register_gateway,
     )
+    from suishen.sync import pki  # noqa: PLC0415 (lazy CLI)
+
+    cert = pki.load_certificate(plan.directory / "pki" / f"{plan.gateway_id}.pem")
+    not_after = cert.not_valid_after_utc
 
     async def job(con: Any) -> None:
         async with con.transaction():
             await register_gateway(
                 con, plan.gateway_id, site_id=plan.site_id, kind=plan.kind, name=plan.name
             )
-            await pin_certificate(con, plan.gateway_id, cert_sha256)
+            await pin_certificate(con, plan.gateway_id, cert_sha256, not_after=not_after)
 
     code, _ = _with_database(args, job, "site init")
     return int(code)

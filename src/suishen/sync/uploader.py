@@ -64,7 +64,7 @@ import structlog
 
 from suishen.protocol.backoff import Backoff
 from suishen.sync.ports import JournalClosed, JournalFailure, SyncSettings, UploadJournal, UploadRow
-from suishen.sync.wire import encode_batch
+from suishen.sync.wire import BACKLOG_HEADER, encode_batch
 from suishen.sync.workers import run_until_stopped
 
 __all__ = ["HubUnreachableError", "UploadStats", "Uploader"]
@@ -435,11 +435,17 @@ class Uploader:
             ensure_ascii=False,
         ).encode()
         timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout_s)
+        status_now = self.journal.status()
+        headers = {
+            "Content-Type": "application/json",
+            # What is still to upload, this batch included: the hub shows it (`hub status`).
+            BACKLOG_HEADER: str(max(0, status_now.last_seq - status_now.synced_seq)),
+        }
         try:
             async with self._session.post(
                 self._base + path,
                 data=body,
-                headers={"Content-Type": "application/json"},
+                headers=headers,
                 timeout=timeout,
             ) as response:
                 raw = await response.read()

@@ -60,6 +60,7 @@ from suishen.protocol.vocabulary import (
 
 MAX_ROWS: Final = 1000
 MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+BACKLOG_HEADER: Final = "X-Suishen-Backlog"  # an upload's sender: rows it still holds unsent
 # The values each field may take: the shared vocabulary (protocol/vocabulary.py), defined once.
 KINDS: Final = values(RecordKind)
 DIRECTIONS: Final = values(Direction)

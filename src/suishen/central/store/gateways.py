@@ -53,7 +53,9 @@ class GatewayAuth:
 # --------------------------------------------------------------------------- changes
 
 
-async def pin_certificate(con: Connection, gateway_id: str, cert_sha256: str) -> bool:
+async def pin_certificate(
+    con: Connection, gateway_id: str, cert_sha256: str, *, not_after: dt.datetime | None = None
+) -> bool:
     """Make ``cert_sha256`` the gateway's only accepted certificate (call in a transaction).
 
     Returns False when it already was.  Raises GatewayChangeError for an unknown gateway, a
@@ -78,6 +80,12 @@ async def pin_certificate(con: Connection, gateway_id: str, cert_sha256: str) ->
             "(suishen hub gateway reissue)"
         )
     if current == cert_sha256:
+        if not_after is not None:
+            await con.execute(
+                "UPDATE gateway_certificates SET not_after = $2 WHERE cert_sha256 = $1",
+                cert_sha256,
+                not_after,
+            )
         return False
     await con.execute(
         "UPDATE gateway_certificates SET retired_at = now(), retired_why = $2 "
@@ -86,9 +94,10 @@ async def pin_certificate(con: Connection, gateway_id: str, cert_sha256: str) ->
         CertificateRetired.REPLACED.value,
     )
     await con.execute(
-        "INSERT INTO gateway_certificates (cert_sha256, gateway_id) VALUES ($1, $2)",
+        "INSERT INTO gateway_certificates (cert_sha256, gateway_id, not_after) VALUES ($1, $2, $3)",
         cert_sha256,
         gateway_id,
+        not_after,
     )
     await con.execute(
         "UPDATE gateways SET cert_sha256 = $2 WHERE gateway_id = $1", gateway_id, cert_sha256
@@ -195,3 +204,13 @@ async def list_gateways(con: Connection, scope: Scope) -> tuple[GatewayListed, .
     """The gateways of the sites in ``scope``, by site and gateway id."""
     rows = await con.fetch(_LIST_GATEWAYS_SQL, scope.sql_param())
     return tuple(GatewayListed(**dict(row)) for row in rows)
+
+
+async def record_backlog(con: Connection, gateway_id: str, backlog: int) -> None:
+    """What the gateway said it still had to upload (X-Suishen-Backlog), and when."""
+    await con.execute(
+        "UPDATE gateways SET reported_backlog = $2, reported_backlog_at = now() "
+        "WHERE gateway_id = $1",
+        gateway_id,
+        backlog,
+    )

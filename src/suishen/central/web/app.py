@@ -41,6 +41,7 @@ from suishen.central import auth
 from suishen.central.config import HubConfig, WebListenerSection
 from suishen.central.db import DB_POOL, database_ctx
 from suishen.central.errors import HubError, error_response
+from suishen.central.metrics import HUB_METRICS, HubMetrics
 from suishen.central.store.users import DEFAULT_HASHER, purge_expired
 from suishen.central.web import feed, i18n
 from suishen.protocol.vocabulary import Role
@@ -59,6 +60,7 @@ VIEW_MODULES: tuple[str, ...] = (
     "suishen.central.web.auth_views",
     "suishen.central.web.site_views",
     "suishen.central.web.views.alerts",
+    "suishen.central.web.views.ops",
 )
 
 CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (feed.feed_ctx,)
@@ -233,8 +235,11 @@ def auth_settings(section: WebListenerSection) -> auth.AuthSettings:
     )
 
 
-def web_app(*, pool: asyncpg.Pool | None, config: HubConfig) -> web.Application:
-    """The web UI's application (see the module docstring)."""
+def web_app(
+    *, pool: asyncpg.Pool | None, config: HubConfig, metrics: HubMetrics | None = None
+) -> web.Application:
+    """The web UI's application (see the module docstring); ``metrics``: the hub's, served at
+    /metrics (a fresh set when the web app runs alone, as in tests)."""
     app = web.Application(
         middlewares=[web_error_middleware, auth.auth_middleware], client_max_size=MAX_BODY_BYTES
     )
@@ -242,6 +247,7 @@ def web_app(*, pool: asyncpg.Pool | None, config: HubConfig) -> web.Application:
     app[WEB_SETTINGS] = config.web_listener
     app[auth.AUTH_SETTINGS] = auth_settings(config.web_listener)
     app[auth.PASSWORD_HASHER] = DEFAULT_HASHER
+    app[HUB_METRICS] = metrics if metrics is not None else HubMetrics()
     if pool is not None:
         app.cleanup_ctx.append(_pool_ctx(pool))
     else:
