@@ -39,7 +39,7 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from suishen.central import partitions
+from suishen.central import derive, partitions
 from suishen.central.bundle_service import BundleService
 from suishen.central.config import HubConfig
 from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx, resolve_password
@@ -85,6 +85,8 @@ def _maintenance_ctx(
                     pool, now=dt.datetime.now(dt.UTC), policy=policy
                 )
                 log.info("partitions_maintained", created=len(created), dropped=len(dropped))
+                async with pool.acquire() as con:  # visits/stays past their reset or limit
+                    await derive.close_stale(con, now=dt.datetime.now(dt.UTC))
             except RETRYABLE_ERRORS as exc:  # try again at the next interval
                 log.warning("partitions_maintenance_failed", error=type(exc).__name__)
 
@@ -235,6 +237,7 @@ async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
     listener = config.gateway_listener
     key = load_bundle_key(config.hub.state_dir)
     ssl_context = hub_ssl_context_for(PkiLayout(listener.pki_dir))
+    derive.configure(config.visits)
     app = gateway_app(
         bundle_key=key,
         database=database_settings(config),
