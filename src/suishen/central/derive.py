@@ -65,6 +65,11 @@ __all__ = [
 class DeriveSettings:
     """Visits and stays derived from the scans."""
 
+    in_ingest: bool = setting(
+        "derive visits and stays in the ingest transaction (off: nothing derives them; "
+        "for measuring the ingest without it)",
+        True,
+    )
     reset_hour: int = setting(
         "hour of the day (in the site's timezone) at which a visit still open is closed "
         "(close_reason 'reset')",
@@ -358,7 +363,9 @@ async def derive_ingested(
     con: Connection, site_id: str, scans: Sequence[tuple[Any, ...]], *, now: dt.datetime
 ) -> int:
     """The ingest's hook: derive from a batch's stored scan tuples (wire.SCAN_COLUMNS order;
-    denied, keyless and other-site rows are skipped)."""
+    denied, keyless and other-site rows are skipped).  Nothing when ``in_ingest`` is off."""
+    if not _active.in_ingest:
+        return 0
     verdict, person, direction, ts, site = (
         _I["verdict"],
         _I["person_key"],
