@@ -18,8 +18,9 @@ How it ends (``close_reason``, migration 0008):
                  ``max_stay_days``; stays have no daily reset), which comes first.
 
 An in with neither an event nor a passed limit is open (``out_ts`` NULL); ``close_by`` holds
-the time it will be closed at (``close_stale`` closes those whose time has passed; queries
-treat an open visit as ending at ``least(close_by, now)``).  Events after the limit start
+the time it will be closed at (``close_stale``, run by the hub's hourly upkeep, closes those
+whose time has passed; queries treat an open visit as ending at ``least(close_by, now)``, so
+they never wait for it).  Events after the limit start
 nothing: an out with no open in before it is ignored.
 
 Incremental and idempotent.  A visit is a pure function of the person's events at the site
@@ -355,7 +356,6 @@ async def derive_scans(
             written += await _derive_kind(
                 con, kind, site_id, spans[kind], tz=tz, now=now, config=config
             )
-    await close_stale(con, now=now, config=config, site_id=site_id)
     return written
 
 
