@@ -264,8 +264,9 @@ async def generate(pool: asyncpg.Pool, city: City) -> dict[str, int]:
             counts["visits"] += len(visits)
             counts["stays"] += len(stays)
             _progress("scans", min(counts["scans"], city.scans), city.scans, started)
-        print("ANALYZE ...", file=sys.stderr, flush=True)
-        await con.execute("ANALYZE")
+        # VACUUM sets the visibility map (index-only scans), as autovacuum would in service
+        print("VACUUM ANALYZE ...", file=sys.stderr, flush=True)
+        await con.execute("VACUUM ANALYZE")
     return counts
 
 
