@@ -203,14 +203,20 @@ def _close(
     return None, None, None, close_by
 
 
+# The person's scans by the (person_key, ts) index; OFFSET 0 keeps the site, verdict and
+# direction filters out of the index choice (on a busy site the planner would otherwise walk
+# the (site_id, ts) index over every scan of the site in the time range, per person).
 _FETCH = """
 SELECT u.p AS person_key, s.ts, s.gateway_id, s.seq, s.journal_id, s.direction, s.zone,
        s.nationality, s.minor
 FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(p, lo, hi)
 JOIN LATERAL (
-    SELECT ts, gateway_id, seq, journal_id, direction, zone, nationality, minor FROM scans
-    WHERE person_key = u.p AND ts >= u.lo AND ts <= u.hi AND site_id = $1
-      AND verdict = 'allow' AND direction = ANY($5::text[])
+    SELECT * FROM (
+        SELECT ts, gateway_id, seq, journal_id, direction, zone, nationality, minor, site_id,
+               verdict
+        FROM scans WHERE person_key = u.p AND ts >= u.lo AND ts <= u.hi OFFSET 0
+    ) AS mine
+    WHERE site_id = $1 AND verdict = 'allow' AND direction = ANY($5::text[])
 ) AS s ON true
 """
 
