@@ -17,7 +17,8 @@ Target: hub >= 0.5 x raw.  Prints a table and writes bench/results/ingest.json.
 Visits derivation (central/derive.py, in the ingest transaction): ``--derive on`` (default)
 or ``--derive off`` runs the hub path with or without it; ``--derive both`` runs both, each on
 a fresh database, and reports the ratio (target: with >= 0.8 x without).  Each person key
-has an in and the out right after it, so the allowed rows pair into visits.
+has an in and the out right after it, so the allowed rows pair into visits (each gateway its
+own people).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ TARGET = 0.5
 DERIVE_TARGET = 0.8  # ingest with visits derivation >= 0.8 x without
 
 
-def _rows(start: int, now: float) -> list[dict]:
+def _rows(start: int, now: float, people: int = 0) -> list[dict]:
     return [
         {
             "seq": seq,
@@ -65,7 +66,8 @@ def _rows(start: int, now: float) -> list[dict]:
             "format": "SSC1",
             "verdict": "allow" if seq % 10 else "deny",
             "reason": None if seq % 10 else "status_red",
-            "person_key": f"{(seq + 1) // 2:064x}",  # in at an odd seq, out at the next
+            # in at an odd seq, out at the next; each gateway its own people
+            "person_key": f"{people + (seq + 1) // 2:064x}",
             "nationality": "CHN",
             "minor": False,
             "status": "G",
@@ -80,8 +82,9 @@ def _rows(start: int, now: float) -> list[dict]:
 
 
 def _bodies(gateway_id: str, now: float) -> list[bytes]:
+    people = int(gateway_id.rsplit("-", 1)[1]) * 10**7
     return [
-        json.dumps(encode_batch(gateway_id, _rows(1 + b * ROWS, now))).encode()
+        json.dumps(encode_batch(gateway_id, _rows(1 + b * ROWS, now, people))).encode()
         for b in range(BATCHES)
     ]
 

@@ -30,8 +30,9 @@ every visit whose in lies in [t0 - limit, t1] (keyed by its in record; only the 
 change on conflict, so a hotel's room or guardian set on a stay is kept).  Visits outside
 that range cannot depend on the new events.  Hence a resent batch changes nothing, and an out
 that arrives before its in (another gateway's lane, a late upload) is paired when the in
-arrives.  Two gateways of a site uploading at once serialise on a transaction advisory lock
-per site (taken last in the ingest transaction, after the gateway's own row lock).
+arrives.  Two gateways of a site uploading the same person at once serialise on a transaction
+advisory lock per (site, person) (taken in key order, last in the ingest transaction, after
+the gateway's own row lock), so the later one reads the other's committed scans.
 
 ``derive_ingested(con, site_id, scans, now=...)`` is the one call the ingest makes, in its
 transaction, with the batch's scan tuples (wire.SCAN_COLUMNS order); settings come from
@@ -165,8 +166,8 @@ class _Event:
     masked_number: str | None
 
 
-def _lock_key(site_id: str) -> int:
-    digest = hashlib.sha256(b"suishen:derive:" + site_id.encode()).digest()
+def _lock_key(site_id: str, person_key: str) -> int:
+    digest = hashlib.sha256(f"suishen:derive:{site_id}:{person_key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -356,7 +357,15 @@ async def derive_scans(
         spans[kind][person] = (ts, ts) if span is None else (min(span[0], ts), max(span[1], ts))
     if not spans[VISITS] and not spans[STAYS]:
         return 0
-    await con.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(site_id))
+    # One transaction lock per (site, person) touched, taken in key order in one statement
+    # (no deadlock between two batches sharing persons); gateways of a site with different
+    # people derive in parallel.
+    locks = sorted(
+        {_lock_key(site_id, person) for kind_spans in spans.values() for person in kind_spans}
+    )
+    await con.execute(
+        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", locks
+    )
     tz_name = await con.fetchval("SELECT timezone FROM sites WHERE site_id = $1", site_id)
     try:
         tz: dt.tzinfo = zoneinfo.ZoneInfo(tz_name or "UTC")
