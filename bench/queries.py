@@ -388,7 +388,9 @@ async def measure(pool: asyncpg.Pool, city: City, runs: int) -> dict[str, Any]:
             max_visit,
         )
         plans["occupancy_now"] = await plan(con, crowd._OCCUPANCY, site, now, max_visit)
-        plans["crowd_28d"] = await plan(con, crowd._VISITS, [site], city.start, now, max_visit, now)
+        plans["crowd_28d"] = await plan(
+            con, crowd._BUCKETS, [site], city.start, now, max_visit, now, 3600.0
+        )
         if hotels:
             plans["hotel_week_stays"] = await plan(
                 con, hotel_check._STAYS, hotels[0], week, now, now

@@ -94,10 +94,30 @@ ORDER BY site_id
 
 _END = "coalesce(out_ts, least(close_by, $5))"
 
-_VISITS = f"""
-SELECT in_ts, {_END} AS end_ts FROM visits
-WHERE site_id = ANY($1::text[]) AND in_ts < $3 AND in_ts >= $2::timestamptz - $4::interval
-  AND {_END} > $2
+# The sweep in SQL: +1 at each in, -1 at each end (leaving before entering at one instant),
+# the running occupancy, then per bucket (-1: everything before ``since``): the net change,
+# the change at the bucket's very start, the highest occupancy after its start, the entries.
+_BUCKETS = f"""
+WITH v AS (
+    SELECT in_ts, {_END} AS end_ts FROM visits
+    WHERE site_id = ANY($1::text[]) AND in_ts < $3
+      AND in_ts >= $2::timestamptz - $4::interval AND {_END} > $2
+), ev AS (
+    SELECT in_ts AS t, 1 AS d FROM v UNION ALL SELECT end_ts, -1 FROM v
+), run AS (
+    SELECT t, d, sum(d) OVER (ORDER BY t, d ROWS UNBOUNDED PRECEDING) AS occ FROM ev
+    WHERE t < $3
+), b AS (
+    SELECT greatest(-1, floor(extract(epoch FROM t - $2::timestamptz) / $6))::bigint AS n,
+           t, d, occ
+    FROM run
+)
+SELECT n, sum(d) AS net,
+       coalesce(sum(d) FILTER (WHERE t = $2::timestamptz + make_interval(secs => n * $6)), 0)
+           AS at_start,
+       max(occ) FILTER (WHERE t > $2::timestamptz + make_interval(secs => n * $6)) AS peak,
+       count(*) FILTER (WHERE d = 1) AS entries
+FROM b GROUP BY n ORDER BY n
 """  # noqa: S608 - constants only
 
 _OCCUPANCY = """
@@ -138,34 +158,32 @@ async def crowd(con: Connection, scope: Scope, params: CrowdParams) -> CrowdSeri
         raise BadRequest(f"at most {MAX_BUCKETS} buckets; widen bucket_minutes")
     site_ids, soft, hard = await _sites(con, scope, params.site_id, params.district)
     now = dt.datetime.now(dt.UTC)
-    rows = await con.fetch(_VISITS, site_ids, since, until, derive.settings().max_visit, now)
-    events = sorted(
-        [(r["in_ts"], 1) for r in rows] + [(r["end_ts"], -1) for r in rows],
-        key=lambda e: (e[0], e[1]),  # at one instant, leaving before entering
-    )
-    inside = 0
-    position = 0
+    rows = {
+        r["n"]: r
+        for r in await con.fetch(
+            _BUCKETS,
+            site_ids,
+            since,
+            until,
+            derive.settings().max_visit,
+            now,
+            width.total_seconds(),
+        )
+    }
+    before = rows.get(-1)
+    inside = int(before["net"]) if before else 0  # just before since
     buckets = []
     for n in range(count):
-        start = since + n * width
-        end = min(start + width, until)
-        entries = 0
-        while position < len(events) and events[position][0] <= start:
-            inside += events[position][1]
-            entries += events[position][1] > 0 and events[position][0] == start
-            position += 1
-        at_start = peak = inside
-        while position < len(events) and events[position][0] < end:
-            inside += events[position][1]
-            entries += events[position][1] > 0
-            peak = max(peak, inside)
-            position += 1
+        row = rows.get(n)
+        at_start = inside + (int(row["at_start"]) if row else 0)
+        peak = max(at_start, int(row["peak"])) if row and row["peak"] is not None else at_start
+        inside += int(row["net"]) if row else 0
         buckets.append(
             CrowdBucket(
-                start=start,
+                start=since + n * width,
                 occupancy=at_start,
                 peak=peak,
-                entries=entries,
+                entries=int(row["entries"]) if row else 0,
                 over_soft=soft is not None and peak > soft,
                 over_hard=hard is not None and peak > hard,
             )
