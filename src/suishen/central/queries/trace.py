@@ -195,7 +195,18 @@ def _ranked(found: list[_Found], limit: int) -> list[_Found]:
 
 
 async def trace(con: Connection, scope: Scope, params: TraceParams) -> TraceResult:
-    """The index person's visits and contacts (see the module docstring)."""
+    """The index person's visits and contacts (see the module docstring).
+
+    Runs in a transaction (a savepoint inside the caller's) with generic plans: planning the
+    contact join over every daily partition of visits costs more than running it (the
+    partitions are pruned at run time either way), and a generic plan is made once per
+    connection."""
+    async with con.transaction():
+        await con.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        return await _trace(con, scope, params)
+
+
+async def _trace(con: Connection, scope: Scope, params: TraceParams) -> TraceResult:
     since, until = _window(params)
     margin = dt.timedelta(minutes=params.margin_minutes)
     visits = tuple(
