@@ -20,8 +20,7 @@ How it ends (``close_reason``, migration 0008):
 An in with neither an event nor a passed limit is open (``out_ts`` NULL); ``close_by`` holds
 the time it will be closed at (``close_stale``, run by the hub's hourly upkeep, closes those
 whose time has passed; queries treat an open visit as ending at ``least(close_by, now)``, so
-they never wait for it).  Events after the limit start
-nothing: an out with no open in before it is ignored.
+they never wait for it).  An out with no open in before it (within the limit) is ignored.
 
 Incremental and idempotent.  A visit is a pure function of the person's events at the site
 in [in, in + limit] and of the clock, so for each (person, site) of a batch with events from
