@@ -69,6 +69,15 @@ class NavItem:
 ALL_ROLES = frozenset(Role)
 NAV: tuple[NavItem, ...] = ()
 
+# sitepages: the hotel and construction pages (site staff), the analyst pages
+VIEW_MODULES += ("suishen.central.web.views.hotel", "suishen.central.web.views.construction")
+NAV += (
+    NavItem(label="Hotel", href="/hotel", roles=frozenset({Role.SITE_MANAGER, Role.ADMIN})),
+    NavItem(
+        label="Construction", href="/construction", roles=frozenset({Role.SITE_MANAGER, Role.ADMIN})
+    ),
+)
+
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
