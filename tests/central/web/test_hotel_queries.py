@@ -47,6 +47,7 @@ async def stay(
     checkout: dt.datetime | None = None,
     name: str = "张*明",
     reported_at: dt.datetime | None = None,
+    close_by: dt.datetime | None = None,
 ) -> StayKey:
     """A stay (as the derivation makes it) and its check-in scan (the masks staff see)."""
     gateway = f"gw-{site_id}"
@@ -61,11 +62,13 @@ async def stay(
     await con.execute(
         """
         INSERT INTO stays (site_id, person_key, checkin_gateway_id, checkin_seq, checkin_ts,
-                           checkout_ts, nationality, minor, room, guardian_person_key, reported_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                           checkout_ts, close_reason, nationality, minor, room,
+                           guardian_person_key, reported_at, close_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
         """,
-        site_id, person(seq), gateway, seq, checkin, checkout, nationality, minor, room,
-        None if guardian is None else person(guardian), reported_at,
+        site_id, person(seq), gateway, seq, checkin, checkout,
+        None if checkout is None else "out", nationality, minor, room,
+        None if guardian is None else person(guardian), reported_at, close_by,
     )  # fmt: skip
     return StayKey(gateway_id=gateway, seq=seq, checkin_ts=checkin)
 
@@ -79,8 +82,9 @@ async def hotels(con: asyncpg.Connection) -> asyncpg.Connection:
 
 
 async def test_stays_by_room_and_checkins_today(hotels: asyncpg.Connection) -> None:
-    """In house = checked in by now and not out; by room, unknown rooms last. Today's check-ins
-    follow the site's local day (Asia/Shanghai), out or not; another hotel's stays never show."""
+    """In house = checked in by now, not out, not past close_by; by room, unknown rooms last.
+    Today's check-ins follow the site's local day (Asia/Shanghai), out or not; another hotel's
+    stays never show."""
     con = hotels
     await stay(con, 1, NOW - 20 * H, room="302")  # yesterday 18:00 local: not today
     await stay(con, 2, NOW - 5 * H, room="101")
@@ -88,6 +92,7 @@ async def test_stays_by_room_and_checkins_today(hotels: asyncpg.Connection) -> N
     await stay(con, 4, NOW - 3 * H)  # no room known
     await stay(con, 5, NOW + H, room="101")  # after "now": not in house yet
     await stay(con, 6, NOW - 2 * H, site_id=OTHER, room="101")
+    await stay(con, 7, NOW - 6 * H, room="303", close_by=NOW - H)  # past its longest stay
 
     rows = await stays_now(con, MINE, HotelParams(site_id=HOTEL, now=NOW))
     assert [(r.room, r.key.seq) for r in rows] == [("101", 2), ("302", 1), (None, 4)]
@@ -95,7 +100,7 @@ async def test_stays_by_room_and_checkins_today(hotels: asyncpg.Connection) -> N
     assert rows[0].person_key == person(2)
 
     today = await checkins_today(con, MINE, CheckinsParams(site_id=HOTEL, now=NOW))
-    assert [r.key.seq for r in today] == [2, 3, 4, 5]  # 22:00 local yesterday .. today
+    assert [r.key.seq for r in today] == [7, 2, 3, 4, 5]  # 08:00 .. 15:00 local today
     yesterday = await checkins_today(
         con, MINE, CheckinsParams(site_id=HOTEL, day=TODAY - dt.timedelta(days=1), now=NOW)
     )

@@ -8,7 +8,8 @@ number shown to staff are those of the check-in scan (a stay holds no name).
 
 Definitions (the page says the same):
 
-- in house at ``now``: checked in at or before ``now`` and not checked out by then;
+- in house at ``now``: checked in at or before ``now``, not checked out by then, and not past
+  the stay's ``close_by`` (the longest stay the hub allows, deploy/sql/0008) either;
 - a minor (under 16 at check-in) has a guardian in the stay when their ``guardian_person_key``
   is in house at the site, or an adult guest is in house in the same room;
 - foreign guest: a nationality other than CHN (foreigners and Hong Kong, Macao and Taiwan
@@ -163,6 +164,7 @@ _STAYS_SQL: Final = """
         SELECT person_key, room, minor
         FROM stays
         WHERE site_id = $1 AND checkin_ts <= $2 AND (checkout_ts IS NULL OR checkout_ts > $2)
+          AND (close_by IS NULL OR close_by > $2)
     )
     SELECT st.site_id, st.checkin_gateway_id, st.checkin_seq, st.checkin_ts, st.checkout_ts,
            st.room, st.person_key, st.nationality, coalesce(st.minor, false) AS minor,
@@ -179,13 +181,15 @@ _STAYS_SQL: Final = """
     LEFT JOIN LATERAL (
         SELECT s.masked_name, s.masked_number FROM scans s
         WHERE s.site_id = st.site_id AND s.gateway_id = st.checkin_gateway_id
-          AND s.seq = st.checkin_seq AND s.ts = st.checkin_ts
+          AND s.journal_id = st.checkin_journal_id AND s.seq = st.checkin_seq
+          AND s.ts = st.checkin_ts
         LIMIT 1
     ) sc ON true
     WHERE st.site_id = $1
       AND ($3::timestamptz IS NULL OR st.checkin_ts >= $3)
       AND ($4::timestamptz IS NULL OR st.checkin_ts < $4)
-      AND (NOT $5 OR (st.checkin_ts <= $2 AND (st.checkout_ts IS NULL OR st.checkout_ts > $2)))
+      AND (NOT $5 OR (st.checkin_ts <= $2 AND (st.checkout_ts IS NULL OR st.checkout_ts > $2)
+                      AND (st.close_by IS NULL OR st.close_by > $2)))
       AND (NOT $6 OR (st.nationality IS NOT NULL AND st.nationality <> 'CHN'
                       AND (st.reported_at IS NULL OR st.checkin_ts >= $3)))
     ORDER BY st.room NULLS LAST, st.checkin_ts, st.checkin_gateway_id, st.checkin_seq
