@@ -70,12 +70,17 @@ ALL_ROLES = frozenset(Role)
 NAV: tuple[NavItem, ...] = ()
 
 # sitepages: the hotel and construction pages (site staff), the analyst pages
-VIEW_MODULES += ("suishen.central.web.views.hotel", "suishen.central.web.views.construction")
+VIEW_MODULES += (
+    "suishen.central.web.views.hotel",
+    "suishen.central.web.views.construction",
+    "suishen.central.web.views.analyst",
+)
 NAV += (
     NavItem(label="Hotel", href="/hotel", roles=frozenset({Role.SITE_MANAGER, Role.ADMIN})),
     NavItem(
         label="Construction", href="/construction", roles=frozenset({Role.SITE_MANAGER, Role.ADMIN})
     ),
+    NavItem(label="Analysis", href="/analyst", roles=frozenset({Role.ANALYST, Role.ADMIN})),
 )
 
 CSP = (

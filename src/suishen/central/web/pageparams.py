@@ -19,7 +19,24 @@ from multidict import MultiMapping
 from suishen.central.errors import BadRequest
 
 MAX_QUERY_CHARS: Final = 200
+
+#: The deployment pepper (document number -> person key), set on the web app when the hub has
+#: one ([privacy]); the pages that take a document number refuse it without.
+PEPPER: web.AppKey[bytes] = web.AppKey("person_key_pepper", bytes)
+
+
+def pepper_of(app: web.Application) -> bytes | None:
+    """The deployment pepper the web app was given, if any."""
+    return app.get(PEPPER)
+
+
 MAX_FIELD_CHARS: Final = 1024
+
+
+def query_params(request: web.Request, names: tuple[str, ...]) -> dict[str, str]:
+    """The non-empty query parameters among ``names``, one value each (see ``one_query``)."""
+    found = {name: one_query(request, name) for name in names}
+    return {name: value for name, value in found.items() if value}
 
 
 def one_query(request: web.Request, name: str, *, limit: int = MAX_QUERY_CHARS) -> str | None:

@@ -32,17 +32,20 @@ from suishen.central.queries.hotel import local_day
 from suishen.central.queries.sitekind import SiteRef, require_site, sites_of_kind
 from suishen.central.store import workers
 from suishen.central.web.pageparams import (
+    PEPPER,
     LocalTime,
     done_message,
     form_fields,
+    pepper_of,
     query_day,
     query_int,
 )
+
+__all__ = ["PEPPER", "add_routes"]
 from suishen.protocol.vocabulary import Role
 
 READERS: Final = (Role.SITE_MANAGER, Role.ADMIN, Role.ANALYST)
 WRITERS: Final = (Role.SITE_MANAGER, Role.ADMIN)
-PEPPER: web.AppKey[bytes] = web.AppKey("person_key_pepper", bytes)
 FORM_FIELDS: Final = tuple(c for c in workers.COLUMNS)
 DONE: Final = {
     "added": "The worker is registered; gateways get the new roster.",
@@ -52,11 +55,6 @@ DONE: Final = {
 
 def _site_url(site_id: str, tail: str = "") -> str:
     return f"/construction/{quote(site_id, safe='')}{tail}"
-
-
-def pepper_of(app: web.Application) -> bytes | None:
-    """The deployment pepper the hub was started with, if any."""
-    return app.get(PEPPER)
 
 
 async def sites(request: web.Request) -> web.StreamResponse:
