@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from suishen.central import auth
 from suishen.central.config import HubConfig
+from suishen.central.store import audit
 from suishen.central.web.app import web_app
 from suishen.central.web.pageparams import PEPPER
 from suishen.protocol.person import person_key
@@ -27,7 +28,7 @@ from tests.central.web.conftest import TEST_HASHER, WebClientFactory
 from tests.central.web.test_construction_queries import ric
 
 SECRET_PEPPER = b"r" * 32
-ROUTES = ("/analyst", "/analyst/trace", "/analyst/crowd", "/analyst/watchlist")
+ROUTES = ("/analyst", "/analyst/trace", "/analyst/crowd", "/analyst/watchlist", "/analyst/audit")
 
 
 @pytest.fixture
@@ -177,3 +178,24 @@ async def test_bad_parameters_are_400(web_client: WebClientFactory, city: None) 
     ):
         response = await wc.client.get(path)
         assert response.status == status, (path, response.status, await response.text())
+
+
+async def test_audit_trail_page_is_for_admins(
+    web_client: WebClientFactory, db_pool: asyncpg.Pool, city: None
+) -> None:
+    """Admins see the trail (newest first, filtered by action) where the hub has the analyst
+    branch's trail function, else a link to GET /api/v1/audit; analysts get 403."""
+    async with db_pool.acquire() as con:
+        await audit.record(con, "ana", "export", what="trace.csv")
+        await audit.record(con, "ana", "person_key", person_key=key("idx"))
+    admin = await web_client(Role.ADMIN)
+    page = await admin.client.get("/analyst/audit?action=export")
+    html = await page.text()
+    assert page.status == 200, html
+    if hasattr(audit, "trail"):
+        assert len(re.findall(r'class="audit-row"', html)) == 1 and "trace.csv" in html
+        assert (await admin.client.get("/analyst/audit?before_id=x")).status == 400
+    else:
+        assert 'id="audit-api"' in html and "/api/v1/audit" in html
+    analyst = await web_client(Role.ANALYST)
+    assert (await analyst.client.get("/analyst/audit")).status == 403

@@ -13,6 +13,7 @@ Routes::
     GET  /analyst/crowd           occupancy over time of a site or district (inline SVG), peaks,
                                   capacity breaches, and a site's occupancy now
     GET  /analyst/watchlist       watchlist hits by list, site and day with their alert outcome
+    GET  /analyst/audit           the audit trail (admins only)
 
 The pages call the same query functions as the analyst API and CLI (central/queries), parsing
 their parameters with msgspec into the same Structs; a bad parameter is 400.
@@ -243,12 +244,41 @@ async def index(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/analyst/trace")
 
 
+# --------------------------------------------------------------------------- audit trail (admin)
+
+AUDIT_FIELDS: Final = ("actor", "action", "person_key", "case_ref", "before_id")
+AUDIT_PAGE: Final = 100
+
+
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    """The audit trail, newest first, filtered and keyset-paged (admins only).
+
+    It reads the trail through ``store.audit.trail`` and ``AuditParams`` of the analyst branch
+    (H4), the same function as ``suishen analyst audit`` and GET /api/v1/audit; on a hub built
+    without them the page links that API instead of holding SQL of its own."""
+    auth.require_role(auth.current_user(request), Role.ADMIN)
+    raw = query_params(request, AUDIT_FIELDS)
+    trail = getattr(audit, "trail", None)
+    params_type = getattr(audit, "AuditParams", None)
+    rows: list[Any] | None = None
+    if trail is not None and params_type is not None:
+        params = _convert({**raw, "limit": AUDIT_PAGE}, params_type)
+        async with request.app[DB_POOL].acquire() as con:
+            rows = list(await trail(con, params))
+    older = None
+    if rows and len(rows) == AUDIT_PAGE:
+        older = urlencode({**raw, "before_id": rows[-1].audit_id})
+    context = {"form": raw, "rows": rows, "older": older, "api": "/api/v1/audit"}
+    return aiohttp_jinja2.render_template("analyst/audit.html", request, context)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/analyst", index, name="analyst_index")
     app.router.add_get("/analyst/trace", trace_page, name="analyst_trace")
     app.router.add_post("/analyst/trace", trace_by_document, name="analyst_trace_document")
     app.router.add_get("/analyst/crowd", crowd_page, name="analyst_crowd")
     app.router.add_get("/analyst/watchlist", watchlist_page, name="analyst_watchlist")
+    app.router.add_get("/analyst/audit", audit_page, name="analyst_audit")
 
 
 __all__ = ["add_routes", "crowd_chart"]
