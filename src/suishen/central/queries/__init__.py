@@ -1,6 +1,2 @@
-"""People-facing queries: ``(connection, scope, params) -> frozen rows`` (DESIGN §2, §7).
-
-One module per area; the front doors (web pages, the analyst API, the CLI) call these and hold
-no SQL of their own.  Every function takes a Scope, so a site manager's pages cannot read
-another site's rows whatever a request asks for.
-"""
+"""People-facing query functions, one module per area: ``async def name(con, scope, params)``
+returning frozen rows (DESIGN §7).  Front doors (pages, API, CLI) call these; no SQL of theirs."""
