@@ -18,8 +18,9 @@ How it ends (``close_reason``, migration 0008):
                  ``max_stay_days``; stays have no daily reset), which comes first.
 
 An in with neither an event nor a passed limit is open (``out_ts`` NULL); ``close_by`` holds
-the time it will be closed at (``close_stale`` closes those whose time has passed; queries
-treat an open visit as ending at ``least(close_by, now)``).  Events after the limit start
+the time it will be closed at (``close_stale``, run by the hub's hourly upkeep, closes those
+whose time has passed; queries treat an open visit as ending at ``least(close_by, now)``, so
+they never wait for it).  Events after the limit start
 nothing: an out with no open in before it is ignored.
 
 Incremental and idempotent.  A visit is a pure function of the person's events at the site
@@ -65,6 +66,11 @@ __all__ = [
 class DeriveSettings:
     """Visits and stays derived from the scans."""
 
+    in_ingest: bool = setting(
+        "derive visits and stays in the ingest transaction (off: nothing derives them; "
+        "for measuring the ingest without it)",
+        True,
+    )
     reset_hour: int = setting(
         "hour of the day (in the site's timezone) at which a visit still open is closed "
         "(close_reason 'reset')",
@@ -350,7 +356,6 @@ async def derive_scans(
             written += await _derive_kind(
                 con, kind, site_id, spans[kind], tz=tz, now=now, config=config
             )
-    await close_stale(con, now=now, config=config, site_id=site_id)
     return written
 
 
@@ -358,7 +363,9 @@ async def derive_ingested(
     con: Connection, site_id: str, scans: Sequence[tuple[Any, ...]], *, now: dt.datetime
 ) -> int:
     """The ingest's hook: derive from a batch's stored scan tuples (wire.SCAN_COLUMNS order;
-    denied, keyless and other-site rows are skipped)."""
+    denied, keyless and other-site rows are skipped).  Nothing when ``in_ingest`` is off."""
+    if not _active.in_ingest:
+        return 0
     verdict, person, direction, ts, site = (
         _I["verdict"],
         _I["person_key"],
