@@ -5,13 +5,16 @@ every route and nothing changes; analysts read but may not act; bad parameters a
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import re
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from suishen.central.queries.hotel import StayKey
+from suishen.central.web import views
 from suishen.protocol.vocabulary import Role
 from tests.central.hubkit import person, register
 from tests.central.web.conftest import WebClient, WebClientFactory
@@ -194,3 +197,30 @@ async def test_bad_parameters_are_4xx(
     assert await reported_count(db_pool) == 0
     async with db_pool.acquire() as con:
         assert await con.fetchval("SELECT count(*) FROM stays") == 4
+
+
+async def test_a_bad_site_timezone_shows_utc_instead_of_failing(
+    web_client: WebClientFactory, db_pool: asyncpg.Pool, hotels: dict[str, StayKey]
+) -> None:
+    """A sites.timezone that names no zone (or a path) is read as UTC: the page still answers."""
+    wc = await web_client(Role.SITE_MANAGER, [HOTEL])
+    for name in ("Not/AZone", "../../etc/passwd"):
+        async with db_pool.acquire() as con:
+            await con.execute("UPDATE sites SET timezone = $1 WHERE site_id = $2", name, HOTEL)
+        page = await wc.client.get(f"/hotel/{HOTEL}")
+        assert page.status == 200, name
+        assert count(await page.text(), "in-house-count") == "3"
+
+
+SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b", re.S)
+VIEWS = Path(views.__file__).parent
+
+
+@pytest.mark.parametrize("name", ["hotel", "construction", "analyst"])
+def test_site_page_views_hold_no_sql(name: str) -> None:
+    """The hotel, construction and analyst views (and their parameter helpers) call queries/ and
+    store/; no SQL text of their own."""
+    for path in (VIEWS / f"{name}.py", VIEWS.parent / "pageparams.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not SQL.search(node.value), f"{path.name}:{node.lineno} holds SQL"

@@ -236,20 +236,9 @@ async def unaccompanied_minors(
     return tuple(s for s in await stays_now(con, scope, params) if s.unaccompanied_minor)
 
 
-def _local_day_bounds(site: SiteRef, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    from zoneinfo import ZoneInfo  # noqa: PLC0415 - only here
-
-    zone = ZoneInfo(site.timezone)
-    start = dt.datetime.combine(day, dt.time(), tzinfo=zone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
-    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-
-
 def local_day(site: SiteRef, now: dt.datetime) -> dt.date:
     """The calendar day at the site when it is ``now``."""
-    from zoneinfo import ZoneInfo  # noqa: PLC0415 - only here
-
-    return now.astimezone(ZoneInfo(site.timezone)).date()
+    return site.local_day(now)
 
 
 async def checkins_today(
@@ -258,7 +247,7 @@ async def checkins_today(
     """The stays checked in during the site's local day (already checked out or not)."""
     site = await require_site(con, scope, params.site_id, HOTEL)
     now = await _now(con, params.now)
-    start, end = _local_day_bounds(site, params.day or local_day(site, now))
+    start, end = site.day_bounds(params.day or site.local_day(now))
     rows = await con.fetch(_STAYS_SQL, params.site_id, now, start, end, False, False)
     stays = (_stay(r) for r in rows)
     return tuple(sorted(stays, key=lambda s: (s.checkin_ts, s.key.gateway_id, s.key.seq)))

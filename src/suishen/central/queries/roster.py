@@ -27,7 +27,6 @@ from typing import Final
 
 from suishen.central.connection import Connection
 from suishen.central.errors import BadRequest
-from suishen.central.queries.hotel import local_day
 from suishen.central.queries.sitekind import check_site_id, require_site
 from suishen.central.scope import Scope
 
@@ -224,14 +223,9 @@ async def attendance(
     con: Connection, scope: Scope, params: AttendanceParams
 ) -> tuple[AttendanceRow, ...]:
     """Each current worker's day (and anyone else who came in), by employer, trade, name."""
-    from zoneinfo import ZoneInfo  # noqa: PLC0415 - only here
-
     site = await require_site(con, scope, params.site_id, CONSTRUCTION)
     now = await _now(con, params.now)
-    day = params.day or local_day(site, now)
-    zone = ZoneInfo(site.timezone)
-    start = dt.datetime.combine(day, dt.time(), tzinfo=zone)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    start, end = site.day_bounds(params.day or site.local_day(now))
     until = min(now, end)
     if until < start:
         return ()

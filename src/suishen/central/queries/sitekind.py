@@ -7,7 +7,9 @@ of another kind all answer the same NotFound (an out-of-scope site is never conf
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from suishen.central.connection import Connection
 from suishen.central.errors import BadRequest, NotFound
@@ -24,6 +26,30 @@ class SiteRef:
     kind: str
     name: str
     timezone: str
+
+    @property
+    def zone(self) -> dt.tzinfo:
+        """The site's time zone (UTC when the stored name is not one: logged by nobody, shown
+        as UTC rather than failing the page)."""
+        return zone_of(self.timezone)
+
+    def local_day(self, now: dt.datetime) -> dt.date:
+        """The calendar day at the site when it is ``now``."""
+        return now.astimezone(self.zone).date()
+
+    def day_bounds(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) of the site's local calendar day, in UTC."""
+        start = dt.datetime.combine(day, dt.time(), tzinfo=self.zone)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=self.zone)
+        return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def zone_of(name: str) -> dt.tzinfo:
+    """The IANA zone ``name``, or UTC when it names none (a bad sites.timezone)."""
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError; bad paths ValueError
+        return dt.UTC
 
 
 def check_site_id(site_id: str) -> str:

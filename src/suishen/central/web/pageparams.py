@@ -11,12 +11,12 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from multidict import MultiMapping
 
 from suishen.central.errors import BadRequest
+from suishen.central.queries.sitekind import zone_of
 
 MAX_QUERY_CHARS: Final = 200
 
@@ -106,11 +106,11 @@ async def form_fields(
 class LocalTime:
     """Formats times at a site's time zone for its pages."""
 
-    zone: ZoneInfo
+    zone: dt.tzinfo
 
     @classmethod
     def of(cls, timezone: str) -> LocalTime:
-        return cls(ZoneInfo(timezone))
+        return cls(zone_of(timezone))
 
     def __call__(self, ts: dt.datetime | None, fmt: str = "%m-%d %H:%M") -> str:
         return "" if ts is None else ts.astimezone(self.zone).strftime(fmt)
