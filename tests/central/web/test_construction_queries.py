@@ -6,8 +6,10 @@ the answers known by construction; everything keeps to its scope."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -24,6 +26,7 @@ from suishen.central.queries.roster import (
     roster,
 )
 from suishen.central.scope import Scope
+from suishen.central.store import workers
 from suishen.central.store.workers import (
     MAX_ROWS,
     RosterInputError,
@@ -32,6 +35,7 @@ from suishen.central.store.workers import (
     expire_worker,
     import_roster,
 )
+from suishen.central.web import i18n
 from suishen.protocol.identity.cnid import cnid_check_digit
 from suishen.protocol.listbodies import roster_workers
 from suishen.protocol.person import person_key
@@ -194,7 +198,7 @@ async def test_csv_import_takes_good_rows_and_names_bad_ones(sites: asyncpg.Conn
     assert [(e.row, e.field) for e in result.errors] == [
         (3, "id_number"), (4, "name"), (6, "id_number"),
     ]  # fmt: skip
-    assert "row 2" in result.errors[2].message
+    assert result.errors[2].detail == "2"  # the same person as row 2
     keys = {person_key(PEPPER, "RIC", ric(n)) for n in (2, 5)}
     assert {r.person_key for r in await roster(con, MINE, RosterParams(site_id=SITE))} == keys
     assert await bundle_keys(con) == keys
@@ -348,3 +352,28 @@ async def test_attendance_and_muster_known_answers(sites: asyncpg.Connection) ->
         con, MINE, AttendanceParams(site_id=SITE, day=TODAY - dt.timedelta(days=1), now=NOW)
     )
     assert {r.person_key: r.minutes for r in before if r.minutes} == {key_of(4): 60}
+
+
+def roster_messages() -> set[str]:
+    """The fixed messages store/workers.py raises or reports (second argument of
+    RosterInputError, ``message=`` of RowError)."""
+    tree = ast.parse(Path(workers.__file__).read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+            continue
+        values = []
+        if node.func.id == "RosterInputError" and len(node.args) >= 2:
+            values.append(node.args[1])
+        if node.func.id == "RowError":
+            values.extend(k.value for k in node.keywords if k.arg == "message")
+        found.update(v.value for v in values if isinstance(v, ast.Constant))
+    return found
+
+
+def test_every_roster_message_has_a_zh_translation() -> None:
+    """The roster page shows each field or row error through _(): each has a zh text."""
+    messages = roster_messages()
+    assert "not a valid ID number" in messages and "unknown column" in messages
+    zh = i18n.load_catalogs()["zh"]
+    assert sorted(m for m in messages if m not in zh) == []

@@ -67,11 +67,14 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RosterInputError(BadRequest, ValueError):
-    """A worker's field is not acceptable (400 at a front door); ``field`` names it."""
+    """A worker's field is not acceptable (400 at a front door); ``field`` names it,
+    ``message`` is a fixed English text (a msgid the pages translate), ``detail`` a value."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message, field=field)
+    def __init__(self, field: str, message: str, detail: str = "") -> None:
+        super().__init__(f"{message} ({detail})" if detail else message, field=field)
         self.field = field
+        self.message = message
+        self.detail = detail
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +97,8 @@ class RowError:
 
     row: int
     field: str
-    message: str
+    message: str  # a fixed English text (msgid)
+    detail: str = ""  # the value it is about, when there is one
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +118,7 @@ def _text(fields: Mapping[str, str], name: str, limit: int, *, required: bool = 
     if required and not value:
         raise RosterInputError(name, "required")
     if len(value) > limit:
-        raise RosterInputError(name, f"at most {limit} characters")
+        raise RosterInputError(name, "too long", f"at most {limit}")
     if _CONTROL.search(value):
         raise RosterInputError(name, "control characters are not allowed")
     return value
@@ -147,7 +151,7 @@ def _identity(fields: Mapping[str, str], pepper: bytes | None, today: dt.date) -
     if not number:
         raise RosterInputError("id_number", "required (or a person_key)")
     if len(number) > 32:
-        raise RosterInputError("id_number", "at most 32 characters")
+        raise RosterInputError("id_number", "too long", "at most 32")
     nationality: str | None = None
     if id_type == "PP":
         nationality = (fields.get("nationality") or "").strip().upper()
@@ -158,9 +162,9 @@ def _identity(fields: Mapping[str, str], pepper: bytes | None, today: dt.date) -
     elif id_type in ("", "RIC", "HMT", "FPR"):
         parsed = parse_cnid(number, at=today)
         if not isinstance(parsed, CnidNumber):
-            raise RosterInputError("id_number", f"not a valid ID number ({parsed.reason.value})")
+            raise RosterInputError("id_number", "not a valid ID number", parsed.reason.value)
         if id_type and parsed.kind.value != id_type:
-            raise RosterInputError("id_type", f"the number is a {parsed.kind.value} number")
+            raise RosterInputError("id_type", "the number is of another type", parsed.kind.value)
         id_type, number = parsed.kind.value, parsed.number
     else:
         raise RosterInputError("id_type", "one of RIC, HMT, FPR, PP")
@@ -308,16 +312,22 @@ def _row(
 ) -> WorkerInput | RowError:
     """One data row checked whole: a worker, or the first reason it is refused."""
     if len(fields) != len(header):
-        return RowError(row=row, field="", message=f"{len(fields)} fields, not {len(header)}")
+        return RowError(
+            row=row,
+            field="",
+            message="wrong number of fields",
+            detail=f"{len(fields)}/{len(header)}",
+        )
     try:
         worker = check_worker(dict(zip(header, fields, strict=True)), pepper=pepper, today=today)
     except RosterInputError as exc:
-        return RowError(row=row, field=exc.field, message=str(exc))
+        return RowError(row=row, field=exc.field, message=exc.message, detail=exc.detail)
     if worker.person_key in seen:
         field = "person_key" if "person_key" in header else "id_number"
         return RowError(
-            row=row, field=field, message=f"the same person as row {seen[worker.person_key]}"
-        )
+            row=row, field=field, message="the same person as an earlier row",
+            detail=str(seen[worker.person_key]),
+        )  # fmt: skip
     return worker
 
 
@@ -354,7 +364,7 @@ def parse_roster_csv(
                 seen[checked.person_key] = reader.line_num
                 good.append((reader.line_num, checked))
     except csv.Error as exc:
-        errors.append(RowError(row=reader.line_num, field="", message=f"not CSV: {exc}"))
+        errors.append(RowError(row=reader.line_num, field="", message="not CSV", detail=str(exc)))
         return [], errors
     return good, errors
 
