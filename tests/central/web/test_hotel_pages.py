@@ -224,3 +224,36 @@ def test_site_page_views_hold_no_sql(name: str) -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert not SQL.search(node.value), f"{path.name}:{node.lineno} holds SQL"
+
+
+async def test_room_action(
+    web_client: WebClientFactory, db_pool: asyncpg.Pool, hotels: dict[str, StayKey]
+) -> None:
+    """Putting the minor in the adult's room 101 clears the minor flag (an adult in the same
+    room); audited. Another hotel's stay, a missing token, an overlong room: 404, 403, 400, and
+    the rooms stay as they were."""
+    wc = await web_client(Role.SITE_MANAGER, [HOTEL])
+
+    async def set_room(site: str, token: str, room: str, **data: str):  # type: ignore[no-untyped-def]
+        return await wc.client.post(
+            f"/hotel/{site}/room",
+            data={"csrf_token": wc.csrf, "stay": token, "room": room, **data},
+            headers=wc.unsafe_headers(),
+            allow_redirects=False,
+        )
+
+    done = await set_room(HOTEL, hotels["minor"].token, " 101 ")
+    assert done.status == 303 and done.headers["Location"].endswith("?done=room#rooms")
+    page = await (await wc.client.get(f"/hotel/{HOTEL}")).text()
+    assert count(page, "minor-count") == "0"
+    assert (await set_room(OTHER, hotels["other"].token, "1")).status == 404
+    assert (await set_room(HOTEL, hotels["other"].token, "1")).status == 404
+    assert (await set_room(HOTEL, hotels["adult"].token, "9" * 17)).status == 400
+    assert (await set_room(HOTEL, hotels["adult"].token, "1", csrf_token="x")).status == 403
+    async with db_pool.acquire() as con:
+        rooms = await con.fetch("SELECT checkin_seq, room FROM stays ORDER BY checkin_seq")
+        audited = await con.fetchval("SELECT count(*) FROM audit WHERE action = 'stay_room'")
+    assert [(r["checkin_seq"], r["room"]) for r in rooms] == [
+        (1, "101"), (2, "101"), (3, "103"), (4, None),
+    ]  # fmt: skip
+    assert audited == 1

@@ -6,6 +6,7 @@ Routes (site managers of the hotel, admins; analysts may read)::
     GET  /hotel                       the hotels in the user's scope (one: straight to it)
     GET  /hotel/{site_id}             the hotel's page
     POST /hotel/{site_id}/reported    mark a foreign guest's stay reported (form: stay)
+    POST /hotel/{site_id}/room        record a stay's room (form: stay, room)
 
 A hotel outside the user's scope is 404 on every route, like an unknown one.  The pages hold
 no SQL: central/queries/hotel.py and central/store/hotel_reports.py.
@@ -23,7 +24,7 @@ from suishen.central import auth
 from suishen.central.db import DB_POOL
 from suishen.central.queries import hotel
 from suishen.central.queries.sitekind import require_site, sites_of_kind
-from suishen.central.store.hotel_reports import mark_reported
+from suishen.central.store.hotel_reports import mark_reported, set_room
 from suishen.central.web.pageparams import LocalTime, done_message, form_fields, query_int
 from suishen.protocol.vocabulary import Role
 
@@ -32,6 +33,7 @@ WRITERS: Final = (Role.SITE_MANAGER, Role.ADMIN)
 DONE: Final = {
     "reported": "Marked as reported.",
     "already": "That stay was already reported.",
+    "room": "The room is recorded.",
 }
 
 
@@ -87,7 +89,18 @@ async def reported(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/hotel/{quote(site_id, safe='')}?done={done}#foreign")
 
 
+async def room(request: web.Request) -> web.StreamResponse:
+    user = auth.require_role(auth.current_user(request), *WRITERS)
+    site_id = request.match_info["site_id"]
+    fields, _ = await form_fields(request, ("stay", "room"))
+    key = hotel.StayKey.parse(fields["stay"])
+    async with request.app[DB_POOL].acquire() as con:
+        await set_room(con, user.scope, site_id, key, fields["room"], actor=user.username)
+    raise web.HTTPSeeOther(f"/hotel/{quote(site_id, safe='')}?done=room#rooms")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/hotel", hotels, name="hotel_list")
     app.router.add_get("/hotel/{site_id}", hotel_page, name="hotel_site")
     app.router.add_post("/hotel/{site_id}/reported", reported, name="hotel_reported")
+    app.router.add_post("/hotel/{site_id}/room", room, name="hotel_room")
