@@ -129,6 +129,7 @@ async def test_crowd_and_watchlist_pages(web_client: WebClientFactory, city: Non
     assert re.search(r'id="peak">3<', html)
     assert re.search(r'id="soft-breaches">1<', html) and re.search(r'id="hard-breaches">0<', html)
     assert html.count('<rect class="bar') == 4 * 24 and "<svg" in html
+    assert html.count('<rect class="bar-over-soft" fill=') == 1
     assert re.search(r'id="inside-now">0<', html)
     hits = await (await wc.client.get("/analyst/watchlist?days=7")).text()
     assert re.search(r'id="hit-count">4<', hits)

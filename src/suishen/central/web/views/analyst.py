@@ -137,6 +137,11 @@ class Bar:
     css: str
     title: str
 
+    @property
+    def fill(self) -> str | None:
+        """The colour of a bar over capacity (an SVG attribute: the CSP allows no style)."""
+        return {"bar-over-hard": "#a4161a", "bar-over-soft": "#b35c00"}.get(self.css)
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Chart:
@@ -164,7 +169,7 @@ def crowd_chart(series: crowd_q.CrowdSeries, fmt: str = "%m-%d %H:%M") -> Chart:
             y=y_of(b.peak),
             width=max(round(step - 1, 1), 0.5),
             height=round(CHART_H - y_of(b.peak), 1),
-            css="bar over-hard" if b.over_hard else "bar over-soft" if b.over_soft else "bar",
+            css="bar-over-hard" if b.over_hard else "bar-over-soft" if b.over_soft else "bar",
             title=f"{b.start.strftime(fmt)} · {b.peak}",
         )
         for i, b in enumerate(buckets)
