@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from babel.messages.pofile import read_po
 
 from suishen.central.bundle_service import read_body
 from suishen.central.errors import BadRequest, NotFound, PayloadTooLarge
@@ -377,3 +378,22 @@ def test_every_roster_message_has_a_zh_translation() -> None:
     assert "not a valid ID number" in messages and "unknown column" in messages
     zh = i18n.load_catalogs()["zh"]
     assert sorted(m for m in messages if m not in zh) == []
+
+
+def test_site_page_catalogs_agree_with_the_other_areas() -> None:
+    """A msgid in the hotel, construction or analyst catalog that another area's catalog also
+    translates has the same text there (the loader merges them: one would silently win)."""
+    folder = i18n.LOCALE_DIR / "zh" / "LC_MESSAGES"
+    catalogs = {}
+    for path in sorted(folder.glob("*.po")):
+        with path.open("rb") as handle:
+            catalogs[path.stem] = {m.id: m.string for m in read_po(handle, locale="zh") if m.id}
+    clashes = [
+        (mine, other, msgid)
+        for mine in ("hotel", "construction", "analyst")
+        for other, texts in catalogs.items()
+        if other != mine
+        for msgid, text in catalogs[mine].items()
+        if msgid in texts and texts[msgid] != text
+    ]
+    assert clashes == []
