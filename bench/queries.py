@@ -69,7 +69,7 @@ SCAN_COLS = (
 )  # fmt: skip
 VISIT_COLS = (
     "site_id", "zone", "person_key", "in_gateway_id", "in_seq", "in_ts", "out_gateway_id",
-    "out_seq", "out_ts", "close_reason", "close_by",
+    "out_seq", "out_ts", "close_reason", "close_by", "masked_name", "masked_number",
 )  # fmt: skip
 STAY_COLS = (
     "site_id", "person_key", "checkin_gateway_id", "checkin_seq", "checkin_ts",
@@ -206,6 +206,8 @@ class City:
                         in_ts,
                         *out,
                         close_by,
+                        scan_in[13],  # masked name and number
+                        scan_in[14],
                     )
                 )
                 if in_ts >= recent and len(self.sample) < 2000 and r.random() < 0.01:

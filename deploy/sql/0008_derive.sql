@@ -16,6 +16,10 @@ ALTER TABLE visits ADD COLUMN close_by timestamptz;
 -- in_journal_id, in_seq, in_ts), a primary-key look-up (masked values for display).
 ALTER TABLE visits ADD COLUMN in_journal_id text NOT NULL DEFAULT ''
     CHECK (in_journal_id ~ '^([0-9a-f]{16})?$');
+-- The masked name and number of the in scan (DESIGN §4 display values, never a full one), so
+-- that a trace lists its contacts from the index alone.
+ALTER TABLE visits ADD COLUMN masked_name text;
+ALTER TABLE visits ADD COLUMN masked_number text;
 ALTER TABLE visits ADD CONSTRAINT visits_closed_check
     CHECK ((out_ts IS NULL) = (close_reason IS NULL));
 
@@ -41,7 +45,7 @@ CREATE INDEX sites_district_idx ON sites (district);
 CREATE INDEX visits_person_cover_idx ON visits (person_key, in_ts)
     INCLUDE (site_id, out_ts, close_by);
 CREATE INDEX visits_site_cover_idx ON visits (site_id, in_ts)
-    INCLUDE (person_key, out_ts, close_by);
+    INCLUDE (person_key, out_ts, close_by, masked_name, masked_number);
 -- occupancy now: the open visits of a site whose close_by is still ahead.
 CREATE INDEX visits_open_site_idx ON visits (site_id, close_by) INCLUDE (zone)
     WHERE out_ts IS NULL;

@@ -161,6 +161,8 @@ class _Event:
     zone: str
     nationality: str | None
     minor: bool | None
+    masked_name: str | None
+    masked_number: str | None
 
 
 def _lock_key(site_id: str) -> int:
@@ -203,23 +205,30 @@ def _close(
     return None, None, None, close_by
 
 
+# The person's scans by the (person_key, ts) index; OFFSET 0 keeps the site, verdict and
+# direction filters out of the index choice (on a busy site the planner would otherwise walk
+# the (site_id, ts) index over every scan of the site in the time range, per person).
 _FETCH = """
 SELECT u.p AS person_key, s.ts, s.gateway_id, s.seq, s.journal_id, s.direction, s.zone,
-       s.nationality, s.minor
+       s.nationality, s.minor, s.masked_name, s.masked_number
 FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(p, lo, hi)
 JOIN LATERAL (
-    SELECT ts, gateway_id, seq, journal_id, direction, zone, nationality, minor FROM scans
-    WHERE person_key = u.p AND ts >= u.lo AND ts <= u.hi AND site_id = $1
-      AND verdict = 'allow' AND direction = ANY($5::text[])
+    SELECT * FROM (
+        SELECT ts, gateway_id, seq, journal_id, direction, zone, nationality, minor, site_id,
+               verdict, masked_name, masked_number
+        FROM scans WHERE person_key = u.p AND ts >= u.lo AND ts <= u.hi OFFSET 0
+    ) AS mine
+    WHERE site_id = $1 AND verdict = 'allow' AND direction = ANY($5::text[])
 ) AS s ON true
 """
 
 _UPSERT_VISITS = """
 INSERT INTO visits (site_id, zone, person_key, in_gateway_id, in_journal_id, in_seq, in_ts,
-                    out_gateway_id, out_seq, out_ts, close_reason, close_by)
+                    out_gateway_id, out_seq, out_ts, close_reason, close_by, masked_name,
+                    masked_number)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
     $7::timestamptz[], $8::text[], $9::bigint[], $10::timestamptz[], $11::text[],
-    $12::timestamptz[])
+    $12::timestamptz[], $13::text[], $14::text[])
 ON CONFLICT (in_gateway_id, in_seq, in_ts) DO UPDATE SET
     out_gateway_id = EXCLUDED.out_gateway_id, out_seq = EXCLUDED.out_seq,
     out_ts = EXCLUDED.out_ts, close_reason = EXCLUDED.close_reason, close_by = EXCLUDED.close_by
@@ -287,6 +296,8 @@ async def _derive_kind(
                 r["zone"],
                 r["nationality"],
                 r["minor"],
+                r["masked_name"],
+                r["masked_number"],
             )
         )
     out: list[tuple[Any, ...]] = []
@@ -314,7 +325,8 @@ async def _derive_kind(
                 reason,
                 close_by,
             )
-            out.append(first if kind is VISITS else (*first, start.minor))
+            extra = (start.masked_name, start.masked_number) if kind is VISITS else (start.minor,)
+            out.append((*first, *extra))
     if not out:
         return 0
     await _ensure_partitions(con, kind.table, {row[6].astimezone(dt.UTC).date() for row in out})

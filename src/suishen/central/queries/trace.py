@@ -13,13 +13,15 @@ Definitions (the tests build data on these bounds):
   index person and the first-degree contacts; each second-degree person is listed once, through
   the first-degree contact they overlapped most with (``via_person_key``).
 
-Rows carry person keys and masked values only (the latest masked name and number the scans
-hold for that person in the window).  A person is given by key; ``person_key_for`` turns a
-document into the key with the deployment pepper (the front doors hold the pepper).
+Rows carry person keys and masked values only (the masked name and number of a contact's
+visit, taken from its in scan by the derivation, read from the covering index).  A person is
+given by key; ``person_key_for`` turns a document into the key with the deployment pepper
+(the front doors hold the pepper).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Annotated, Final
 
@@ -117,7 +119,7 @@ WITH idx AS (
     FROM visits
     WHERE person_key = ANY($1::text[]) AND in_ts >= $2 AND in_ts < $3 AND {Scope.sql("$4")}
 ), pairs AS (
-    SELECT i.person_key AS via, v.person_key, v.site_id,
+    SELECT i.person_key AS via, v.person_key, v.site_id, v.masked_name, v.masked_number,
            greatest(i.in_ts, v.in_ts) AS from_ts,
            least(i.end_ts, {_END.format(v="v")}) - greatest(i.in_ts, v.in_ts) AS overlap
     FROM idx i
@@ -126,21 +128,12 @@ WITH idx AS (
     WHERE v.person_key <> ALL($6::text[])
 )
 SELECT via, person_key, extract(epoch FROM sum(overlap)) / 60.0 AS minutes, count(*) AS n,
-       array_agg(DISTINCT site_id ORDER BY site_id) AS site_ids, min(from_ts) AS first_ts
+       array_agg(DISTINCT site_id ORDER BY site_id) AS site_ids, min(from_ts) AS first_ts,
+       max(masked_name) AS masked_name, max(masked_number) AS masked_number
 FROM pairs
 WHERE overlap >= $5::interval
 GROUP BY via, person_key
 """  # noqa: S608 - constants only
-
-_MASKED = """
-SELECT u.k AS person_key, m.masked_name, m.masked_number
-FROM unnest($1::text[]) AS u(k)
-LEFT JOIN LATERAL (
-    SELECT masked_name, masked_number FROM scans
-    WHERE person_key = u.k AND ts >= $2 AND ts < $3 AND masked_name IS NOT NULL
-    ORDER BY ts DESC LIMIT 1
-) AS m ON true
-"""
 
 
 def _window(params: TraceParams) -> tuple[dt.datetime, dt.datetime]:
@@ -148,6 +141,18 @@ def _window(params: TraceParams) -> tuple[dt.datetime, dt.datetime]:
     if until.tzinfo is None:
         raise BadRequest("until must carry a timezone")
     return until - dt.timedelta(days=params.days), until
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Found:
+    via: str
+    person_key: str
+    minutes: float
+    visits: int
+    site_ids: tuple[str, ...]
+    first_ts: dt.datetime
+    masked_name: str | None
+    masked_number: str | None
 
 
 async def _contacts(
@@ -159,7 +164,7 @@ async def _contacts(
     since: dt.datetime,
     until: dt.datetime,
     margin: dt.timedelta,
-) -> list[tuple[str, str, float, int, tuple[str, ...], dt.datetime]]:
+) -> list[_Found]:
     rows = await con.fetch(
         _CONTACTS,
         persons,
@@ -171,16 +176,22 @@ async def _contacts(
         derive.settings().max_visit,
     )
     return [
-        (
+        _Found(
             r["via"],
             r["person_key"],
             float(r["minutes"]),
             r["n"],
             tuple(r["site_ids"]),
             r["first_ts"],
+            r["masked_name"],
+            r["masked_number"],
         )
         for r in rows
     ]
+
+
+def _ranked(found: list[_Found], limit: int) -> list[_Found]:
+    return sorted(found, key=lambda c: (-c.minutes, c.person_key))[:limit]
 
 
 async def trace(con: Connection, scope: Scope, params: TraceParams) -> TraceResult:
@@ -198,17 +209,16 @@ async def trace(con: Connection, scope: Scope, params: TraceParams) -> TraceResu
         for r in await con.fetch(_INDEX_VISITS, params.person_key, since, until, scope.sql_param())
     )
     index = params.person_key
-    first = await _contacts(
-        con, scope, persons=[index], excluded=[index], since=since, until=until, margin=margin
+    first = _ranked(
+        await _contacts(
+            con, scope, persons=[index], excluded=[index], since=since, until=until, margin=margin
+        ),
+        params.limit,
     )
-    first.sort(key=lambda c: (-c[2], c[1]))
-    first = first[: params.limit]
-    found: list[tuple[int, tuple[str, str, float, int, tuple[str, ...], dt.datetime]]] = [
-        (1, c) for c in first
-    ]
+    found = [(1, c) for c in first]
     if params.second_degree and first:
-        keys = [c[1] for c in first]
-        best: dict[str, tuple[str, str, float, int, tuple[str, ...], dt.datetime]] = {}
+        keys = [c.person_key for c in first]
+        best: dict[str, _Found] = {}
         for c in await _contacts(
             con,
             scope,
@@ -218,28 +228,24 @@ async def trace(con: Connection, scope: Scope, params: TraceParams) -> TraceResu
             until=until,
             margin=margin,
         ):
-            held = best.get(c[1])
-            if held is None or (c[2], held[0]) > (held[2], c[0]):
-                best[c[1]] = c
-        second = sorted(best.values(), key=lambda c: (-c[2], c[1]))[: params.limit]
-        found.extend((2, c) for c in second)
-    masked = {
-        r["person_key"]: (r["masked_name"], r["masked_number"])
-        for r in await con.fetch(_MASKED, [c[1] for _d, c in found], since, until)
-    }
+            held = best.get(c.person_key)
+            # through the first-degree contact met longest (on a tie, the smaller key)
+            if held is None or (c.minutes, held.via) > (held.minutes, c.via):
+                best[c.person_key] = c
+        found.extend((2, c) for c in _ranked(list(best.values()), params.limit))
     contacts = tuple(
         TraceContact(
-            person_key=key,
+            person_key=c.person_key,
             degree=degree,
-            via_person_key=None if degree == 1 else via,
-            overlap_minutes=round(minutes, 3),
-            visits=n,
-            site_ids=site_ids,
-            first_contact_ts=first_ts,
-            masked_name=masked.get(key, (None, None))[0],
-            masked_number=masked.get(key, (None, None))[1],
+            via_person_key=None if degree == 1 else c.via,
+            overlap_minutes=round(c.minutes, 3),
+            visits=c.visits,
+            site_ids=c.site_ids,
+            first_contact_ts=c.first_ts,
+            masked_name=c.masked_name,
+            masked_number=c.masked_number,
         )
-        for degree, (via, key, minutes, n, site_ids, first_ts) in found
+        for degree, c in found
     )
     return TraceResult(
         person_key=index,
