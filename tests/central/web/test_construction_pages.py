@@ -140,7 +140,7 @@ async def test_other_site_is_not_found_on_every_route(
 ) -> None:
     """A manager of build-a gets 404 for build-b's pages and for each form posted to it (with
     a valid CSRF token); build-b's roster and the bundle version do not move. An analyst reads
-    build-b but may not change it (403)."""
+    build-b but may not change it (403); a tenant of build-a may not read its pages (403)."""
     async with db_pool.acquire() as con:
         await con.execute(
             "INSERT INTO workers (site_id, person_key, masked_name, employer, version) "
@@ -165,6 +165,9 @@ async def test_other_site_is_not_found_on_every_route(
     expire = {"csrf_token": analyst.csrf, "person_key": key_of(9)}
     assert (await post(analyst, f"/construction/{OTHER}/expire", expire)).status == 403
     assert await bundle(db_pool, OTHER) == {key_of(9)}
+    tenant = await web_client(Role.TENANT, [SITE])
+    for tail in ("", "/attendance", "/muster"):
+        assert (await tenant.client.get(f"/construction/{SITE}{tail}")).status == 403
 
 
 async def test_csrf_on_every_form(
