@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import importlib
 from collections.abc import Mapping
 from typing import Final
 
@@ -20,14 +21,27 @@ from suishen.central.queries.sitekind import zone_of
 
 MAX_QUERY_CHARS: Final = 200
 
-#: The deployment pepper (document number -> person key), set on the web app when the hub has
-#: one ([privacy]); the pages that take a document number refuse it without.
+#: The deployment pepper (document number -> person key) when given to the web app directly
+#: (tests, embedding); else ``pepper_of`` reads the hub's own ([privacy] pepper_file or
+#: pepper_env) through the analyst API's reader.  Pages that take a document number refuse it
+#: when there is none.
 PEPPER: web.AppKey[bytes] = web.AppKey("person_key_pepper", bytes)
+_ANALYST_API: Final = "suishen.central.analyst_api"
 
 
-def pepper_of(app: web.Application) -> bytes | None:
-    """The deployment pepper the web app was given, if any."""
-    return app.get(PEPPER)
+def pepper_of(request: web.Request) -> bytes | None:
+    """The deployment pepper: ``app[PEPPER]``, else the hub config's (read by the analyst API,
+    one reader for every front door, when the hub has that API), else None."""
+    pepper = request.app.get(PEPPER)
+    if pepper is not None:
+        return pepper
+    try:
+        api = importlib.import_module(_ANALYST_API)
+    except ImportError:
+        return None
+    reader = getattr(api, "_pepper", None)
+    found = reader(request) if callable(reader) else None
+    return found if isinstance(found, bytes) else None
 
 
 MAX_FIELD_CHARS: Final = 1024

@@ -93,7 +93,7 @@ async def trace_page(request: web.Request) -> web.StreamResponse:
         "form": raw,
         "result": result,
         "csv_url": "/api/v1/trace.csv?" + urlencode(raw) if result is not None else None,
-        "has_pepper": pepper_of(request.app) is not None,
+        "has_pepper": pepper_of(request) is not None,
     }
     return aiohttp_jinja2.render_template("analyst/trace.html", request, context)
 
@@ -105,7 +105,7 @@ async def trace_by_document(request: web.Request) -> web.StreamResponse:
         ("document_type", "document_number", "nationality", "days", "margin_minutes",
          "second_degree"),
     )  # fmt: skip
-    pepper = pepper_of(request.app)
+    pepper = pepper_of(request)
     if pepper is None:
         raise BadRequest("this hub has no person-key pepper: trace by person key")
     if not fields["document_number"].strip() or len(fields["document_number"]) > 32:

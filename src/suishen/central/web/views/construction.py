@@ -91,7 +91,7 @@ async def _roster_page(
         "at": LocalTime.of(site.timezone),
         "may_change": user.role in WRITERS,
         "show_keys": user.role in (Role.ANALYST, Role.ADMIN),
-        "has_pepper": pepper_of(request.app) is not None,
+        "has_pepper": pepper_of(request) is not None,
         "form_error": form_error,
         "form": kept,  # the document number and key are never echoed back
         "result": result,
@@ -119,7 +119,7 @@ async def add(request: web.Request) -> web.StreamResponse:
     async with request.app[DB_POOL].acquire() as con:
         site = await require_site(con, user.scope, site_id, workers.CONSTRUCTION)
         try:
-            worker = workers.check_worker(fields, pepper=pepper_of(request.app), today=_today(site))
+            worker = workers.check_worker(fields, pepper=pepper_of(request), today=_today(site))
         except workers.RosterInputError as exc:
             error = exc
         else:
@@ -139,7 +139,7 @@ async def import_csv(request: web.Request) -> web.StreamResponse:
             user.scope,
             site_id,
             files.get("file", b""),
-            pepper=pepper_of(request.app),
+            pepper=pepper_of(request),
             today=_today(site),
             actor=user.username,
         )
