@@ -81,6 +81,20 @@ NAV: tuple[NavItem, ...] = (
     NavItem(label="Alerts", href="/alerts", roles=frozenset(ALL_ROLES - {Role.TENANT})),
 )
 
+# sitepages: the hotel and construction pages (site staff), the analyst pages
+VIEW_MODULES += (
+    "suishen.central.web.views.hotel",
+    "suishen.central.web.views.construction",
+    "suishen.central.web.views.analyst",
+)
+NAV += (
+    NavItem(label="Hotel", href="/hotel", roles=frozenset({Role.SITE_MANAGER, Role.ADMIN})),
+    NavItem(
+        label="Construction", href="/construction", roles=frozenset({Role.SITE_MANAGER, Role.ADMIN})
+    ),
+    NavItem(label="Analysis", href="/analyst", roles=frozenset({Role.ANALYST, Role.ADMIN})),
+)
+
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
