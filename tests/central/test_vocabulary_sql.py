@@ -22,6 +22,7 @@ BY_COLUMN: dict[str, type[enum.StrEnum]] = {
     "route": v.AlertRoute,
     "step": v.AlertStep,
     "role": v.Role,
+    "close_reason": v.CloseReason,
 }
 BY_TABLE_COLUMN: dict[tuple[str, str], type[enum.StrEnum]] = {
     ("sites", "kind"): v.SiteKind,

@@ -42,7 +42,7 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from suishen.central import partitions, retention
+from suishen.central import derive, partitions, retention
 from suishen.central.bundle_service import BundleService
 from suishen.central.config import HubConfig
 from suishen.central.db import (
@@ -94,6 +94,8 @@ def _maintenance_ctx(
                     pool, now=dt.datetime.now(dt.UTC), policy=policy, retention=kept
                 )
                 log.info("partitions_maintained", created=len(created), dropped=len(dropped))
+                async with pool.acquire() as con:  # visits/stays past their reset or limit
+                    await derive.close_stale(con, now=dt.datetime.now(dt.UTC))
             except RETRYABLE_ERRORS as exc:  # try again at the next interval
                 log.warning("partitions_maintenance_failed", error=type(exc).__name__)
 
@@ -271,6 +273,7 @@ async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
     listener = config.gateway_listener
     key = load_bundle_key(config.hub.state_dir)
     ssl_context = hub_ssl_context_for(PkiLayout(listener.pki_dir))
+    derive.configure(config.visits)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

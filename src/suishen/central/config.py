@@ -12,6 +12,7 @@ is reported at once with its key path::
     [web_listener]      enabled, host, port, sessions and login throttling: the web UI
     [retention]         days of scans/passages/visits/stays, partitions ahead, kept records
     [privacy]           the pepper (file or environment variable), watchlist expiry limit
+    [visits]            daily reset hour, longest visit and stay (suishen.central.derive)
 
 ``settings_markdown()`` lists every setting with its type, default and help: the text of
 deploy/config/HUB_SETTINGS.md (a test keeps it current).
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from suishen import settings
+from suishen.central.derive import DeriveSettings
 from suishen.settings import ConfigError, SettingError, load_file, load_tree, optional, setting
 
 __all__ = [
@@ -176,6 +178,7 @@ class HubConfig:
     )
     retention: RetentionSection = setting("retention", factory=RetentionSection)
     privacy: PrivacySection = setting("person keys and privacy limits", factory=PrivacySection)
+    visits: DeriveSettings = setting("visits and stays", factory=DeriveSettings)
 
 
 def parse_config(document: Mapping[str, Any], *, base: Path) -> HubConfig:

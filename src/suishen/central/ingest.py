@@ -59,6 +59,7 @@ import asyncpg
 import structlog
 
 from suishen.central.connection import Connection
+from suishen.central.derive import derive_ingested
 from suishen.central.errors import Forbidden, HubError, Unavailable
 from suishen.central.partitions import PartitionPolicy, ensure_partitions_for, partition_name
 from suishen.sync.wire import (
@@ -452,6 +453,7 @@ async def _store(
     if batch.epochs:
         await con.execute(_INSERT_EPOCHS, *_columns_of(batch.epochs, 3))
     inserted += await _insert_alerts(con, batch.gateway_id, alerts)
+    await derive_ingested(con, site_id, scans, now=now)  # visits and stays (central/derive.py)
     await conflicts.record(con, rejected)
     high_water = await con.fetchval(
         "INSERT INTO gateway_journals (gateway_id, journal_id, high_water) VALUES ($1, $2, $3) "

@@ -18,6 +18,7 @@ __all__ = [
     "AlertStep",
     "BundleKind",
     "CertificateRetired",
+    "CloseReason",
     "Direction",
     "PassageOutcomeKind",
     "Reason",
@@ -133,6 +134,15 @@ class CertificateRetired(enum.StrEnum):
 
     REPLACED = "replaced"  # a re-issued certificate took its place
     REVOKED = "revoked"  # `suishen hub gateway revoke`
+
+
+class CloseReason(enum.StrEnum):
+    """How a derived visit or hotel stay ended (central/derive.py)."""
+
+    OUT = "out"  # the person's out (checkout) scan at the site
+    RESET = "reset"  # the site's daily reset
+    MAX_LENGTH = "max_length"  # the longest visit or stay allowed
+    REENTRY = "reentry"  # the person's next in (checkin) there, with no out between
 
 
 def values(vocabulary: type[enum.StrEnum]) -> frozenset[str]:
