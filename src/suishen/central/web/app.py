@@ -52,7 +52,10 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # forms and CSV imports
 
-VIEW_MODULES: tuple[str, ...] = ("suishen.central.web.auth_views",)
+VIEW_MODULES: tuple[str, ...] = (
+    "suishen.central.web.auth_views",
+    "suishen.central.analyst_api",
+)
 
 CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = ()
 
@@ -83,6 +86,7 @@ SECURITY_HEADERS = {
 }
 
 WEB_SETTINGS: web.AppKey[WebListenerSection] = web.AppKey("web_settings", WebListenerSection)
+HUB_CONFIG: web.AppKey[HubConfig] = web.AppKey("hub_config", HubConfig)  # the whole config
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -189,6 +193,7 @@ def web_app(*, pool: asyncpg.Pool | None, config: HubConfig) -> web.Application:
     )
     setup_templates(app)  # appends aiohttp-jinja2's context processors middleware (innermost)
     app[WEB_SETTINGS] = config.web_listener
+    app[HUB_CONFIG] = config
     app[auth.AUTH_SETTINGS] = auth_settings(config.web_listener)
     app[auth.PASSWORD_HASHER] = DEFAULT_HASHER
     if pool is not None:
