@@ -40,6 +40,7 @@ from suishen.central.reveal import (
     RevealRequest,
     RevealResult,
     access_report,
+    check_why,
     reveal,
 )
 from suishen.central.store import audit
@@ -204,7 +205,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _query_handler(query: Query) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         user = _user(request)
-        params = query_params(request, query.params)
+        params: Any = query_params(request, query.params)
         async with request.app[DB_POOL].acquire() as con:
             result = await _guarded(query.function(con, user.scope, params))
         return json_response(result)
@@ -215,7 +216,7 @@ def _query_handler(query: Query) -> Handler:
 def _trace_csv_handler(query: Query) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         user = _user(request)
-        params = query_params(request, query.params)
+        params: Any = query_params(request, query.params)
         async with request.app[DB_POOL].acquire() as con:
             result = await _guarded(query.function(con, user.scope, params))
             contacts = result.contacts
@@ -260,6 +261,7 @@ async def reveal_handler(request: web.Request) -> web.StreamResponse:
     body = await json_body(request, RevealRequest)
     if (body.person_key is None) == (not body.records):
         raise BadRequest("give records or a person_key (one of them)")
+    check_why(body.reason, body.case_ref)  # before the key is loaded: a 400 is a 400
     opener = _opener(request)
     target = body.person_key if body.person_key is not None else body.records
     async with request.app[DB_POOL].acquire() as con:

@@ -86,7 +86,8 @@ class RevealResult(msgspec.Struct, frozen=True, kw_only=True):
     identities: list[RevealedIdentity]
 
 
-def _why(reason: str, case_ref: str) -> tuple[str, str]:
+def check_why(reason: str, case_ref: str) -> tuple[str, str]:
+    """The stripped reason and case reference; RevealError unless both are given."""
     reason, case_ref = reason.strip(), case_ref.strip()
     if not reason or not case_ref:
         raise RevealError("a reason and a case reference are both required")
@@ -111,12 +112,20 @@ ORDER BY ts DESC LIMIT 1
 
 async def _open_one(con: Connection, ref: RecordRef, opener: HubOpener) -> RevealedIdentity:
     row = await con.fetchrow(_SCAN, ref.gateway_id, ref.seq, ref.ts)
-    base = {"gateway_id": ref.gateway_id, "seq": ref.seq, "ts": ref.ts}
     if row is None:
-        return RevealedIdentity(**base, opened=False, error="not_found")
-    where = {"site_id": row["site_id"], "person_key": row["person_key"]}
+        return RevealedIdentity(
+            gateway_id=ref.gateway_id, seq=ref.seq, ts=ref.ts, opened=False, error="not_found"
+        )
+    unopened = RevealedIdentity(
+        gateway_id=ref.gateway_id,
+        seq=ref.seq,
+        ts=ref.ts,
+        opened=False,
+        site_id=row["site_id"],
+        person_key=row["person_key"],
+    )
     if row["identity_sealed"] is None or row["ephemeral_public"] is None:
-        return RevealedIdentity(**base, **where, opened=False, error="not_sealed")
+        return msgspec.structs.replace(unopened, error="not_sealed")
     try:
         identity = opener.open_identity(
             bytes(row["identity_sealed"]),
@@ -125,10 +134,9 @@ async def _open_one(con: Connection, ref: RecordRef, opener: HubOpener) -> Revea
             seq=ref.seq,
         )
     except OpenError:
-        return RevealedIdentity(**base, **where, opened=False, error="does_not_open")
-    return RevealedIdentity(
-        **base,
-        **where,
+        return msgspec.structs.replace(unopened, error="does_not_open")
+    return msgspec.structs.replace(
+        unopened,
         opened=True,
         idt=identity.get("idt"),
         idn=identity.get("idn"),
@@ -150,7 +158,7 @@ async def reveal(
     """Open the sealed identities of ``records`` (or of a person key's latest sealed scan),
     audited; see the module docstring."""
     audit.require_role(user)
-    reason, case_ref = _why(reason, case_ref)
+    reason, case_ref = check_why(reason, case_ref)
     async with con.transaction():
         if isinstance(records, str):
             latest = await con.fetchrow(_LATEST, check_person_key(records))
@@ -245,7 +253,7 @@ async def access_report(
 ) -> AccessReport:
     """The person's own access report (admin only), audited; see the module docstring."""
     audit.require_role(user, frozenset({"admin"}))
-    reason, case_ref = _why(request.reason, request.case_ref)
+    reason, case_ref = check_why(request.reason, request.case_ref)
     key = key_of(request.document, pepper)
     async with con.transaction():
         rows = [AccessReportRow(**dict(r)) for r in await con.fetch(_REPORT, key)]
