@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "suishen.commands.hub",
     "suishen.commands.pki",
     "suishen.commands.demo",
+    "suishen.commands.analyst",
 )
 
 

@@ -1,11 +1,11 @@
 """The analyst API's contract: its operations, and the OpenAPI 3.1 document built from the same
 msgspec Structs the handlers decode and encode with (DESIGN §7; issue 11 item 3).
 
-``QUERIES`` names each analyst query (central/queries/, ``async def f(con, scope, params) ->
-rows``) by ``"module:function"``; its params and result types are read from the function's
-annotations, so the API (central/analyst_api.py), the CLI (commands/analyst.py) and this
-document cannot disagree with the query.  A query whose module is not installed yet is left
-out (``available_queries()``).
+``QUERIES`` (central/analyst_queries.py, light to import for the CLI) names each analyst
+query (central/queries/, ``async def f(con, scope, params) -> rows``) by "module:function";
+its params and result types are read from the function's annotations, so the API
+(central/analyst_api.py), the CLI (commands/analyst.py) and this document cannot disagree with
+the query.  A query whose module is not there yet is left out (``available_queries()``).
 
 ``document(operations)`` is the OpenAPI document: GET operations take their params Struct's
 fields as query parameters (a list field: a repeated parameter), others a JSON body; answers
@@ -17,55 +17,26 @@ are the result type (JSON) or CSV; every operation documents the errors a front 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
-import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Final
 
 import msgspec
 
+from suishen.central.analyst_queries import QUERIES, Query, available_queries, load_query
+
+__all__ = [
+    "API_PREFIX",
+    "QUERIES",
+    "Error",
+    "Operation",
+    "Query",
+    "available_queries",
+    "document",
+    "load_query",
+]
+
 API_PREFIX: Final = "/api/v1"
 REF_TEMPLATE: Final = "#/components/schemas/{name}"
-
-# name (URL path segment and CLI sub-command) -> "module:function"
-QUERIES: Final[dict[str, str]] = {
-    "trace": "suishen.central.queries.trace:trace",
-    "crowd": "suishen.central.queries.crowd:crowd",
-    "occupancy": "suishen.central.queries.crowd:occupancy",
-    "hotel-check": "suishen.central.queries.hotel_check:hotel_check",
-    "construction": "suishen.central.queries.construction:construction",
-    "watchlist-hits": "suishen.central.queries.watchlist_hits:watchlist_hits",
-    "anomalies": "suishen.central.queries.anomalies:anomalies",
-}
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Query:
-    """One analyst query: its function, params type and result type."""
-
-    name: str
-    function: Callable[..., Any]
-    params: type
-    result: Any
-
-
-def load_query(name: str) -> Query | None:
-    """The query ``name`` of QUERIES, or None when its module or function is not there."""
-    module_name, _, function_name = QUERIES[name].partition(":")
-    if importlib.util.find_spec(module_name) is None:
-        return None
-    function = getattr(importlib.import_module(module_name), function_name, None)
-    if function is None:
-        return None
-    hints = typing.get_type_hints(function)
-    return Query(name=name, function=function, params=hints["params"], result=hints["return"])
-
-
-def available_queries() -> list[Query]:
-    """The queries of QUERIES whose module and function exist."""
-    return [query for name in QUERIES if (query := load_query(name)) is not None]
-
 
 # --------------------------------------------------------------------------- the document
 
