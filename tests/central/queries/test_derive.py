@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import zoneinfo
 
@@ -154,3 +155,21 @@ def test_configure_sets_the_ingest_settings() -> None:
         assert derive.settings().max_visit == dt.timedelta(hours=3)
     finally:
         derive.configure(before)
+
+
+async def test_two_gateways_of_a_site_uploading_at_once_still_pair(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """Gateway 1's ins and gateway 2's outs uploaded concurrently (many times over): the
+    derivations serialise on the site, so the later one sees the other's rows and every
+    visit is paired, whichever commits first."""
+    await register(db_pool, "gw-1")
+    await register(db_pool, "gw-2")
+    for round_ in range(4):
+        key = person(100 + round_)
+        ins = [row(1 + round_, round_ * 0.5, key=key)]
+        outs = [row(1 + round_, round_ * 0.5 + 0.25, "out", key=key)]
+        await asyncio.gather(send(db_pool, "gw-1", ins), send(db_pool, "gw-2", outs))
+    got = await visits(db_pool)
+    assert len(got) == 4
+    assert all(v[3] == "gw-2" and v[5] == "out" for v in got), got
