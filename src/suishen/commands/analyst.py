@@ -258,19 +258,15 @@ def _hub_config(args: argparse.Namespace) -> Any:
 
 
 async def _user(con: Any, username: str) -> CliUser:
-    row = await con.fetchrow(
-        "SELECT u.user_id, u.username, u.role, u.disabled, "
-        "coalesce(array_agg(s.site_id) FILTER (WHERE s.site_id IS NOT NULL), '{}') AS sites "
-        "FROM users u LEFT JOIN user_sites s ON s.user_id = u.user_id WHERE u.username = $1 "
-        "GROUP BY u.user_id",
-        username,
-    )
-    if row is None or row["disabled"]:
+    from suishen.central.store.audit import named_user  # noqa: PLC0415 (lazy CLI)
+
+    row = await named_user(con, username)
+    if row is None or row.disabled:
         raise CliError(EXIT_NOT_FOUND, f"no enabled hub user {username!r}")
-    if row["role"] not in ("analyst", "admin"):
-        raise CliError(EXIT_FORBIDDEN, f"{username} is a {row['role']}: analysts and admins only")
-    return CliUser(user_id=row["user_id"], username=row["username"], role=row["role"],
-                   site_ids=frozenset(row["sites"]))  # fmt: skip
+    if row.role not in ("analyst", "admin"):
+        raise CliError(EXIT_FORBIDDEN, f"{username} is a {row.role}: analysts and admins only")
+    return CliUser(user_id=row.user_id, username=row.username, role=row.role,
+                   site_ids=row.site_ids)  # fmt: skip
 
 
 def _runner(

@@ -183,3 +183,33 @@ def require_role(user: Actor, roles: frozenset[str] = ANALYST_ROLES) -> Actor:
     if str(user.role) not in roles:
         raise Forbidden(f"role {user.role} may not do this", role=str(user.role))
     return user
+
+
+class NamedUser(msgspec.Struct, frozen=True, kw_only=True):
+    """A hub user named on the command line (``suishen analyst --as``): the audit actor."""
+
+    user_id: int
+    username: str
+    role: str
+    disabled: bool
+    site_ids: frozenset[str]
+
+
+async def named_user(con: Connection, username: str) -> NamedUser | None:
+    """The users row of ``username`` with its granted sites, or None."""
+    row = await con.fetchrow(
+        "SELECT u.user_id, u.username, u.role, u.disabled, "
+        "coalesce(array_agg(s.site_id) FILTER (WHERE s.site_id IS NOT NULL), '{}') AS site_ids "
+        "FROM users u LEFT JOIN user_sites s ON s.user_id = u.user_id WHERE u.username = $1 "
+        "GROUP BY u.user_id",
+        username,
+    )
+    if row is None:
+        return None
+    return NamedUser(
+        user_id=row["user_id"],
+        username=row["username"],
+        role=row["role"],
+        disabled=row["disabled"],
+        site_ids=frozenset(row["site_ids"]),
+    )
