@@ -132,6 +132,11 @@ async def _guarded(call: Awaitable[R]) -> R:
         raise BadRequest(f"value out of range: {type(exc).__name__}") from None
 
 
+def _csv_safe(text: str) -> str:
+    """A cell a spreadsheet shows as text: a leading =, +, -, @ (a formula) is quoted."""
+    return "'" + text if text.startswith(("=", "+", "-", "@")) else text
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -233,8 +238,8 @@ def _trace_csv_handler(query: Query) -> Handler:
         for c in contacts:
             writer.writerow(
                 [c.person_key, c.degree, c.via_person_key or "", f"{c.overlap_minutes:.1f}",
-                 c.visits, " ".join(c.site_ids), c.first_contact_ts.isoformat(),
-                 c.masked_name or "", c.masked_number or ""]
+                 c.visits, _csv_safe(" ".join(c.site_ids)), c.first_contact_ts.isoformat(),
+                 _csv_safe(c.masked_name or ""), _csv_safe(c.masked_number or "")]
             )  # fmt: skip
         return web.Response(
             body=("\ufeff" + out.getvalue()).encode("utf-8"),

@@ -405,10 +405,17 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return " ".join(map(str, value))
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+        text = " ".join(map(str, value))
+    elif isinstance(value, dict):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    else:
+        text = str(value)
+    return csv_safe(text)
+
+
+def csv_safe(text: str) -> str:
+    """A cell a spreadsheet shows as text: a leading =, +, -, @ (a formula) is quoted."""
+    return "'" + text if text.startswith(("=", "+", "-", "@")) else text
 
 
 def emit(value: Any, fmt: str, out: Any = None) -> int:

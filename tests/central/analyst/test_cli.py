@@ -123,3 +123,12 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
     text = capsys.readouterr().out
     for code in ("0  done", "2  bad argument", "3  not found", "4  forbidden", "5  unavailable"):
         assert code in text
+
+
+def test_csv_output_defuses_formulas() -> None:
+    """A value a spreadsheet would run as a formula (a gateway-supplied masked name) is quoted."""
+    from suishen.commands.analyst import emit  # noqa: PLC0415
+
+    out = io.StringIO()
+    assert emit([{"masked_name": "=HYPERLINK(1)", "site": "-x", "n": 3}], "csv", out) == 1
+    assert out.getvalue().splitlines()[1] == "'=HYPERLINK(1),'-x,3"
