@@ -55,7 +55,10 @@ async def record(
     **target: Any,
 ) -> int:
     """One audit row; ``target`` holds the action's details (a "reason" is also its own
-    column).  Returns the row's audit_id."""
+    column; a ``site_id`` is its own column and stays in ``target`` too, as before 0009).
+    Returns the row's audit_id."""
+    if site_id is not None:
+        target = {"site_id": site_id, **target}
     audit_id: int = await con.fetchval(
         "INSERT INTO audit (actor, user_id, action, person_key, site_id, target, reason, "
         "case_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING audit_id",
