@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "suishen.commands.site",
     "suishen.commands.doctor",
     "suishen.commands.demo",
+    "suishen.commands.analyst",
 )
 
 

@@ -156,7 +156,8 @@ async def test_retention_drops_old_days_but_keeps_alerts_and_audit(
             PERSON,
         )
         await con.execute(
-            "INSERT INTO audit (ts, actor, action, reason) VALUES ($1, 'ana', 'reveal', 'case 7')",
+            "INSERT INTO audit (ts, actor, action, reason, case_ref) "
+            "VALUES ($1, 'ana', 'reveal', 'tracing', 'case 7')",
             noon(day),
         )
 

@@ -5,7 +5,7 @@ Typed state in ``web.AppKey``s; paired setup/teardown in ``app.cleanup_ctx``, in
 
 1. the database (``db.database_ctx``: embedded pgserver or DSN, migrations, pool) -- or a
    pool the caller owns (tests, benchmarks);
-2. partition upkeep (``partitions.maintain``) once at start and every
+2. partition upkeep and retention (``retention.maintain``) once at start and every
    ``retention.maintenance_interval_s`` (hourly);
 3. the gateway registry (central/store/gateways.py: each gateway's pinned certificate and enabled
    flag, cached, invalidated by LISTEN/NOTIFY so a revocation holds on the next request);
@@ -44,7 +44,7 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from suishen.central import derive, partitions
+from suishen.central import derive, partitions, retention
 from suishen.central.alerts.sender import alerts_ctx
 from suishen.central.alerts.settings import AlertsSection
 from suishen.central.bundle_service import BundleService
@@ -90,14 +90,14 @@ def _pool_ctx(pool: asyncpg.Pool) -> Callable[[web.Application], AsyncIterator[N
 
 
 def _maintenance_ctx(
-    policy: partitions.PartitionPolicy, interval_s: float
+    policy: partitions.PartitionPolicy, interval_s: float, kept: retention.RetentionPolicy
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def upkeep(pool: asyncpg.Pool) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                created, dropped = await partitions.maintain(
-                    pool, now=dt.datetime.now(dt.UTC), policy=policy
+                created, dropped = await retention.maintain(
+                    pool, now=dt.datetime.now(dt.UTC), policy=policy, retention=kept
                 )
                 log.info("partitions_maintained", created=len(created), dropped=len(dropped))
                 async with pool.acquire() as con:  # visits/stays past their reset or limit
@@ -107,8 +107,8 @@ def _maintenance_ctx(
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = app[DB_POOL]
-        created, dropped = await partitions.maintain(
-            pool, now=dt.datetime.now(dt.UTC), policy=policy
+        created, dropped = await retention.maintain(
+            pool, now=dt.datetime.now(dt.UTC), policy=policy, retention=kept
         )
         log.info("partitions_maintained", created=len(created), dropped=len(dropped))
         task = asyncio.create_task(upkeep(pool), name="partition-upkeep")
@@ -167,6 +167,7 @@ def gateway_app(
     limits: ListenerLimits | None = None,
     alerts: AlertsSection | None = None,
     metrics: HubMetrics | None = None,
+    kept: retention.RetentionPolicy | None = None,
 ) -> web.Application:
     """The gateway listener's app, on the configured database or on ``pool`` (not closed);
     ``metrics``: where the ingest handler counts (the web listener's /metrics shows them)."""
@@ -188,7 +189,14 @@ def gateway_app(
         assert pool is not None
         app.cleanup_ctx.append(_pool_ctx(pool))
     app.cleanup_ctx.append(
-        _maintenance_ctx(policy or partitions.PartitionPolicy(), maintenance_interval_s)
+        _maintenance_ctx(
+            policy or partitions.PartitionPolicy(),
+            maintenance_interval_s,
+            kept
+            or retention.RetentionPolicy(
+                days=(policy or partitions.PartitionPolicy()).retention_days
+            ),
+        )
     )
     app.cleanup_ctx.append(_gateways_ctx(gateway_cache_ttl_s))
     app.cleanup_ctx.append(_bundles_ctx(bundle_key, bundle_poll_s))
@@ -296,6 +304,12 @@ async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
                     clock_skew_s=config.retention.clock_skew_s,
                 ),
                 maintenance_interval_s=config.retention.maintenance_interval_s,
+                kept=retention.RetentionPolicy(
+                    days=config.retention.days,
+                    stays_days=config.retention.stays_days,
+                    keep_alerts_days=config.retention.keep_alerts_days,
+                    keep_audit_days=config.retention.keep_audit_days,
+                ),
                 max_body_bytes=listener.max_body_bytes,
                 long_poll_max_s=listener.long_poll_max_s,
                 limits=ListenerLimits(

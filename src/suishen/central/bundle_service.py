@@ -18,7 +18,9 @@ Building.  ``get(kind, site_id)`` reads the version and the rows in one REPEATAB
 snapshot, builds the body (protocol/listbodies.py; trust: the trust file document), signs it
 (protocol/bundles.seal_bundle, the hub's Ed25519 bundle key) and caches the signed bytes per
 (kind, scope) until a newer version exists; a lock per (kind, scope) builds it once however many
-long-pollers wake together.  Scope: the roster is per site (a gateway gets its own site's
+long-pollers wake together.  Expiry: every poll also tombstones the watchlist entries whose
+expiry has passed (``store.watchlist.expire_due``, a new version), so they leave the next
+bundle by themselves.  Scope: the roster is per site (a gateway gets its own site's
 workers only); trust and watchlist are the same for every gateway.
 
 """
@@ -39,6 +41,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central.connection import Connection
+from suishen.central.store import watchlist
 from suishen.protocol.bundles import BUNDLE_KINDS, seal_bundle
 from suishen.protocol.listbodies import (
     RosterWorker,
@@ -218,6 +221,15 @@ class BundleService:
             log.info("bundle_signed", kind=kind, version=version, size=len(data), scope=scope[1])
             return bundle
 
+    async def expire_watchlist(self, con: Connection) -> list[str]:
+        """Tombstone watchlist entries past their expiry (a new version, so the next bundle
+        leaves them out by itself); run on every poll."""
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        expired = await watchlist.expire_due(con, now=now)
+        if expired:
+            log.info("watchlist_expired", entries=len(expired))
+        return expired
+
     # ----- lifecycle
 
     async def start(self) -> None:
@@ -245,6 +257,7 @@ class BundleService:
                         self.listening.set()
                         while True:
                             await self.refresh(con)  # also catches what came before LISTEN
+                            await self.expire_watchlist(con)
                             await asyncio.sleep(self._poll_s)
                     finally:
                         self.listening.clear()

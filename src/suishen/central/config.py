@@ -12,6 +12,7 @@ is reported at once with its key path::
     [web_listener]      enabled, host, port, sessions and login throttling: the web UI
     [retention]         days of scans/passages/visits/stays, partitions ahead, kept records
     [alerts]            the alert loop: deadlines per route and step, reminders, webhooks
+    [privacy]           the pepper (file or environment variable), watchlist expiry limit
     [visits]            daily reset hour, longest visit and stay (suishen.central.derive)
 
 ``settings_markdown()`` lists every setting with its type, default and help: the text of
@@ -136,7 +137,8 @@ class WebListenerSection:
 class RetentionSection:
     """How long records are kept (DESIGN §4) and partition upkeep."""
 
-    days: int = setting("days of scans, passages, device events, visits, stays kept", 28, ge=1)
+    days: int = setting("days of scans, passages, device events and visits kept", 28, ge=1)
+    stays_days: int = setting("days of hotel stays kept (their own limit)", 28, ge=1)
     days_ahead: int = setting("daily partitions created this many days ahead", 7, ge=0)
     keep_alerts_days: int = setting("days alerts and their timelines are kept", 365, ge=1)
     keep_audit_days: int = setting("days audit rows are kept", 365, ge=1)
@@ -146,6 +148,21 @@ class RetentionSection:
         "than the retention plus a day, are refused (reason 'clock')",
         900,
         ge=0,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PrivacySection:
+    """Person keys and analysts' privacy limits (DESIGN §4). The pepper is never written here."""
+
+    pepper_file: Path | None = optional(
+        "file holding the deployment pepper (the gateways' pepper: document number -> person key)"
+    )
+    pepper_env: str = setting(
+        "environment variable holding the pepper when pepper_file is not set", "SUISHEN_PEPPER"
+    )
+    watchlist_max_days: int = setting(
+        "longest expiry an analyst may give a watchlist entry, in days", 90, ge=1, le=3650
     )
 
 
@@ -163,6 +180,7 @@ class HubConfig:
     )
     retention: RetentionSection = setting("retention", factory=RetentionSection)
     alerts: AlertsSection = setting("the alert loop", factory=AlertsSection)
+    privacy: PrivacySection = setting("person keys and privacy limits", factory=PrivacySection)
     visits: DeriveSettings = setting("visits and stays", factory=DeriveSettings)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import cbor2
 
-from suishen.demo import hub_stage, web_stage
+from suishen.demo import hub_stage, tracing_tour, web_stage
 from suishen.demo.issuer import IssuerKey, build_trust_file, generate_issuer
 from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.gateway.config import load_config
@@ -219,4 +219,5 @@ def main(state_dir: Path | None = None, *, no_wait: bool = False) -> int:
             "watchlist\n"
         )
         hub_stage.main(root / "hub", wait=web_stage.should_wait(no_wait))
+        tracing_tour.main(root / "hub")
     return 0

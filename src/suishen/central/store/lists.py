@@ -83,7 +83,8 @@ async def watchlist_add(
             INSERT INTO watchlist (person_key, level, route, reason, expires_at, version, added_by)
             VALUES ($1, $2, $3, $4, $5, $6, $7)
             ON CONFLICT (person_key) DO UPDATE SET level = $2, route = $3, reason = $4,
-                expires_at = $5, version = $6, added_by = $7, added_at = now(), removed_at = NULL
+                expires_at = $5, version = $6, added_by = $7, added_at = now(), removed_at = NULL,
+                purpose = NULL, case_ref = '', changed_by = '', changed_at = NULL, removed_by = NULL
             """,
             person_key,
             level,

@@ -61,6 +61,7 @@ VIEW_MODULES: tuple[str, ...] = (
     "suishen.central.web.site_views",
     "suishen.central.web.views.alerts",
     "suishen.central.web.views.ops",
+    "suishen.central.analyst_api",
 )
 
 CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (feed.feed_ctx,)
@@ -132,6 +133,7 @@ async def housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 WEB_SETTINGS: web.AppKey[WebListenerSection] = web.AppKey("web_settings", WebListenerSection)
+HUB_CONFIG: web.AppKey[HubConfig] = web.AppKey("hub_config", HubConfig)  # the whole config
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -259,6 +261,7 @@ def web_app(
     )
     setup_templates(app)  # appends aiohttp-jinja2's context processors middleware (innermost)
     app[WEB_SETTINGS] = config.web_listener
+    app[HUB_CONFIG] = config
     app[auth.AUTH_SETTINGS] = auth_settings(config.web_listener)
     app[auth.PASSWORD_HASHER] = DEFAULT_HASHER
     app[HUB_METRICS] = metrics if metrics is not None else HubMetrics()
