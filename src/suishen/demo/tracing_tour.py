@@ -17,6 +17,7 @@ import datetime as dt
 import secrets
 import subprocess
 import sys
+import zoneinfo
 from pathlib import Path
 
 import asyncpg
@@ -47,6 +48,9 @@ PEOPLE = (
 )
 
 
+SITE_ZONE = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TourResult:
     index_key: str
@@ -61,6 +65,19 @@ def _identity(name: str, number: str) -> dict[str, str]:
     return {"idt": "RIC", "idn": number, "nm": name, "dob": number[6:10] + "-01-01", "nat": "CHN"}
 
 
+def case_start(now: dt.datetime) -> dt.datetime:
+    """When the case's morning begins: 09:00 at the site (Asia/Shanghai, the sites table's
+    default zone) today, or yesterday when today's four hours are not over yet. The whole case
+    then lies within one site day: the daily reset (03:00 local) never cuts a visit short,
+    whatever the hour the demo runs (the case used to start four hours ago, and the visits
+    were cut when that window held the reset)."""
+    local_now = now.astimezone(SITE_ZONE)
+    start = local_now.replace(hour=9, minute=0, second=0, microsecond=0)
+    if start + dt.timedelta(hours=4) > local_now:
+        start -= dt.timedelta(days=1)
+    return start.astimezone(dt.UTC)
+
+
 async def run_tour(hub_state: Path) -> TourResult:
     """Build the case, trace, reveal on the hub's database (see the module docstring)."""
     async with open_database(DatabaseSettings(state_dir=hub_state)) as pool:
@@ -72,7 +89,7 @@ async def tour(pool: asyncpg.Pool, hub_key: X25519PrivateKey) -> TourResult:
     sealer = EpochSealer(hub_key.public_key())
     pepper = secrets.token_bytes(32)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    start = now - dt.timedelta(hours=4)
+    start = case_start(now)
     async with pool.acquire() as con, con.transaction():
         await con.execute(
             "INSERT INTO sites (site_id, kind, name) VALUES ($1, 'building', 'Demo tower') "

@@ -5,6 +5,7 @@ opens the closest contact and its audit row names the analyst, the reason and th
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 
 import asyncpg
@@ -44,3 +45,19 @@ async def test_stage_5_runs_on_the_hub_stages_database(
     out = capfd.readouterr().out
     assert "3 contact(s)" in out and "陈静" in out
     assert f"action=reveal case={tracing_tour.CASE_REF}" in out
+
+
+@pytest.mark.parametrize("hour", range(24))
+def test_the_case_never_straddles_the_daily_reset(hour: int) -> None:
+    """At every hour of the day the demo may run, the case's four hours lie inside one site day
+    (after 03:00 local, before the next 03:00) and end before now (it failed between 19:00
+    and 23:00 UTC, when the case's window held the 03:00 Shanghai reset)."""
+    now = dt.datetime(2026, 12, 4, hour, 17, tzinfo=dt.UTC)
+    start = tracing_tour.case_start(now)
+    end = start + dt.timedelta(hours=4)
+    assert end <= now
+    local_start, local_end = (
+        start.astimezone(tracing_tour.SITE_ZONE),
+        end.astimezone(tracing_tour.SITE_ZONE),
+    )
+    assert local_start.date() == local_end.date() and local_start.hour >= 3
