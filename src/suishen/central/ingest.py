@@ -277,14 +277,14 @@ async def _ensure_partitions(
     whose partition was left out (None: all there).  One catalog look-up first:
     ensure_partitions_for takes an advisory lock held to the end of this transaction, which
     would serialise every gateway's ingest behind it."""
-    wanted: dict[str, tuple[str, dt.date, int]] = {}
+    lowest: dict[tuple[str, dt.date], int] = {}  # (table, day) -> its lowest seq
     for table, rows in rows_by_table.items():
         for row in rows:
-            day = row[2].date()  # ts is aware UTC
-            name = partition_name(table, day)
-            first = wanted.get(name)
-            if first is None or row[1] < first[2]:
-                wanted[name] = (table, day, row[1])
+            key = (table, row[2].date())  # ts is aware UTC
+            first = lowest.get(key)
+            if first is None or row[1] < first:
+                lowest[key] = row[1]
+    wanted = {partition_name(t, day): (t, day, seq) for (t, day), seq in lowest.items()}
     if not wanted:
         return None
     missing = await con.fetch(
