@@ -179,6 +179,11 @@ def test_mutated_bodies_parse_alike(data, kinds) -> None:
         {"identity_sealed": "not base64!"},
         {"minor": 0},
         {"bogus": 1},
+        {"lane_id": "lane 1"},
+        {"zone": "east\n"},
+        {"person_key": "A" * 64},  # upper-case hex
+        {"person_key": "é" * 64},
+        {"person_key": "0" * 63},
     ],
 )
 def test_each_rule_is_kept(spoil: dict[str, Any]) -> None:
