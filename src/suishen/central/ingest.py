@@ -491,7 +491,9 @@ async def _store(
     inserted += await _insert_alerts(con, batch.gateway_id, alerts)
     await conflicts.record(con, rejected)
     # A per-batch post-insert step (one call) goes here: the batch's rows are stored in this
-    # transaction (scans, passages, devices, alerts as kept above), the high water not yet.
+    # transaction, the high water not yet. Take the rows from the lists kept above (scans,
+    # passages, devices, alerts: tuples in wire.py's column order), not from the staging
+    # tables, which a batch above the high water never goes through.
     high_water = await con.fetchval(
         _RAISE_HIGH_WATER,
         batch.gateway_id,
