@@ -65,6 +65,8 @@ def write_results(name: str, results: dict[str, Any]) -> Path:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # The machine is shared: its load when the results were written (1, 5, 15 minutes).
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         **results,
     }
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import structlog
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -290,6 +291,30 @@ def pipeline_summary(
         "journal_rows": status.appended,
         "mean_batch": status.appended / max(1, status.commits),
     }
+
+
+def log_line_us(rounds: int = 5, lines: int = 5000) -> dict[str, float]:
+    """The lane's per-scan structlog line (after the open, so outside the latency), in us:
+    JSON at info into /dev/null, and filtered out at warning. Median of `rounds`."""
+    fields = {"seq": 1, "verdict": "allow", "reason": None, "format": "SSC1", "alerts": 0}
+    out = {}
+    with open(os.devnull, "w", encoding="utf-8") as sink:  # noqa: PTH123
+        saved, sys.stderr = sys.stderr, sink
+        try:
+            for level in ("info", "warning"):
+                configure_logs(level, json=True)  # its PrintLogger writes to sys.stderr
+                logger = structlog.get_logger("bench").bind(lane_id="in-01")
+                times = []
+                for _ in range(rounds):
+                    start = time.perf_counter()
+                    for n in range(lines):
+                        logger.info("scan", latency_us=n, **fields)
+                    times.append((time.perf_counter() - start) / lines * 1e6)
+                out[level] = statistics.median(times)
+        finally:
+            sys.stderr = saved
+            configure_logs("warning")
+    return {"info_json_us": out["info"], "filtered_us": out["warning"]}
 
 
 # --------------------------------------------------------------------------- (b) + (c)
@@ -583,6 +608,7 @@ def main() -> dict:
         gc.collect()
         gc.freeze()
         pipeline = asyncio.run(pipeline_rate(root))
+        pipeline["log_line"] = log_line_us()
         gc.unfreeze()
         sim_core = cores[0] if cores else None
         gw_core = cores[-1] if len(cores) >= 2 else sim_core
@@ -612,6 +638,7 @@ def main() -> dict:
             "",
         ),
         ("(a) decide + apply", "scans/s", pipeline["decide_per_s"], "", "", ""),
+        ("(a) per-scan log line, info", "us", pipeline["log_line"]["info_json_us"], "", "", ""),
         (
             "(a) pipeline, 1 core",
             "scans/s",

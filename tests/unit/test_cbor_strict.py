@@ -39,3 +39,49 @@ def test_malformed_maps_are_cbor_invalid(data: bytes) -> None:
     """Each malformed map raises CBORInvalid (never IndexError or UnicodeDecodeError)."""
     with pytest.raises(cbor.CBORInvalid):
         cbor.loads(data)
+
+
+def test_every_in_place_value_shape_decodes_like_cbor2() -> None:
+    """Integers of 1, 2, 4 and 8 argument bytes (both signs), 2-byte negative keys, strings
+    with a one-byte length, and small nested maps decode in place to what cbor2 wrote."""
+    value = {
+        1: 24,
+        2: 300,
+        3: 70_000,
+        4: 2**40,
+        5: -25,
+        6: -300,
+        7: -70_000,
+        8: -(2**40),
+        -261: {"t": "x" * 30, "b": b"y" * 200, "m": {"n": {}}},
+        -1000: "z" * 255,
+    }
+    assert cbor.loads(cbor2.dumps(value)) == value
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes([0xA1, 0x01, 0x1A, 0x00, 0x01]),  # a 4-byte integer with 2 bytes left
+        bytes([0xA1, 0x01, 0x3B, 0x00]),  # an 8-byte negative integer cut short
+        bytes([0xA1, 0x39, 0x01]),  # a 2-byte negative key cut short
+        bytes([0xA1, 0x01, 0x78, 0x05, 0x61]),  # text with a one-byte length, cut short
+        bytes([0xA1, 0x01, 0x58]),  # bytes whose length byte is missing
+        bytes([0xA1, 0x01, 0xA2, 0x01, 0x02]),  # a nested map of two entries with one present
+        bytes([0xA1, 0x01, 0x78, 0x02, 0xC3, 0x28]),  # text with a one-byte length, not UTF-8
+    ],
+)
+def test_malformed_in_place_values_are_cbor_invalid(data: bytes) -> None:
+    """The value shapes decoded in place refuse short or invalid input with CBORInvalid."""
+    with pytest.raises(cbor.CBORInvalid):
+        cbor.loads(data)
+
+
+def test_nested_maps_decoded_in_place_keep_the_depth_limit() -> None:
+    """Maps nested in map values (decoded in place) stop at MAX_DEPTH like any other nesting."""
+    deep: dict[int, object] = {}
+    for _ in range(cbor.MAX_DEPTH - 1):
+        deep = {1: deep}
+    assert cbor.loads(cbor2.dumps(deep)) == deep
+    with pytest.raises(cbor.CBORInvalid, match="deeper"):
+        cbor.loads(cbor2.dumps({1: deep}))

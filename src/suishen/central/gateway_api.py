@@ -7,7 +7,7 @@ that gateway (its SHA-256, central/store/gateways.py) and the gateway enabled: e
 request, whatever the route.
 
 ``POST /v1/ingest``
-    JSON batch -> ``wire.parse_batch`` -> ``ingest.ingest`` -> 200 ``{"high_water",
+    JSON batch -> ``wire.parse_body`` -> ``ingest.ingest`` -> 200 ``{"high_water",
     "inserted", "duplicates", "rejected": [{"seq", "reason"}]}``.  Refused whole: 400 (not a
     batch), 403 (the body names another gateway than the certificate; the gateway is unknown or
     disabled), 413 (body over ``max_body_bytes`` or more than wire.MAX_ROWS rows), each with
@@ -60,7 +60,14 @@ from suishen.central.partitions import PartitionPolicy
 from suishen.central.store.gateways import GatewayAuth, record_backlog
 from suishen.protocol.bundles import BUNDLE_KINDS
 from suishen.sync.pki import PeerIdentityError, certificate_sha256, gateway_id_from_peercert
-from suishen.sync.wire import BACKLOG_HEADER, MAX_BODY_BYTES, BatchError, decode_body, parse_batch
+from suishen.sync.wire import (
+    BACKLOG_HEADER,
+    MAX_BODY_BYTES,
+    BatchError,
+    decode_body,
+    parse_batch,
+    parse_body,
+)
 
 BUNDLES: web.AppKey[BundleService] = web.AppKey("bundles", BundleService)
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body_bytes", int)
@@ -154,6 +161,11 @@ async def bind_gateway(request: web.Request, handler: Any) -> web.StreamResponse
 
 async def _read_document(request: web.Request) -> Any:
     """The request's JSON body; raises BatchError (400 / 413)."""
+    return decode_body(await _read_body(request))  # 400: not JSON, or deeper than MAX_DEPTH
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The request's body within the size limit; raises BatchError (413)."""
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise BatchError(413, f"body of {request.content_length} bytes is over {limit}")
@@ -163,7 +175,7 @@ async def _read_document(request: web.Request) -> Any:
         raise BatchError(413, f"body is over {limit} bytes") from None
     if len(data) > limit:
         raise BatchError(413, f"body of {len(data)} bytes is over {limit}")
-    return decode_body(data)  # BatchError 400: not JSON, or nested deeper than wire.MAX_DEPTH
+    return data
 
 
 def _policy(request: web.Request) -> PartitionPolicy:
@@ -175,7 +187,7 @@ async def post_ingest(request: web.Request) -> web.Response:
     metrics = request.app[HUB_METRICS]
     started = time.monotonic()
     try:
-        batch = parse_batch(await _read_document(request), bound_gateway_id=gateway_id)
+        batch = parse_body(await _read_body(request), bound_gateway_id=gateway_id)
     except BatchError as exc:
         metrics.refused.inc(str(exc.status))
         raise _refused(exc) from exc

@@ -8,7 +8,8 @@ journal row, site_id leads so that the schema can be distributed by site.
 one by one by ``wire.parse_batch``) and, in ONE transaction:
 
 1. locks the gateway's row (``SELECT .. FOR UPDATE``: two uploads of one gateway serialise,
-   other gateways do not wait) and refuses an unknown or disabled gateway;
+   other gateways do not wait), reading the journal's high water with it, and refuses an
+   unknown or disabled gateway;
 2. rejects, with a reason naming the site, every row whose site_id is not the gateway's
    registered site (the certificate binds the gateway, the registration binds its site);
 3. finds conflicts: a row whose (site_id, gateway_id, journal_id, seq) is held with other
@@ -17,15 +18,23 @@ one by one by ``wire.parse_batch``) and, in ONE transaction:
    the journal's high water can be held (alerts: any seq, the fast lane runs ahead), so a
    normal batch costs nothing here;
 4. creates the daily partitions the batch's days lack (``partitions.ensure_partitions_for``);
-5. scans and passages: ``copy_records_to_table`` into the connection's TEMP staging tables,
-   then ``INSERT .. SELECT .. ON CONFLICT DO NOTHING`` into the partitioned tables (an
-   identical resend inserts nothing: a duplicate); device events and epochs (few rows) go in
-   through ``unnest`` arrays the same way;
+5. scans and passages: a batch none of whose seqs is at or below the journal's high water
+   (the usual one: what the gateway sends next) cannot hold a row the hub has - every stored
+   row raised the high water to its seq in the transaction that stored it - so it is written
+   by binary COPY straight into the partitioned tables.  A batch reaching below the high water
+   (a resend) goes through the connection's TEMP staging tables: ``copy_records_to_table``,
+   the conflict look-up of step 3, then ``INSERT .. SELECT .. ON CONFLICT DO NOTHING`` (an
+   identical resend inserts nothing: a duplicate).  Device events and epochs (few rows) go in
+   through ``unnest`` arrays with ``ON CONFLICT DO NOTHING``;
 6. alerts: ``ON CONFLICT (site_id, gateway_id, journal_id, seq) DO NOTHING`` (the fast lane may
    have stored them already); each newly stored alert gets its first timeline step,
    ``received`` by ``gateway:<id>``, with its accept-by deadline;
 7. raises the journal's high water (``gateway_journals``) to ``greatest(old, batch.max_seq)``;
-   ``gateways.high_water`` mirrors it and ``last_seen_at`` is set.
+   ``gateways.high_water`` mirrors it and ``last_seen_at`` is set (one statement).
+
+A per-batch step that works on the rows just stored (derivations, notifications) belongs in
+``_store`` after step 6 (the ``inserted`` count is known) and before step 7, inside the same
+transaction: see the comment there.
 
 Commit makes it all durable at once, so the high water answered is never ahead of the rows.
 A resent batch inserts nothing (every key exists with the same content) and answers the same
@@ -229,10 +238,15 @@ def _columns_of(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-async def _lock_gateway(con: Connection, gateway_id: str) -> asyncpg.Record:
+async def _lock_gateway(con: Connection, gateway_id: str, journal_id: str = "") -> asyncpg.Record:
+    """The gateway's row, locked, with the high water of its journal ``journal_id``
+    (``journal_high_water``, 0 for a journal not seen yet) read in the same round trip."""
     gateway = await con.fetchrow(
-        "SELECT site_id, enabled, high_water FROM gateways WHERE gateway_id = $1 FOR UPDATE",
+        "SELECT site_id, enabled, high_water, coalesce((SELECT j.high_water "
+        "FROM gateway_journals j WHERE j.gateway_id = $1 AND j.journal_id = $2), 0) "
+        "AS journal_high_water FROM gateways WHERE gateway_id = $1 FOR UPDATE",
         gateway_id,
+        journal_id,
     )
     if gateway is None:
         raise GatewayRefused(f"gateway {gateway_id!r} is not registered", gateway_id=gateway_id)
@@ -265,14 +279,14 @@ async def _ensure_partitions(
     whose partition was left out (None: all there).  One catalog look-up first:
     ensure_partitions_for takes an advisory lock held to the end of this transaction, which
     would serialise every gateway's ingest behind it."""
-    wanted: dict[str, tuple[str, dt.date, int]] = {}
+    lowest: dict[tuple[str, dt.date], int] = {}  # (table, day) -> its lowest seq
     for table, rows in rows_by_table.items():
         for row in rows:
-            day = row[2].date()  # ts is aware UTC
-            name = partition_name(table, day)
-            first = wanted.get(name)
-            if first is None or row[1] < first[2]:
-                wanted[name] = (table, day, row[1])
+            key = (table, row[2].date())  # ts is aware UTC
+            first = lowest.get(key)
+            if first is None or row[1] < first:
+                lowest[key] = row[1]
+    wanted = {partition_name(t, day): (t, day, seq) for (t, day), seq in lowest.items()}
     if not wanted:
         return None
     missing = await con.fetch(
@@ -388,33 +402,68 @@ class _Conflicts:
         await con.execute(_RECORD_CONFLICTS, *_columns_of(records, 7))
 
 
-async def _journal_high_water(con: Connection, batch: ParsedBatch) -> int:
-    """This journal's high water (the gateway row is locked: no race with another upload)."""
-    value = await con.fetchval(
-        "SELECT high_water FROM gateway_journals WHERE gateway_id = $1 AND journal_id = $2",
-        batch.gateway_id,
-        batch.journal_id,
-    )
-    return int(value or 0)
+def _all_above(rows: list[tuple[Any, ...]], held: int) -> bool:
+    return all(row[1] > held for row in rows)
+
+
+_RAISE_HIGH_WATER = """
+WITH journal AS (
+    INSERT INTO gateway_journals (gateway_id, journal_id, high_water) VALUES ($1, $2, $3)
+    ON CONFLICT (gateway_id, journal_id) DO UPDATE SET
+        high_water = greatest(gateway_journals.high_water, EXCLUDED.high_water),
+        last_seen_at = now()
+    RETURNING high_water
+)
+UPDATE gateways SET high_water = (SELECT high_water FROM journal), last_seen_at = now()
+WHERE gateway_id = $1
+RETURNING high_water
+"""
+
+
+async def _insert_scans_and_passages(
+    con: Connection, fresh: bool, scans: list[tuple[Any, ...]], passages: list[tuple[Any, ...]]
+) -> int:
+    """Rows inserted: by binary COPY straight in when the batch is above the high water, else
+    from the staging tables, skipping what is already held."""
+    inserted = 0
+    if fresh:
+        if scans:
+            inserted += _count(
+                await con.copy_records_to_table("scans", records=scans, columns=SCAN_COLUMNS)
+            )
+        if passages:
+            inserted += _count(
+                await con.copy_records_to_table(
+                    "passages", records=passages, columns=PASSAGE_COLUMNS
+                )
+            )
+        return inserted
+    if scans:
+        inserted += _count(await con.execute(_INSERT_SCANS))
+    if passages:
+        inserted += _count(await con.execute(_INSERT_PASSAGES))
+    return inserted
 
 
 async def _store(
     con: Connection, batch: ParsedBatch, policy: PartitionPolicy, now: dt.datetime
 ) -> IngestResult:
-    gateway = await _lock_gateway(con, batch.gateway_id)
+    gateway = await _lock_gateway(con, batch.gateway_id, batch.journal_id)
     site_id: str = gateway["site_id"]
+    held: int = gateway["journal_high_water"]
     rejected = list(batch.rejected)
     window = policy.window(now)
     scans = _in_window(_own_site(batch.scans, site_id, rejected), window, rejected)
     passages = _in_window(_own_site(batch.passages, site_id, rejected), window, rejected)
     alerts = _in_window(_own_site(batch.alerts, site_id, rejected), window, rejected)
     devices = _in_window(_own_site(batch.devices, site_id, rejected), window, rejected)
-    held = await _journal_high_water(con, batch)
     conflicts = _Conflicts(batch)
-    if scans:
+    # Above the high water no scan or passage can be held yet: straight in by COPY (step 5).
+    fresh = _all_above(scans, held) and _all_above(passages, held)
+    if scans and not fresh:
         await con.copy_records_to_table("staging_scans", records=scans, columns=SCAN_COLUMNS)
         scans = await conflicts.find(con, "scan", scans, _CLASH_SCANS, held)
-    if passages:
+    if passages and not fresh:
         await con.copy_records_to_table(
             "staging_passages", records=passages, columns=PASSAGE_COLUMNS
         )
@@ -440,14 +489,11 @@ async def _store(
         scans, passages = _before(scans, deferred), _before(passages, deferred)
         alerts, devices = _before(alerts, deferred), _before(devices, deferred)
         rejected = [item for item in rejected if item[0] < deferred]
-        for staging in ("staging_scans", "staging_passages"):
-            await con.execute(f"DELETE FROM {staging} WHERE seq >= $1", deferred)  # noqa: S608
+        if not fresh:
+            for staging in ("staging_scans", "staging_passages"):
+                await con.execute(f"DELETE FROM {staging} WHERE seq >= $1", deferred)  # noqa: S608
         log.info("ingest deferred rows for want of new partitions", from_seq=deferred)
-    inserted = 0
-    if scans:
-        inserted += _count(await con.execute(_INSERT_SCANS))
-    if passages:
-        inserted += _count(await con.execute(_INSERT_PASSAGES))
+    inserted = await _insert_scans_and_passages(con, fresh, scans, passages)
     if devices:
         inserted += _count(
             await con.execute(_INSERT_DEVICES, *_columns_of(devices, len(DEVICE_COLUMNS)))
@@ -457,19 +503,15 @@ async def _store(
     inserted += await _insert_alerts(con, batch.gateway_id, alerts)
     await derive_ingested(con, site_id, scans, now=now)  # visits and stays (central/derive.py)
     await conflicts.record(con, rejected)
+    # A per-batch post-insert step (one call) goes here: the batch's rows are stored in this
+    # transaction, the high water not yet. Take the rows from the lists kept above (scans,
+    # passages, devices, alerts: tuples in wire.py's column order), not from the staging
+    # tables, which a batch above the high water never goes through.
     high_water = await con.fetchval(
-        "INSERT INTO gateway_journals (gateway_id, journal_id, high_water) VALUES ($1, $2, $3) "
-        "ON CONFLICT (gateway_id, journal_id) DO UPDATE SET "
-        "high_water = greatest(gateway_journals.high_water, EXCLUDED.high_water), "
-        "last_seen_at = now() RETURNING high_water",
+        _RAISE_HIGH_WATER,
         batch.gateway_id,
         batch.journal_id,
         batch.max_seq if deferred is None else deferred - 1,
-    )
-    await con.execute(
-        "UPDATE gateways SET high_water = $2, last_seen_at = now() WHERE gateway_id = $1",
-        batch.gateway_id,
-        high_water,
     )
     taken = len(scans) + len(passages) + len(alerts) + len(devices)
     return IngestResult(

@@ -79,9 +79,30 @@ class ScanPipeline:
         self._pepper = pepper
         self._options = verify_options
         self._tz = ZoneInfo(timezone)
+        self._day: tuple[float, float, dt.date] = (0.0, 0.0, dt.date.min)  # [start, end), date
+        self._kids: dict[bytes, str] = {}  # kid -> base64, for the few keys of the trust list
 
     def today(self, now: float) -> dt.date:
-        return dt.datetime.fromtimestamp(now, self._tz).date()
+        start, end, day = self._day
+        if start <= now < end:  # the usual case: the same local day as the last scan
+            return day
+        local = dt.datetime.fromtimestamp(now, self._tz)
+        day = local.date()
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        # The day's bounds as POSIX seconds (a DST change moves them: computed, not assumed).
+        begin = midnight.timestamp()
+        after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), self._tz).timestamp()
+        if begin <= now < after:
+            self._day = (begin, after, day)
+        return day
+
+    def _kid_text(self, kid: bytes) -> str:
+        text = self._kids.get(kid)
+        if text is None:
+            text = base64.b64encode(kid).decode()
+            if len(self._kids) < 256:  # kids of trusted keys recur; others are not kept
+                self._kids[kid] = text
+        return text
 
     # ------------------------------------------------------------------ classify
 
@@ -102,7 +123,7 @@ class ScanPipeline:
     def _code(self, text: str, now: float) -> Classified:
         result = verify(text, self.lists.trust, now, self._options)
         if isinstance(result, Rejection):
-            kid = base64.b64encode(result.kid).decode() if result.kid else None
+            kid = self._kid_text(result.kid) if result.kid else None
             if result.internal:  # a verifier bug, not a bad code: the lane's line is not enough
                 log.error("verifier internal error", detail=result.detail, format=result.format)
             return Classified(subject=result, person=None, identity_clear=None, kid=kid)
@@ -111,7 +132,7 @@ class ScanPipeline:
             subject=subject,
             person=self._person_from_code(result, subject),
             identity_clear=_clear_from_code(result),
-            kid=base64.b64encode(result.kid).decode(),
+            kid=self._kid_text(result.kid),
         )
 
     def _person_from_code(self, code: VerifiedCode, subject: Subject) -> Person | None:

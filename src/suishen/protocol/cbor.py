@@ -98,11 +98,11 @@ class _Decoder:
             return self._map(arg, depth + 1)
         return cbor2.CBORTag(arg, self.item(depth + 1))  # major 6: kept raw, not interpreted
 
-    def _map(self, count: int, depth: int) -> dict[Any, Any]:
-        """A definite-length map. The shapes a claims map is mostly made of (an integer
-        -24..23, a text or byte string under 24 bytes) are decoded in place, without a call
-        per key and value; every other item goes through ``item``, which decodes those shapes
-        the same way."""
+    def _map(self, count: int, depth: int) -> dict[Any, Any]:  # noqa: PLR0915 - inlined on purpose
+        """A definite-length map. The shapes a claims map is made of (integers, text and
+        byte strings with a length under 256, maps of fewer than 24 entries) are decoded in
+        place, without a call per key and value; every other item goes through ``item``,
+        which decodes those shapes the same way (same limits, same errors)."""
         data, pos, size = self.data, self.pos, len(self.data)
         out: dict[Any, Any] = {}
         try:
@@ -120,6 +120,12 @@ class _Decoder:
                     if pos > size:
                         raise CBORInvalid("CBOR is truncated")
                     key = data[start:pos].decode("utf-8")
+                elif head == 0x39:  # negative, two bytes (-261 and the like)
+                    start = pos + 1
+                    pos = start + 2
+                    if pos > size:
+                        raise CBORInvalid("CBOR is truncated")
+                    key = -1 - int.from_bytes(data[start:pos], "big")
                 else:
                     self.pos = pos
                     key = self.item(depth)
@@ -130,15 +136,37 @@ class _Decoder:
                 if head < 0x18:
                     out[key] = head
                     pos += 1
-                elif 0x20 <= head < 0x38:
-                    out[key] = 0x1F - head
-                    pos += 1
                 elif 0x40 <= head < 0x58 or 0x60 <= head < 0x78:  # bytes or text, 0..23 bytes
                     start = pos + 1
                     pos = start + (head & 31)
                     if pos > size:
                         raise CBORInvalid("CBOR is truncated")
                     out[key] = data[start:pos] if head < 0x60 else data[start:pos].decode("utf-8")
+                elif 0x18 <= head < 0x1C or 0x38 <= head < 0x3C:  # integer, 1..8 bytes follow
+                    start = pos + 1
+                    pos = start + (1 << ((head & 31) - 24))
+                    if pos > size:
+                        raise CBORInvalid("CBOR is truncated")
+                    arg = int.from_bytes(data[start:pos], "big")
+                    out[key] = arg if head < 0x20 else -1 - arg
+                elif head in (0x58, 0x78):  # bytes or text, one byte of length
+                    start = pos + 2
+                    pos = start + data[pos + 1]
+                    if pos > size:
+                        raise CBORInvalid("CBOR is truncated")
+                    out[key] = data[start:pos] if head < 0x60 else data[start:pos].decode("utf-8")
+                elif 0x20 <= head < 0x38:
+                    out[key] = 0x1F - head
+                    pos += 1
+                elif 0xA0 <= head < 0xB8:  # a map of 0..23 entries
+                    if depth >= MAX_DEPTH:
+                        raise CBORInvalid(f"CBOR nests deeper than {MAX_DEPTH}")
+                    entries = head & 31
+                    if 2 * entries > size - pos - 1:
+                        raise CBORInvalid("map is longer than the input")
+                    self.pos = pos + 1
+                    out[key] = self._map(entries, depth + 1)
+                    pos = self.pos
                 else:
                     self.pos = pos
                     out[key] = self.item(depth)

@@ -85,17 +85,26 @@ class Identity:
     st: str  # G, Y or R
 
     def __post_init__(self) -> None:
-        for name in _IDENTITY_FIELDS:
-            if type(getattr(self, name)) is not str:
-                raise TypeError(f"{name} must be text")
-        if self.idt not in DOCUMENT_TYPES:
+        # On every scan's path: one test for the common case, the messages only on failure.
+        idt, idn, nat, nm, dob, st = self.idt, self.idn, self.nat, self.nm, self.dob, self.st
+        if not (
+            type(idt) is str
+            and type(idn) is str
+            and type(nat) is str
+            and type(nm) is str
+            and type(dob) is str
+            and type(st) is str
+        ):
+            for name in _IDENTITY_FIELDS:
+                if type(getattr(self, name)) is not str:
+                    raise TypeError(f"{name} must be text")
+        if idt not in DOCUMENT_TYPES:
             raise ValueError(f"idt must be one of {sorted(DOCUMENT_TYPES)}")
-        if not 1 <= len(self.idn) <= 32 or not self.idn.isascii() or not self.idn.isalnum():
+        if not 1 <= len(idn) <= 32 or not idn.isascii() or not idn.isalnum():
             raise ValueError("idn must be 1..32 ASCII letters or digits")
-        nat, dob = self.nat, self.dob
         if len(nat) != 3 or not (nat.isascii() and nat.isalpha() and nat.isupper()):
             raise ValueError("nat must be three capital letters (ISO 3166-1 alpha-3)")
-        if not 1 <= len(self.nm) <= 64 or not self.nm.isprintable():
+        if not 1 <= len(nm) <= 64 or not nm.isprintable():
             raise ValueError("nm must be 1..64 printable characters")
         if not (
             len(dob) == 10
@@ -104,7 +113,7 @@ class Identity:
             and (dob[:4] + dob[5:7] + dob[8:]).isdigit()
         ):
             raise ValueError("dob must be YYYY-MM-DD")
-        if self.st not in STATUS_COLOURS:
+        if st not in STATUS_COLOURS:
             raise ValueError("st must be G, Y or R")
 
     def to_claim(self) -> dict[str, Any]:
@@ -270,8 +279,12 @@ def decode_claims(fmt: str, payload: bytes) -> Claims:
     iss = claims.get(CLAIM_ISS)
     if iss is not None and not isinstance(iss, str):
         raise _bad_claims("iss is not text")
-    iat = _time_claim(claims, CLAIM_IAT, "iat")
-    exp = _time_claim(claims, CLAIM_EXP, "exp")
+    iat = claims.get(CLAIM_IAT)
+    if type(iat) is not int or not -_TIME_LIMIT < iat < _TIME_LIMIT:  # else the usual case
+        iat = _time_claim(claims, CLAIM_IAT, "iat")
+    exp = claims.get(CLAIM_EXP)
+    if type(exp) is not int or not -_TIME_LIMIT < exp < _TIME_LIMIT:
+        exp = _time_claim(claims, CLAIM_EXP, "exp")
     cti = claims.get(CLAIM_CTI)
     if cti is not None and not isinstance(cti, bytes):
         raise _bad_claims("cti is not a byte string")

@@ -113,6 +113,9 @@ def _malformed(message: str) -> DecodeError:
 
 def decode_sign1(data: bytes) -> Sign1:
     """Parse a COSE_Sign1; raise DecodeError (malformed_cose / unsupported_alg) if unusable."""
+    message = _decode_common_shape(data)
+    if message is not None:
+        return message
     try:
         obj = cbor.loads(data)
     except cbor.CBORInvalid as exc:
@@ -153,8 +156,60 @@ def decode_sign1(data: bytes) -> Sign1:
         kid = b""  # allowed by COSE; a code verifier then finds no key (unknown_kid)
     elif not isinstance(kid, bytes):
         raise _malformed("kid header is not a byte string")
+    if not unprotected and len(protected_raw) < 24 and kid:
+        # alg and kid came from these protected bytes alone: the common shape may reuse them.
+        if len(_HEADERS_CACHE) >= _PROTECTED_CACHE_MAX:
+            _HEADERS_CACHE.clear()
+        _HEADERS_CACHE[protected_raw] = (alg, kid)
     return Sign1(
         protected_raw=protected_raw, alg=alg, kid=kid, payload=payload, signature=signature
+    )
+
+
+# (alg, kid) of protected header bytes that decode_sign1 has accepted with an empty
+# unprotected map: what the generic path would find again for the same bytes.
+_HEADERS_CACHE: dict[bytes, tuple[int, bytes]] = {}
+_SIGNATURE_TAIL: Final = b"\x58\x40"  # a byte string of 64 bytes: ES256 r||s, Ed25519
+
+
+def _decode_common_shape(data: bytes) -> Sign1 | None:
+    """The fixed outer shape every issuer key of ours produces, without a CBOR decoder:
+    [tag 18] array of 4: protected bytes (< 24, seen before), {}, payload bytes, 64-byte
+    signature, nothing after. Anything else (or not yet seen) returns None and takes the
+    generic path, which gives the same Sign1 for these bytes."""
+    try:
+        pos = 2 if data[0] == 0xD2 and data[1] == 0x84 else 1 if data[0] == 0x84 else 0
+        if not pos:
+            return None
+        head = data[pos]
+        if not 0x40 < head < 0x58:
+            return None
+        start = pos + 1
+        pos = start + head - 0x40
+        protected_raw = data[start:pos]
+        headers = _HEADERS_CACHE.get(protected_raw)
+        if headers is None or data[pos] != 0xA0:
+            return None
+        head = data[pos + 1]
+        if head == 0x58:
+            start = pos + 3
+            pos = start + data[pos + 2]
+        elif head == 0x59:
+            start = pos + 4
+            pos = start + ((data[pos + 2] << 8) | data[pos + 3])
+        else:
+            return None
+        if pos + 66 != len(data) or data[pos : pos + 2] != _SIGNATURE_TAIL:
+            return None
+    except IndexError:
+        return None
+    alg, kid = headers
+    return Sign1(
+        protected_raw=protected_raw,
+        alg=alg,
+        kid=kid,
+        payload=data[start:pos],
+        signature=data[pos + 2 :],
     )
 
 

@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
@@ -181,6 +180,8 @@ def trusted_key_from_certificate(
     cryptography rightly refuses to parse; for those the key and validity are read with a
     lenient TLV walk (asn1.py) and no key-usage restriction is derived.
     """
+    from cryptography import x509  # noqa: PLC0415 - only certificates need it (CLI start-up)
+
     try:
         cert = x509.load_der_x509_certificate(der)
         public_key: object = cert.public_key()

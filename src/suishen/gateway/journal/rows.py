@@ -4,6 +4,7 @@ row read back becomes a JournalRow (for the uploader) or a record again (for rep
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,6 +50,13 @@ INSERT = (
     f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed column names
     f"VALUES ({', '.join(':' + c for c in COLUMNS)})"
 )
+# The batch insert takes each row's values by position (sqlite3 binds a tuple faster than it
+# looks 25 names up in a dict); values_of picks them from a row dict in one C call.
+INSERT_VALUES = (
+    f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed column names
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
+values_of = operator.itemgetter(*COLUMNS)
 SELECT = ", ".join(f"e.{c}" for c in COLUMNS)
 
 

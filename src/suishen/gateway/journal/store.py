@@ -27,7 +27,7 @@ from suishen.gateway.journal.config import (
 from suishen.gateway.journal.cursor import SyncCursor
 from suishen.gateway.journal.retention import Retention
 from suishen.gateway.journal.rows import (
-    INSERT,
+    INSERT_VALUES,
     SELECT,
     alert_row,
     blank,
@@ -35,6 +35,7 @@ from suishen.gateway.journal.rows import (
     record_of,
     row_of,
     scan_row,
+    values_of,
 )
 from suishen.gateway.journal.schema import connect, create_schema, enable_wal
 from suishen.gateway.records import AlertKind, AlertRaised, AlertRoute, PassageRecorded, ScanDecided
@@ -404,7 +405,7 @@ class Journal(SyncCursor, Retention):
                 pending.extend(item.rows)
                 self._rows += len(item.rows)
                 results.append(first)
-            db.executemany(INSERT, pending)
+            db.executemany(INSERT_VALUES, map(values_of, pending))
             db.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
