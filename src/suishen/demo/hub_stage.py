@@ -26,7 +26,7 @@ from pathlib import Path
 
 from suishen.central.db import DatabaseSettings, open_dsn
 from suishen.central.keys import HubKeyFiles, init_keys
-from suishen.demo import web_stage
+from suishen.demo import tracing_tour, web_stage
 from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.demo.web_stage import WebStage
 from suishen.gateway.config import load_config
@@ -264,6 +264,9 @@ def main(root: Path, *, wait: bool = False) -> HubDemoResult:
 
     async def on_web(stage: WebStage) -> None:
         if wait:
+            # Stage 5 before the wait, on the running hub's database: its trace and reveal are
+            # then in the web UI the demo leaves up (without a wait it follows stage 4).
+            await asyncio.to_thread(tracing_tour.main, root)
             await web_stage.wait_for_ctrl_c(stage)
 
     result = asyncio.run(run_hub_demo(root, on_web=on_web))
