@@ -12,7 +12,8 @@ import pytest
 
 from suishen.cli import main
 from suishen.gateway.config import load_config
-from suishen.gateway.doctor import CERT_WARN_DAYS, examine, expiry_check
+from suishen.gateway.doctor import examine
+from suishen.protocol.checkup import CERT_WARN_DAYS, expiry_check
 from tests.integration.gateway_fixtures import running_gateway
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
@@ -24,7 +25,10 @@ NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
 )
 def test_certificate_expiry_levels(days_left: float, level: str) -> None:
     """Expired is an error naming the rotation command; within 30 days a warning; else ok."""
-    check = expiry_check("hub.client_cert", Path("c.pem"), NOW + dt.timedelta(days=days_left), NOW)
+    check = expiry_check(
+        "hub.client_cert", "c.pem", NOW + dt.timedelta(days=days_left), NOW,
+        fix="`suishen hub gateway reissue`",
+    )  # fmt: skip
     assert check.level == level
     if level != "ok":
         assert "hub gateway reissue" in check.message

@@ -24,32 +24,19 @@ import email.utils
 import shutil
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 from cryptography import x509
 
 from suishen.gateway import preflight
 from suishen.gateway.config import GatewayConfig
+from suishen.protocol.checkup import Check, Level, expiry_check
 
-CERT_WARN_DAYS = 30
 CLOCK_WARN_S = 30.0
 DISK_WARN_FREE = 0.10  # warn under 10 % free on the journal's file system
 PROBE_TIMEOUT_S = 3.0
-
-Level = Literal["ok", "warning", "error"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Check:
-    level: Level
-    topic: str
-    message: str
-
-    def line(self) -> str:
-        return f"{self.level:<7} {self.topic}: {self.message}"
 
 
 def certificate_checks(config: GatewayConfig, now: dt.datetime) -> list[Check]:
@@ -63,27 +50,14 @@ def certificate_checks(config: GatewayConfig, now: dt.datetime) -> list[Check]:
         except (OSError, ValueError) as exc:
             found.append(Check(level="error", topic=topic, message=f"cannot read {path}: {exc}"))
             continue
-        found.append(expiry_check(topic, path, cert.not_valid_after_utc, now))
+        found.append(_cert_expiry(topic, path, cert.not_valid_after_utc, now))
     return found
 
 
-def expiry_check(topic: str, path: Path, not_after: dt.datetime, now: dt.datetime) -> Check:
-    days = (not_after - now).total_seconds() / 86400
-    when = not_after.isoformat(timespec="seconds")
-    if days < 0:
-        return Check(
-            level="error",
-            topic=topic,
-            message=f"{path} expired {when}: `suishen hub gateway reissue` and install it",
-        )
-    if days < CERT_WARN_DAYS:
-        return Check(
-            level="warning",
-            topic=topic,
-            message=f"{path} expires {when} (in {days:.0f} days): rotate it soon "
-            "(`suishen hub gateway reissue`)",
-        )
-    return Check(level="ok", topic=topic, message=f"{path} valid until {when}")
+def _cert_expiry(topic: str, path: Path, not_after: dt.datetime, now: dt.datetime) -> Check:
+    return expiry_check(
+        topic, str(path), not_after, now, fix="`suishen hub gateway reissue` and install it"
+    )
 
 
 async def hub_checks(config: GatewayConfig, now: dt.datetime) -> list[Check]:
