@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from suishen.protocol.errors import BundleError
 from suishen.protocol.vocabulary import AlertRoute, WatchLevel, values
+
+T = TypeVar("T")
 
 _LEVELS = values(WatchLevel)
 _ROUTES = values(AlertRoute)
@@ -283,13 +285,7 @@ def roster_workers(body: Any) -> list[tuple[str, RosterWorker]]:
     workers = body.get("workers")
     if not isinstance(workers, list):
         raise BundleError("malformed", "roster body needs a 'workers' list")
-    out = []
-    for i, raw in enumerate(workers):
-        try:
-            out.append(_roster_worker(raw))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise BundleError("malformed", f"workers[{i}]: {exc}") from exc
-    return out
+    return _each(workers, "workers", _roster_worker)
 
 
 def roster_invitations(body: Any) -> list[tuple[str, Invitation]]:
@@ -297,12 +293,17 @@ def roster_invitations(body: Any) -> list[tuple[str, Invitation]]:
     raw_list = body.get("invitations", []) if isinstance(body, Mapping) else None
     if not isinstance(raw_list, list):
         raise BundleError("malformed", "roster 'invitations' must be a list")
+    return _each(raw_list, "invitations", _invitation)
+
+
+def _each(items: list[Any], label: str, parse: Callable[[Any], T]) -> list[T]:
+    """``parse`` of each item; BundleError("malformed") naming the first bad one."""
     out = []
-    for i, raw in enumerate(raw_list):
+    for i, raw in enumerate(items):
         try:
-            out.append(_invitation(raw))
+            out.append(parse(raw))
         except (TypeError, ValueError, KeyError) as exc:
-            raise BundleError("malformed", f"invitations[{i}]: {exc}") from exc
+            raise BundleError("malformed", f"{label}[{i}]: {exc}") from exc
     return out
 
 
