@@ -232,6 +232,11 @@ async def serve(
         reuse_address=True,
         ssl_handshake_timeout=limits.header_timeout_s,
     )
+    return await _started(runner, site)
+
+
+async def _started(runner: web.AppRunner, site: web.TCPSite) -> tuple[web.AppRunner, int]:
+    """Start ``site``; the runner and the port it bound (the runner cleaned up on failure)."""
     try:
         await site.start()
     except BaseException:
@@ -268,14 +273,7 @@ async def serve_web(app: web.Application, host: str, port: int) -> tuple[web.App
     """Start the web UI's ``app`` on host:port (plain HTTP; see config [web_listener])."""
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    bound: int = runner.addresses[0][1]
-    return runner, bound
+    return await _started(runner, web.TCPSite(runner, host, port, reuse_address=True))
 
 
 async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:

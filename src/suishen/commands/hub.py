@@ -391,11 +391,25 @@ def _certificate_sha256(args: argparse.Namespace) -> tuple[str, Any]:
     return pki.fingerprint(cert), cert.not_valid_after_utc
 
 
-def run_gateway_add(args: argparse.Namespace) -> int:
+def registration(
+    gateway_id: str, *, site_id: str, kind: str, name: str, cert_sha256: str, not_after: Any
+) -> Any:
+    """The database job of `hub gateway add` (and `site init`): the site (if new) and the
+    gateway at it, with its certificate pinned, in one transaction."""
     from suishen.central.store.gateways import (  # noqa: PLC0415 (lazy CLI)
         pin_certificate,
         register_gateway,
     )
+
+    async def job(con: Any) -> None:
+        async with con.transaction():
+            await register_gateway(con, gateway_id, site_id=site_id, kind=kind, name=name)
+            await pin_certificate(con, gateway_id, cert_sha256, not_after=not_after)
+
+    return job
+
+
+def run_gateway_add(args: argparse.Namespace) -> int:
     from suishen.sync.pki import PkiError, check_gateway_id  # noqa: PLC0415
 
     try:
@@ -405,13 +419,14 @@ def run_gateway_add(args: argparse.Namespace) -> int:
         print(f"suishen hub gateway add: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
-    async def job(con: Any) -> None:
-        async with con.transaction():
-            await register_gateway(
-                con, args.gateway_id, site_id=args.site, kind=args.kind, name=args.name
-            )
-            await pin_certificate(con, args.gateway_id, cert_sha256, not_after=not_after)
-
+    job = registration(
+        args.gateway_id,
+        site_id=args.site,
+        kind=args.kind,
+        name=args.name,
+        cert_sha256=cert_sha256,
+        not_after=not_after,
+    )
     code, _ = _with_database(args, job, "gateway add")
     if code == 0:
         print(

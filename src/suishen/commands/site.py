@@ -42,6 +42,7 @@ from suishen.commands.hub import (
     DEFAULT_STATE_DIR,
     _with_database,
     add_database_arguments,
+    registration,
     state_dir_of,
 )
 
@@ -160,22 +161,17 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace, plan: SitePlan, cert_sha256: str) -> int:
-    from suishen.central.store.gateways import (  # noqa: PLC0415 (lazy CLI: the hub extra)
-        pin_certificate,
-        register_gateway,
-    )
     from suishen.sync import pki  # noqa: PLC0415 (lazy CLI)
 
     cert = pki.load_certificate(plan.directory / "pki" / f"{plan.gateway_id}.pem")
-    not_after = cert.not_valid_after_utc
-
-    async def job(con: Any) -> None:
-        async with con.transaction():
-            await register_gateway(
-                con, plan.gateway_id, site_id=plan.site_id, kind=plan.kind, name=plan.name
-            )
-            await pin_certificate(con, plan.gateway_id, cert_sha256, not_after=not_after)
-
+    job = registration(
+        plan.gateway_id,
+        site_id=plan.site_id,
+        kind=plan.kind,
+        name=plan.name,
+        cert_sha256=cert_sha256,
+        not_after=cert.not_valid_after_utc,
+    )
     code, _ = _with_database(args, job, "site init")
     return int(code)
 
