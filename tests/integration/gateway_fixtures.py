@@ -275,11 +275,15 @@ async def running_gateway(
     kind: SiteKind = SiteKind.BUILDING,
     lanes: list[LaneSpec] | None = None,
     rules_toml: str = "",
+    extra_toml: str = "",
     before_start: Callable[[RunningGateway], None] | None = None,
 ) -> AsyncIterator[RunningGateway]:
     """A SimSite and a GatewayService running against it, every device connected.
-    `before_start` runs before the gateway starts (e.g. to write last-known-good bundles)."""
-    site = await SimSite.create(root, kind=kind, lanes=lanes, rules_toml=rules_toml)
+    `extra_toml` is appended to its config (e.g. a [display] section); `before_start` runs
+    before the gateway starts (e.g. to write last-known-good bundles)."""
+    site = await SimSite.create(
+        root, kind=kind, lanes=lanes, rules_toml=rules_toml, extra_toml=extra_toml
+    )
     try:
         service = GatewayService(load_config(site.config_path), environ=site.environ)
         async with aiohttp.ClientSession() as http:

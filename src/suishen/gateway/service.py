@@ -24,11 +24,13 @@ from typing import Any
 
 import aiohttp
 import structlog
+from aiohttp import web
 
 from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import GatewayConfig
 from suishen.gateway.devices import DeviceSet, LaneEvent, build_devices
-from suishen.gateway.http import bound_port, start_http
+from suishen.gateway.display import DisplayHub
+from suishen.gateway.http import bound_port, start_http, start_listener
 from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.lane import Lane, LaneMetrics, LaneSetup
 from suishen.gateway.lists import Lists
@@ -158,6 +160,13 @@ class GatewayService:
                 ("zone",),
             )
         )
+        self.registry.add(
+            CallbackCounter(
+                "suishen_display_events_dropped_total",
+                "lane display events a slow tablet lost (its queue was full); lanes never wait",
+                lambda: [((), self.display.dropped)] if self.display is not None else [],
+            )
+        )
         self._add_sync_metrics()
         self.uploader: Uploader | None = None
         self.fetcher: BundleFetcher | None = None
@@ -165,6 +174,8 @@ class GatewayService:
         self.devices: DeviceSet | None = None
         self.lanes: dict[str, Lane] = {}
         self.http_port: int | None = None
+        self.display: DisplayHub | None = None  # the lane display's feed, when [display] is on
+        self.display_port: int | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
@@ -215,7 +226,13 @@ class GatewayService:
             self._build_lanes(pepper)
             runner = await start_http(self, config.http.host, config.http.port)
             self.http_port = bound_port(runner)
-            log.info("gateway up", lanes=len(self.lanes), http_port=self.http_port)
+            display_runner = await self._start_display()
+            log.info(
+                "gateway up",
+                lanes=len(self.lanes),
+                http_port=self.http_port,
+                display_port=self.display_port,
+            )
             try:
                 self._ready.set()
                 async with asyncio.TaskGroup() as group:
@@ -227,6 +244,10 @@ class GatewayService:
                     if self.fetcher is not None:
                         group.create_task(self._keep_running("bundle fetcher", self.fetcher.run))
             finally:
+                if self.display is not None:
+                    self.display.close()  # ends every event stream, so cleanup is prompt
+                if display_runner is not None:
+                    await display_runner.cleanup()
                 await runner.cleanup()
                 for lane in self.lanes.values():
                     await lane.drain_indicators()
@@ -237,6 +258,21 @@ class GatewayService:
                 await asyncio.gather(*self._background, return_exceptions=True)
             await self.journal.close()
             log.info("gateway stopped", journal=self.journal.status().last_seq)
+
+    async def _start_display(self) -> web.AppRunner | None:
+        """The lane display's listener, when enabled (it needs the 'web' extra: imported here
+        only, so a gateway without it runs while the display is off)."""
+        settings = self.config.display
+        if not settings.enabled or self.display is None:
+            return None
+        from suishen.gateway.display_http import make_display_app  # noqa: PLC0415 - lazy extra
+
+        app = make_display_app(
+            self.display, clear_after_s=settings.clear_after_s, speak=settings.speak
+        )
+        runner = await start_listener(app, settings.host, settings.port)
+        self.display_port = bound_port(runner)
+        return runner
 
     async def _close_sync(self, session: aiohttp.ClientSession | None) -> None:
         """The last best-effort upload (bounded), then close the hub session."""
@@ -275,6 +311,12 @@ class GatewayService:
             clock_skew_s=config.verify.clock_skew_s,
             max_lifetime_s={SSC1: config.verify.max_lifetime_s, HC1: None},
         )
+        if config.display.enabled:
+            self.display = DisplayHub(
+                frozenset(lane.id for lane in config.lanes),
+                queue_size=config.display.queue_events,
+            )
+        on_decided = self.display.publish if self.display is not None else None
         for lane in config.lanes:
             info = LaneInfo(
                 site_id=config.site.id,
@@ -306,6 +348,7 @@ class GatewayService:
                 state=self.state,
                 journal=self.journal,
                 metrics=self.lane_metrics,
+                on_decided=on_decided,
             )
 
     async def _supervise(self, lane: Lane) -> None:

@@ -27,6 +27,7 @@ from suishen.gateway.config.hardware import (
     UhppoteGateSettings,
 )
 from suishen.gateway.config.sections import (
+    DisplaySettings,
     GatewaySection,
     HttpSettings,
     HubSettings,
@@ -57,6 +58,7 @@ class GatewayConfig:
     privacy: PrivacySettings = setting("person keys and identity sealing")
     journal: JournalConfig = setting("the local journal", factory=JournalConfig)
     http: HttpSettings = setting("the local status listener", factory=HttpSettings)
+    display: DisplaySettings = setting("the lane display (off by default)", factory=DisplaySettings)
     hub: HubSettings | None = optional("the hub (absent: offline)")
     logging: LoggingSettings = setting("logging", factory=LoggingSettings)
 
@@ -97,6 +99,9 @@ def _cross_check(config: GatewayConfig) -> Iterator[tuple[str, str]]:
     yield from _unique(config.uhppote, "serial", "uhppote", "controller serial")
     yield from _unique(config.osdp, "id", "osdp", "bus id")
     yield from _unique(config.osdp, "port", "osdp", "bus port")
+    display = config.display
+    if display.enabled and display.port != 0 and display.port == config.http.port:
+        yield ("display.port", f"{display.port} is already the status listener's (http.port)")
     controllers = {c.id for c in config.uhppote}
     buses = {b.id: b for b in config.osdp}
     exclusive: dict[tuple[Any, ...], str] = {}  # a device end only one lane may own
