@@ -94,8 +94,8 @@ async def test_scan_reaches_the_lane_display_masked(tmp_path: Path) -> None:
         event, text2 = await next_verdict(events)
         assert event["verdict"] == "deny"
         assert event["reason"] == "status_red"
-        assert event["reason_zh"] == "红码，禁止通行"
-        assert event["spoken"] == "禁止通行，红码，禁止通行"
+        assert event["reason_zh"] == "红码"
+        assert event["spoken"] == "禁止通行，红码"
 
         for payload in (text, text2):
             assert FULL_NAME not in payload

@@ -119,6 +119,10 @@ async def _static(request: web.Request) -> web.Response:
     )
 
 
+async def _no_icon(_request: web.Request) -> web.Response:
+    return web.Response(status=204)  # browsers ask for one; a 404 would be a console error
+
+
 def make_display_app(hub: DisplayHub, *, clear_after_s: float, speak: bool) -> web.Application:
     app = web.Application()
     app.on_response_prepare.append(_secure)
@@ -128,4 +132,5 @@ def make_display_app(hub: DisplayHub, *, clear_after_s: float, speak: bool) -> w
     app.router.add_get("/display/{lane_id}", _page)
     app.router.add_get("/display/{lane_id}/events", _events)
     app.router.add_get("/static/display/{name}", _static)
+    app.router.add_get("/favicon.ico", _no_icon)
     return app
