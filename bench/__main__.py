@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("bench.verify", "bench.devices", "bench.gateway", "bench.ingest")
+BENCHMARKS = ("bench.verify", "bench.devices", "bench.gateway", "bench.ingest", "bench.web")
 
 
 def main() -> int:

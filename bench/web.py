@@ -1,0 +1,622 @@
+"""The people-facing side under load (issue 10, item 7).
+
+``python -m bench.web [--scale S] [--users N] [--rounds R]`` (``--scale 1`` is the issue's
+size; tests run it tiny):
+
+1. **Data.** An embedded PostgreSQL (pgserver, unix socket) in a temp directory, the migrated
+   schema, and ``10M x scale`` scans written with COPY (``copy_records_to_table``, 50k rows per
+   call, two connections) over ``--days`` daily partitions for 20 sites (one gateway and 8
+   lanes each): 92 % allowed, the rest spread over the usual reasons, persons drawn from a pool
+   so that people come back. Rows/s of the load is reported.
+2. **Pages.** ``--users`` concurrent users (each its own session: logs in, then opens the
+   dashboard and the scan log pages in turn, ``--rounds`` times), driven from a separate
+   process so their HTTP work is not charged to the hub: p50/p95 page latency per page.
+   Target p95 <= 150 ms. Needs the hub's web UI (suishen.central.web); without it the table
+   says "not measured" and why.
+3. **CSV export** of 1M x scale rows, streamed by a client in the other process while the hub
+   process samples its own RSS every 20 ms: rows, seconds, RSS before and the peak during the
+   export (constant memory: the peak stays near the baseline whatever the row count). Needs the
+   scan log's export (suishen.central.web).
+4. **Live feed latency**, gate decision -> browser: a real gateway (pty scanners, Modbus
+   turnstile simulators) with the lane display on, 20 tablets (event streams) on 4 lanes, scans
+   at every lane at once; per event, client receipt time - the decision's time stamp (the
+   record's ts, taken by the lane when it decided). Target p99 <= 1 s. The hub's own live feed
+   (gateway -> upload -> hub -> dashboard) is measured the same way once the web UI is here.
+
+Prints a table and writes bench/results/web.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from bench.common import print_table, write_results
+from suishen.sync.wire import SCAN_COLUMNS
+
+FULL_ROWS = 10_000_000  # scans at --scale 1
+EXPORT_ROWS = 1_000_000  # rows of the CSV export at --scale 1
+SITES = 20
+LANES_PER_SITE = 8
+CHUNK_ROWS = 50_000
+COPY_CONNECTIONS = 2
+PERSONS = 200_000  # distinct people the generated scans name
+PAGE_P95_TARGET_MS = 150.0
+FEED_P99_TARGET_S = 1.0
+SITE_KINDS = ("building", "construction", "hotel", "venue")
+DENY_REASONS = (
+    "status_red",
+    "status_yellow",
+    "expired",
+    "replay",
+    "anti_passback",
+    "not_registered",
+    "capacity_full",
+    "bad_signature",
+)
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "明华伟芳娜敏静丽强磊军洋勇艳杰娟涛超秀霞平刚桂"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Generated:
+    rows: int
+    sites: tuple[str, ...]
+    first_ts: dt.datetime
+    last_ts: dt.datetime
+    seconds: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def site_ids(sites: int = SITES) -> tuple[str, ...]:
+    return tuple(f"bench-site-{n:02d}" for n in range(sites))
+
+
+def _persons(count: int) -> list[tuple[str, str, str]]:
+    """(person_key, masked_name, masked_number) of a pool of made-up people."""
+    people = []
+    for n in range(count):
+        key = hashlib.sha256(n.to_bytes(8, "big")).hexdigest()
+        name = f"{SURNAMES[n % len(SURNAMES)]}*{GIVEN[(n // len(SURNAMES)) % len(GIVEN)]}"
+        people.append((key, name, f"310***********{n % 10_000:04d}"))
+    return people
+
+
+def scan_rows(
+    *, rows: int, sites: Sequence[str], start: dt.datetime, end: dt.datetime, persons: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The generated scans in SCAN_COLUMNS order, CHUNK_ROWS per list, in time order.
+
+    Row k is at site k % len(sites) with seq k // len(sites) + 1 (each site's one gateway
+    numbers its rows 1, 2, 3, ... in time order, as a journal does)."""
+    people = _persons(min(persons, max(rows, 1)))
+    span = (end - start).total_seconds()
+    step = span / max(rows, 1)
+    gateways = [f"gw-{site}" for site in sites]
+    journals = [hashlib.sha256(g.encode()).hexdigest()[:16] for g in gateways]
+    lanes = [f"lane-{n + 1}" for n in range(LANES_PER_SITE)]
+    n_sites = len(sites)
+    chunk: list[tuple[Any, ...]] = []
+    for k in range(rows):
+        s = k % n_sites
+        lane = (k // n_sites) % LANES_PER_SITE
+        key, name, number = people[(k * 7919) % len(people)]
+        denied = k % 13 == 0  # ~7.7 % denied
+        chunk.append(
+            (
+                gateways[s],
+                k // n_sites + 1,
+                start + dt.timedelta(seconds=k * step),
+                sites[s],
+                lanes[lane],
+                "in" if lane % 2 == 0 else "out",
+                "SSC1",
+                "deny" if denied else "allow",
+                DENY_REASONS[(k // 13) % len(DENY_REASONS)] if denied else None,
+                key,
+                "CHN",
+                False,
+                "R" if denied and (k // 13) % len(DENY_REASONS) == 0 else "G",
+                name,
+                number,
+                f"{k:032x}",
+                "AAECAwQFBgc=",
+                "main",
+                1500 + k % 997,
+                None,
+                None,
+                journals[s],
+            )
+        )
+        if len(chunk) >= CHUNK_ROWS:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def register_sites(con: asyncpg.Connection, sites: Sequence[str]) -> None:
+    """The sites, their gateways and lanes the generated scans name."""
+    for n, site in enumerate(sites):
+        await con.execute(
+            "INSERT INTO sites (site_id, kind, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            site,
+            SITE_KINDS[n % len(SITE_KINDS)],
+            f"测试场所 {n:02d}",
+        )
+        await con.execute(
+            "INSERT INTO gateways (gateway_id, site_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            f"gw-{site}",
+            site,
+        )
+        await con.executemany(
+            "INSERT INTO lanes (gateway_id, lane_id, site_id, direction) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT DO NOTHING",
+            [
+                (f"gw-{site}", f"lane-{i + 1}", site, "in" if i % 2 == 0 else "out")
+                for i in range(LANES_PER_SITE)
+            ],
+        )
+
+
+async def generate_scans(
+    pool: asyncpg.Pool,
+    *,
+    rows: int,
+    days: int,
+    sites: int = SITES,
+    now: dt.datetime | None = None,
+    persons: int = PERSONS,
+) -> Generated:
+    """Write ``rows`` scans with COPY over the ``days`` days up to ``now``; partitions made."""
+    from suishen.central.partitions import ensure_partitions_for  # noqa: PLC0415 - hub extra
+
+    now = now or dt.datetime.now(dt.UTC)
+    start = now - dt.timedelta(days=days)
+    ids = site_ids(sites)
+    async with pool.acquire() as con:
+        await ensure_partitions_for(
+            con, "scans", [(start + dt.timedelta(days=d)).date() for d in range(days + 1)]
+        )
+        await register_sites(con, ids)
+    chunks: asyncio.Queue[list[tuple[Any, ...]] | None] = asyncio.Queue(maxsize=4)
+
+    async def writer() -> None:
+        async with pool.acquire() as con:
+            while (chunk := await chunks.get()) is not None:
+                await con.copy_records_to_table("scans", records=chunk, columns=SCAN_COLUMNS)
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        writers = [group.create_task(writer()) for _ in range(COPY_CONNECTIONS)]
+        for chunk in scan_rows(rows=rows, sites=ids, start=start, end=now, persons=persons):
+            await chunks.put(chunk)
+        for _ in writers:
+            await chunks.put(None)
+    async with pool.acquire() as con:
+        await con.execute("ANALYZE scans")
+    seconds = time.perf_counter() - started
+    return Generated(rows=rows, sites=ids, first_ts=start, last_ts=now, seconds=seconds)
+
+
+# --------------------------------------------------------------------------- pages (clients)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebTarget:
+    """Where the pages are and how a user logs in (form login with a CSRF token)."""
+
+    base_url: str
+    paths: tuple[str, ...]
+    login_path: str = "/login"
+    username: str = ""
+    password: str = ""
+
+
+_CSRF = re.compile(r'name="csrf_token"\s+value="([^"]+)"')
+
+
+async def login(session: aiohttp.ClientSession, target: WebTarget) -> None:
+    """Log in through the login form (its CSRF token and the Origin the hub checks)."""
+    async with session.get(target.base_url + target.login_path) as page:
+        found = _CSRF.search(await page.text())
+    form = {"username": target.username, "password": target.password}
+    if found is not None:
+        form["csrf_token"] = found.group(1)
+    async with session.post(
+        target.base_url + target.login_path,
+        data=form,
+        headers={"Origin": target.base_url},
+        allow_redirects=False,
+    ) as answer:
+        if answer.status not in (200, 302, 303):
+            raise RuntimeError(f"login failed: HTTP {answer.status}")
+
+
+async def page_latencies(target: WebTarget, users: int, rounds: int) -> dict[str, list[float]]:
+    """Each user logs in, then GETs every path in turn ``rounds`` times; seconds per GET."""
+    latencies: dict[str, list[float]] = {path: [] for path in target.paths}
+
+    async def user(n: int) -> None:
+        async with aiohttp.ClientSession() as session:
+            if target.username:
+                await login(session, target)
+            paths = list(target.paths)
+            for r in range(rounds):
+                for path in paths[(n + r) % len(paths) :] + paths[: (n + r) % len(paths)]:
+                    began = time.perf_counter()
+                    async with session.get(target.base_url + path) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"{path}: HTTP {response.status}")
+                    latencies[path].append(time.perf_counter() - began)
+
+    await asyncio.gather(*(user(n) for n in range(users)))
+    return latencies
+
+
+def _pages_process(target: WebTarget, users: int, rounds: int) -> dict[str, list[float]]:
+    return asyncio.run(page_latencies(target, users, rounds))
+
+
+async def stream_export(url: str, target: WebTarget) -> tuple[int, int, float]:
+    """(lines, bytes, seconds) of a streamed GET, read in 64 KiB pieces and dropped."""
+    async with aiohttp.ClientSession() as session:
+        if target.username:
+            await login(session, target)
+        began = time.perf_counter()
+        lines = size = 0
+        async with session.get(url) as response:
+            if response.status != 200:
+                raise RuntimeError(f"export: HTTP {response.status}")
+            async for piece in response.content.iter_chunked(65536):
+                lines += piece.count(b"\n")
+                size += len(piece)
+        return lines, size, time.perf_counter() - began
+
+
+def _export_process(url: str, target: WebTarget) -> tuple[int, int, float]:
+    return asyncio.run(stream_export(url, target))
+
+
+async def in_client_process(function: Any, *args: Any) -> Any:
+    """Run ``function(*args)`` in a fresh process (the clients are other machines)."""
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return await loop.run_in_executor(pool, function, *args)
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now (Linux /proc; 0 elsewhere)."""
+    try:
+        statm = Path("/proc/self/statm").read_text(encoding="ascii")
+        return int(statm.split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+@dataclass(slots=True)
+class RssSampler:
+    """Samples this process's RSS every ``interval_s`` while running (``async with``)."""
+
+    interval_s: float = 0.02
+    before: int = 0
+    peak: int = 0
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_bytes())
+            await asyncio.sleep(self.interval_s)
+
+    async def __aenter__(self) -> RssSampler:
+        self.before = self.peak = rss_bytes()
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.peak = max(self.peak, rss_bytes())
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest rank; nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+# --------------------------------------------------------------------------- live feed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedLatency:
+    events: int
+    expected: int
+    latencies_s: tuple[float, ...]
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies_s, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies_s, 99)
+
+
+async def _sse(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
+    name, data = "message", []
+    async for raw in response.content:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield name, "\n".join(data)
+            name, data = "message", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+
+
+async def lane_display_latency(
+    root: Path, *, lanes: int = 4, tablets_per_lane: int = 5, scans_per_lane: int = 25
+) -> FeedLatency:
+    """Gate decision -> tablet: a real gateway with the lane display on (see the docstring)."""
+    from suishen.demo.simsite import LaneSpec, SimSite  # noqa: PLC0415 - devices extra
+    from suishen.gateway.config import load_config  # noqa: PLC0415
+    from suishen.gateway.records import Direction  # noqa: PLC0415
+    from suishen.gateway.service import GatewayService  # noqa: PLC0415
+    from suishen.protocol.codes import Identity  # noqa: PLC0415
+
+    specs = [
+        LaneSpec(id=f"in-{n + 1}", direction=Direction.IN if n % 2 == 0 else Direction.OUT)
+        for n in range(lanes)
+    ]
+    site = await SimSite.create(
+        root,
+        lanes=specs,
+        passage_delay_s=0.01,
+        extra_toml="[display]\nenabled = true\nport = 0\nqueue_events = 64\n",
+    )
+    latencies: list[float] = []
+    try:
+        service = GatewayService(load_config(site.config_path), environ=site.environ)
+        task = asyncio.create_task(service.run())
+        try:
+            async with asyncio.timeout(10):
+                await service.wait_ready()
+            hub = service.display
+            assert hub is not None
+            base = f"http://127.0.0.1:{service.display_port}"
+            async with aiohttp.ClientSession() as http:
+
+                async def tablet(lane_id: str) -> None:
+                    async with http.get(f"{base}/display/{lane_id}/events") as stream:
+                        seen = 0
+                        async for name, data in _sse(stream):
+                            if name != "verdict":
+                                continue
+                            latencies.append(time.time() - json.loads(data)["ts"])
+                            seen += 1
+                            if seen == scans_per_lane:
+                                return
+
+                readers = [
+                    asyncio.create_task(tablet(spec.id))
+                    for spec in specs
+                    for _ in range(tablets_per_lane)
+                ]
+                async with asyncio.timeout(10):
+                    while sum(hub.subscribers(spec.id) for spec in specs) < len(readers):
+                        await asyncio.sleep(0.01)
+
+                async def scanner(lane_id: str, offset: int) -> None:
+                    for n in range(scans_per_lane):
+                        idn = f"{offset:02d}{n:04d}"
+                        identity = Identity(
+                            idt="PP", idn=idn, nat="FRA", nm="Jean Bench", dob="1980-01-01", st="G"
+                        )
+                        code = site.code(identity, iat=int(time.time()), ttl_s=120)
+                        await site.scan(lane_id, code)
+                        await asyncio.sleep(0.05)  # the next person steps up
+
+                async with asyncio.timeout(120):
+                    await asyncio.gather(*(scanner(s.id, i) for i, s in enumerate(specs)))
+                    await asyncio.gather(*readers)
+        finally:
+            service.stop()
+            async with asyncio.timeout(10):
+                await task
+    finally:
+        await site.aclose()
+    return FeedLatency(
+        events=len(latencies),
+        expected=lanes * tablets_per_lane * scans_per_lane,
+        latencies_s=tuple(latencies),
+    )
+
+
+# --------------------------------------------------------------------------- the hub's web UI
+
+
+def hub_web_available() -> str | None:
+    """None when the hub's web UI is importable, else why the page measures are skipped."""
+    import importlib.util  # noqa: PLC0415
+
+    try:
+        found = importlib.util.find_spec("suishen.central.web.app")
+    except ModuleNotFoundError:
+        found = None
+    if found is None:
+        return "suishen.central.web (the hub's web UI) is not on this branch yet"
+    return None
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    scale: float = 1.0
+    days: int = 28
+    users: int = 20
+    rounds: int = 10
+    feed_scans_per_lane: int = 25
+
+    @property
+    def rows(self) -> int:
+        return max(1, round(FULL_ROWS * self.scale))
+
+    @property
+    def export_rows(self) -> int:
+        return max(1, round(EXPORT_ROWS * self.scale))
+
+
+async def run(root: Path, options: Options) -> dict[str, Any]:
+    from suishen.central.db import DatabaseSettings, open_database  # noqa: PLC0415 - hub extra
+
+    results: dict[str, Any] = {"scale": options.scale, "rows": options.rows}
+    settings = DatabaseSettings(state_dir=root / "state", min_size=2, max_size=8)
+    async with open_database(settings) as pool:
+        generated = await generate_scans(pool, rows=options.rows, days=options.days)
+        stored = await pool.fetchval("SELECT count(*) FROM scans")
+        if stored != options.rows:
+            raise RuntimeError(f"expected {options.rows} scans, found {stored}")
+        results["generate"] = {
+            "rows": generated.rows,
+            "days": options.days,
+            "sites": len(generated.sites),
+            "seconds": generated.seconds,
+            "rows_per_s": generated.rows_per_s,
+        }
+        why = hub_web_available()
+        if why is None:
+            why = "the page, export and hub live-feed harness is not wired to central.web yet"
+        results["pages"] = {"measured": False, "why": why}
+        results["export"] = {"measured": False, "why": why}
+    feed = await lane_display_latency(root / "site", scans_per_lane=options.feed_scans_per_lane)
+    results["lane_display_feed"] = {
+        "events": feed.events,
+        "expected": feed.expected,
+        "p50_s": feed.p50,
+        "p99_s": feed.p99,
+        "max_s": max(feed.latencies_s, default=float("nan")),
+        "target_p99_s": FEED_P99_TARGET_S,
+        "meets_target": feed.events == feed.expected and feed.p99 <= FEED_P99_TARGET_S,
+    }
+    return results
+
+
+def report(results: dict[str, Any]) -> None:
+    generate = results["generate"]
+    print_table(
+        f"Web bench data: {generate['rows']:,} scans over {generate['days']} days, "
+        f"{generate['sites']} sites (COPY)",
+        ["step", "rows", "seconds", "rows/s"],
+        [["COPY scans", generate["rows"], generate["seconds"], generate["rows_per_s"]]],
+    )
+    rows: list[list[object]] = []
+    for name in ("pages", "export"):
+        part = results[name]
+        if not part.get("measured"):
+            rows.append([name, "not measured", part["why"]])
+    feed = results["lane_display_feed"]
+    rows.append(
+        [
+            "lane display feed (decision -> tablet)",
+            f"p50 {feed['p50_s'] * 1000:.1f} ms, p99 {feed['p99_s'] * 1000:.1f} ms",
+            (
+                f"{feed['events']}/{feed['expected']} events, target p99 <= "
+                f"{feed['target_p99_s']:.0f} s: {'meets' if feed['meets_target'] else 'MISSES'}"
+            ),
+        ]
+    )
+    print_table("Web bench", ["measure", "result", "note"], rows)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.web", description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0, help="1 = 10M scans, 1M exported")
+    parser.add_argument("--days", type=int, default=28, help="days the scans spread over")
+    parser.add_argument("--users", type=int, default=20, help="concurrent page users")
+    parser.add_argument("--rounds", type=int, default=10, help="page rounds per user")
+    parser.add_argument("--feed-scans", type=int, default=25, help="scans per lane (live feed)")
+    args = parser.parse_args(argv)
+    if args.scale <= 0 or args.days < 1 or args.users < 1 or args.rounds < 1:
+        parser.error("--scale must be > 0; --days, --users and --rounds >= 1")
+    return Options(
+        scale=args.scale,
+        days=args.days,
+        users=args.users,
+        rounds=args.rounds,
+        feed_scans_per_lane=max(1, args.feed_scans),
+    )
+
+
+def main(argv: Sequence[str] = (), *, write: bool = True) -> dict[str, Any]:
+    """Run with ``argv`` (default: none, as `python -m bench` calls it); returns the results."""
+    from suishen.logs import configure as configure_logs  # noqa: PLC0415
+
+    options = parse_args(argv)
+    configure_logs("warning")
+    root = Path(tempfile.mkdtemp(prefix="suishen-bench-web-"))
+    try:
+        results = asyncio.run(run(root, options))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    report(results)
+    if write:
+        path = write_results("web", results)
+        print(f"wrote {path}")
+    return results
+
+
+__all__ = [
+    "Generated",
+    "Options",
+    "RssSampler",
+    "WebTarget",
+    "generate_scans",
+    "in_client_process",
+    "lane_display_latency",
+    "main",
+    "page_latencies",
+    "percentile",
+    "scan_rows",
+    "stream_export",
+]
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
