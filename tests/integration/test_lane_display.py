@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from suishen.gateway import display_http
 from suishen.gateway.config import ConfigError, load_config
 from suishen.protocol.person import mask_name
 from tests.integration.gateway_fixtures import RunningGateway, cnid, ric, running_gateway
@@ -198,3 +199,25 @@ def test_display_port_must_differ_from_the_status_port(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(bad, base_dir=Path(__file__).parents[2] / "deploy/config")
     assert any(p.path == "display.port" for p in caught.value.problems)
+
+
+async def test_a_tablet_that_leaves_is_forgotten_on_a_quiet_lane(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tablet that disconnects is unsubscribed when the stream's next ping fails, without
+    waiting for a scan at its lane (reconnecting tablets do not pile up subscriptions)."""
+    monkeypatch.setattr(display_http, "PING_S", 0.05)
+    async with running_gateway(tmp_path, extra_toml=DISPLAY_TOML) as gw:
+        hub = gw.service.display
+        assert hub is not None
+        for _ in range(3):  # a tablet that reconnects three times
+            async with aiohttp.ClientSession() as tablet:
+                stream = await tablet.get(display_url(gw, "/display/in-1/events"))
+                await subscribed(gw, "in-1")
+                stream.close()
+        async with asyncio.timeout(5):
+            while True:
+                if hub.subscribers("in-1") == 0:
+                    break
+                await asyncio.sleep(0.02)
+        assert hub.published == 0  # no scan was needed to notice

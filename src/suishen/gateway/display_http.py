@@ -16,6 +16,7 @@ display is enabled: a gateway without the extra runs as long as the display is o
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 from importlib import resources
@@ -23,7 +24,7 @@ from importlib import resources
 from aiohttp import web
 from aiohttp_sse import sse_response
 
-from suishen.gateway.display import DisplayHub
+from suishen.gateway.display import DisplayEvent, DisplayHub, Subscription
 
 HUB = web.AppKey("display_hub", DisplayHub)
 CLEAR_AFTER_S = web.AppKey("display_clear_after_s", float)
@@ -94,15 +95,33 @@ async def _events(request: web.Request) -> web.StreamResponse:
             recent = hub.recent(lane_id, request.app[CLEAR_AFTER_S])
             if recent is not None:
                 await stream.send(json.dumps(recent.as_json(), ensure_ascii=False), event="verdict")
-            async for event in subscription.events():
-                await stream.send(
-                    json.dumps(event.as_json(), ensure_ascii=False),
-                    event="verdict",
-                    id=str(event.seq),
-                )
+            # The ping fails once the tablet is gone: that ends the stream even on a quiet
+            # lane (the subscription must not wait for the next scan to notice).
+            gone = asyncio.ensure_future(stream.wait())
+            try:
+                while (event := await _next(subscription, gone)) is not None:
+                    await stream.send(
+                        json.dumps(event.as_json(), ensure_ascii=False),
+                        event="verdict",
+                        id=str(event.seq),
+                    )
+            finally:
+                gone.cancel()
         return stream
     finally:
         hub.unsubscribe(subscription)
+
+
+async def _next(subscription: Subscription, gone: asyncio.Future[None]) -> DisplayEvent | None:
+    """The subscription's next event; None when the hub closed it or the tablet is gone."""
+    if gone.done():
+        return None
+    get = asyncio.ensure_future(subscription.queue.get())
+    await asyncio.wait((get, gone), return_when=asyncio.FIRST_COMPLETED)
+    if not get.done():
+        get.cancel()
+        return None
+    return get.result()
 
 
 async def _static(request: web.Request) -> web.Response:
