@@ -52,6 +52,7 @@ import aiohttp
 import asyncpg
 
 from bench.common import print_table, write_results
+from suishen.central.connection import Connection
 from suishen.sync.wire import SCAN_COLUMNS
 
 FULL_ROWS = 10_000_000  # scans at --scale 1
@@ -161,7 +162,7 @@ def scan_rows(
         yield chunk
 
 
-async def register_sites(con: asyncpg.Connection, sites: Sequence[str]) -> None:
+async def register_sites(con: Connection, sites: Sequence[str]) -> None:
     """The sites, their gateways and lanes the generated scans name."""
     for n, site in enumerate(sites):
         await con.execute(
@@ -377,7 +378,7 @@ class FeedLatency:
 
 
 async def _sse(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, str]]:
-    name, data = "message", []
+    name, data = "message", list[str]()
     async for raw in response.content:
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line:
