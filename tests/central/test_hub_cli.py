@@ -101,13 +101,15 @@ def test_hub_config_reports_every_problem(tmp_path: Path) -> None:
     key path; the example config loads with paths relative to its directory; every setting has
     help text."""
     bad = tmp_path / "hub.toml"
-    bad.write_text('[hub]\nstate_dri = "x"\n[gateway_listener]\nport = "8443"\n[web]\nport = -1\n')
+    bad.write_text(
+        '[hub]\nstate_dri = "x"\n[gateway_listener]\nport = "8443"\n[web_listener]\nport = -1\n'
+    )
     with pytest.raises(HubConfigError) as caught:
         load_config(bad)
     text = str(caught.value)
     assert "hub.state_dri: unknown setting" in text
     assert "gateway_listener.port: must be an integer" in text
-    assert "web.port: must be >= 0" in text
+    assert "web_listener.port: must be 0..65535" in text
     example = load_config(REPO / "deploy" / "config" / "hub.toml")
     assert example.gateway_listener.host == "127.0.0.1"
     assert example.gateway_listener.pki_dir == REPO / "deploy" / "config" / "pki"
@@ -157,7 +159,7 @@ async def test_hub_run_serves_gateways_and_stops_on_sigterm(
     config.write_text(
         f'[hub]\nstate_dir = "state"\n[database]\ndsn = "{cli_dsn}"\nmin_size = 1\n'
         'password_file = "db.pw"\n'
-        '[gateway_listener]\nport = 0\npki_dir = "pki"\n'
+        '[gateway_listener]\nport = 0\npki_dir = "pki"\n[web_listener]\nport = 0\n'
     )
     ready = tmp_path / "run" / "ready.json"
     process = await asyncio.to_thread(_start_hub, config, ready)

@@ -356,7 +356,7 @@ class HubProcess:
             'host = "127.0.0.1"\n'
             f"port = {self.port}\n"
             f'pki_dir = "{pki_dir}"\n'
-            "[web]\n"
+            "[web_listener]\n"
             'host = "127.0.0.1"\n'
             f"port = {free_port()}\n",
             encoding="utf-8",

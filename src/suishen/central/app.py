@@ -18,7 +18,10 @@ mutual-TLS context of ``sync.pki.hub_ssl_context`` and stops cleanly on SIGTERM 
 Readiness, for supervisors and tests that start ``suishen hub run`` as a subprocess: once the
 listener accepts connections the hub logs ``hub_ready`` (with the bound port) and, given
 ``--ready-file PATH``, writes PATH atomically with ``{"pid", "host", "port"}`` as JSON; the file
-is removed at a clean stop.  Every endpoint needs a client certificate: there is no
+is removed at a clean stop; with the web listener enabled (``[web_listener]``, loopback by
+default) the file also holds ``web_port``, and the log line ``web_ready`` its port.
+
+Every endpoint of the gateway listener needs a client certificate: there is no
 unauthenticated health check on this listener by design.
 """
 
@@ -42,7 +45,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from suishen.central import partitions
 from suishen.central.bundle_service import BundleService
 from suishen.central.config import HubConfig
-from suishen.central.db import DB_POOL, DatabaseSettings, database_ctx, resolve_password
+from suishen.central.db import (
+    DB_POOL,
+    DatabaseSettings,
+    database_ctx,
+    open_database,
+    resolve_password,
+)
 from suishen.central.errors import error_middleware
 from suishen.central.gateway_api import (
     BUNDLES,
@@ -207,10 +216,10 @@ async def serve(
     return runner, bound
 
 
-def _write_ready(path: Path, host: str, port: int) -> None:
+def _write_ready(path: Path, ready: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port}), encoding="utf-8")
+    tmp.write_text(json.dumps({"pid": os.getpid(), **ready}), encoding="utf-8")
     tmp.replace(path)
 
 
@@ -230,43 +239,88 @@ def database_settings(config: HubConfig) -> DatabaseSettings:
     )
 
 
+async def serve_web(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start the web UI's ``app`` on host:port (plain HTTP; see config [web_listener])."""
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound: int = runner.addresses[0][1]
+    return runner, bound
+
+
 async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
-    """Run the hub until SIGTERM or SIGINT (see the module docstring)."""
+    """Run the hub until SIGTERM or SIGINT (see the module docstring).
+
+    The database is opened once and its pool shared by the gateway listener and, when
+    ``web_listener.enabled``, the web listener (central/web/app.py)."""
+    from suishen.central.web.app import web_app  # noqa: PLC0415 - the web extra, lazily
+
     listener = config.gateway_listener
     key = load_bundle_key(config.hub.state_dir)
     ssl_context = hub_ssl_context_for(PkiLayout(listener.pki_dir))
-    app = gateway_app(
-        bundle_key=key,
-        database=database_settings(config),
-        policy=partitions.PartitionPolicy(
-            days_ahead=config.retention.days_ahead,
-            retention_days=config.retention.days,
-            clock_skew_s=config.retention.clock_skew_s,
-        ),
-        maintenance_interval_s=config.retention.maintenance_interval_s,
-        max_body_bytes=listener.max_body_bytes,
-        long_poll_max_s=listener.long_poll_max_s,
-        limits=ListenerLimits(
-            header_timeout_s=listener.header_timeout_s,
-            body_timeout_s=listener.body_timeout_s,
-            max_connections_per_gateway=listener.max_connections_per_gateway,
-        ),
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner, port = await serve(app, listener.host, listener.port, ssl_context)
     try:
+        async with open_database(database_settings(config)) as pool:
+            app = gateway_app(
+                bundle_key=key,
+                pool=pool,
+                policy=partitions.PartitionPolicy(
+                    days_ahead=config.retention.days_ahead,
+                    retention_days=config.retention.days,
+                    clock_skew_s=config.retention.clock_skew_s,
+                ),
+                maintenance_interval_s=config.retention.maintenance_interval_s,
+                max_body_bytes=listener.max_body_bytes,
+                long_poll_max_s=listener.long_poll_max_s,
+                limits=ListenerLimits(
+                    header_timeout_s=listener.header_timeout_s,
+                    body_timeout_s=listener.body_timeout_s,
+                    max_connections_per_gateway=listener.max_connections_per_gateway,
+                ),
+            )
+            await _serve_until(stop, config, pool, app, ssl_context, ready_file, web_app)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("hub_stopped")
+
+
+async def _serve_until(  # noqa: PLR0917 - one private call site, in order
+    stop: asyncio.Event,
+    config: HubConfig,
+    pool: asyncpg.Pool,
+    app: web.Application,
+    ssl_context: ssl.SSLContext,
+    ready_file: Path | None,
+    make_web_app: Callable[..., web.Application],
+) -> None:
+    listener, web_listener = config.gateway_listener, config.web_listener
+    runner, port = await serve(app, listener.host, listener.port, ssl_context)
+    web_runner: web.AppRunner | None = None
+    try:
+        ready = {"host": listener.host, "port": port}
+        if web_listener.enabled:
+            web_runner, web_port = await serve_web(
+                make_web_app(pool=pool, config=config), web_listener.host, web_listener.port
+            )
+            ready["web_port"] = web_port
+            log.info("web_ready", host=web_listener.host, port=web_port)
         if ready_file is not None:
-            _write_ready(ready_file, listener.host, port)
+            _write_ready(ready_file, ready)
         log.info("hub_ready", host=listener.host, port=port, pid=os.getpid())
         await stop.wait()
         log.info("hub_stopping")
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        if web_runner is not None:
+            await web_runner.cleanup()
         await runner.cleanup()
         if ready_file is not None:
             await asyncio.to_thread(ready_file.unlink, missing_ok=True)
-        log.info("hub_stopped")

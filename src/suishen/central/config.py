@@ -9,7 +9,7 @@ is reported at once with its key path::
     [hub]               state_dir (keys, embedded PostgreSQL)
     [database]          dsn (absent: embedded pgserver under state_dir/pgdata), pool sizes
     [gateway_listener]  host, port, pki_dir (ca.pem, hub.pem, hub.key): the mutual-TLS listener
-    [web]               host, port: the web listener of later issues
+    [web_listener]      enabled, host, port, sessions and login throttling: the web UI
     [retention]         days of scans/passages/visits/stays, partitions ahead, kept records
 
 ``settings_markdown()`` lists every setting with its type, default and help: the text of
@@ -108,11 +108,24 @@ class GatewayListenerSection:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class WebSection:
-    """The web listener (property managers, analysts; later issues)."""
+class WebListenerSection:
+    """The web listener: pages for site managers and analysts (plain HTTP: keep it on loopback
+    behind a TLS-terminating proxy; cookies are marked Secure when the request came over TLS)."""
 
+    enabled: bool = setting("serve the web UI beside the gateway listener", True)
     host: str = setting("address to listen on", "127.0.0.1")
-    port: int = setting("port to listen on", 8080, ge=0)
+    port: int = setting("port to listen on (0: any free port)", 8080, ge=0, le=65535)
+    session_idle_s: int = setting("seconds a session may stay unused before it ends", 1800, ge=60)
+    session_max_s: int = setting("seconds a session lasts at most from login", 43200, ge=60)
+    login_max_failures: int = setting(
+        "failed logins for one username within login_window_s that lock it", 5, ge=1
+    )
+    login_max_failures_per_address: int = setting(
+        "failed logins from one client address within login_window_s that lock it", 20, ge=1
+    )
+    login_window_s: int = setting("seconds over which failed logins are counted", 900, ge=1)
+    login_lock_s: int = setting("seconds a locked username or address is refused", 900, ge=1)
+    live_feed_max_streams: int = setting("live-feed streams served at once (more: 503)", 200, ge=1)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,7 +154,9 @@ class HubConfig:
     gateway_listener: GatewayListenerSection = setting(
         "the mutual-TLS gateway listener", factory=GatewayListenerSection
     )
-    web: WebSection = setting("the web listener", factory=WebSection)
+    web_listener: WebListenerSection = setting(
+        "the web listener (pages, live feeds)", factory=WebListenerSection
+    )
     retention: RetentionSection = setting("retention", factory=RetentionSection)
 
 

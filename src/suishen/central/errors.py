@@ -7,6 +7,7 @@ Foreign exceptions are translated at the boundary (``raise NotAcceptable(...) fr
     HubError                    500  a broken contract inside the hub (a bug)
      +-- BadRequest             400  malformed input of any shape (the wire parser's BatchError)
      |    +-- PayloadTooLarge   413  a body or batch over its limit
+     +-- Unauthorized           401  no valid session or bearer token (web: login page)
      +-- Forbidden              403  unknown, disabled or revoked gateway; a scope it may not see
      +-- NotFound               404  no such thing (or not in the caller's scope)
      +-- Conflict               409  the request contradicts what is stored
@@ -52,6 +53,11 @@ class BadRequest(HubError):
 class PayloadTooLarge(BadRequest):
     status = 413
     code = "too_large"
+
+
+class Unauthorized(HubError):
+    status = 401
+    code = "unauthorized"
 
 
 class Forbidden(HubError):

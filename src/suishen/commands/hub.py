@@ -19,6 +19,8 @@
   [--expires ISO]`` / ``remove PERSON_KEY``; ``suishen hub trust add --entry FILE`` (a
   trust_entry.json from ``suishen issuer keygen``) / ``remove KID``: change a list and bump its
   bundle version in one transaction; connected gateways receive it within a second.
+- ``suishen hub user add|passwd|grant|list|token``: people using the web UI and the API
+  (commands/hub_users.py).
 - ``suishen hub run --config FILE [--ready-file PATH]``: the hub (central/app.py) until SIGTERM.
   Readiness: the log line ``hub_ready`` and, with --ready-file, PATH written (JSON with pid,
   host, port) once the listener accepts connections; removed at a clean stop.
@@ -39,6 +41,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from suishen.commands import hub_users
 from suishen.commands.settings_doc import add_settings_command
 from suishen.protocol.vocabulary import AlertRoute, SiteKind, WatchLevel
 
@@ -60,6 +63,7 @@ def register(sub: Any) -> None:
     _add_watchlist(commands)
     _add_trust(commands)
     _add_run(commands)
+    hub_users.register(commands)
     add_settings_command(commands, config_module="suishen.central.config", what="hub config")
 
 

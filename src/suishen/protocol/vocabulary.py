@@ -123,6 +123,7 @@ class Role(enum.StrEnum):
     """What a person using the hub may do."""
 
     SITE_MANAGER = "site_manager"
+    TENANT = "tenant"  # a company in a building: its own invitations and their arrivals
     ANALYST = "analyst"
     ADMIN = "admin"
 
