@@ -230,67 +230,67 @@ async def generate_scans(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WebTarget:
-    """Where the pages are and how a user logs in (form login with a CSRF token)."""
+class UserPlan:
+    """One simulated user: who logs in (form login with a CSRF token) and the pages they open."""
 
-    base_url: str
+    username: str
+    password: str
     paths: tuple[str, ...]
-    login_path: str = "/login"
-    username: str = ""
-    password: str = ""
 
 
 _CSRF = re.compile(r'name="csrf_token"\s+value="([^"]+)"')
 
 
-async def login(session: aiohttp.ClientSession, target: WebTarget) -> None:
-    """Log in through the login form (its CSRF token and the Origin the hub checks)."""
-    async with session.get(target.base_url + target.login_path) as page:
+async def login(session: aiohttp.ClientSession, base_url: str, plan: UserPlan) -> None:
+    """Log in through the login form (its CSRF token if any, and the Origin the hub checks)."""
+    async with session.get(base_url + "/login") as page:
         found = _CSRF.search(await page.text())
-    form = {"username": target.username, "password": target.password}
+    form = {"username": plan.username, "password": plan.password, "next": "/"}
     if found is not None:
         form["csrf_token"] = found.group(1)
     async with session.post(
-        target.base_url + target.login_path,
-        data=form,
-        headers={"Origin": target.base_url},
-        allow_redirects=False,
+        base_url + "/login", data=form, headers={"Origin": base_url}, allow_redirects=False
     ) as answer:
-        if answer.status not in (200, 302, 303):
-            raise RuntimeError(f"login failed: HTTP {answer.status}")
+        if answer.status not in (302, 303):
+            raise RuntimeError(f"login of {plan.username} failed: HTTP {answer.status}")
 
 
-async def page_latencies(target: WebTarget, users: int, rounds: int) -> dict[str, list[float]]:
-    """Each user logs in, then GETs every path in turn ``rounds`` times; seconds per GET."""
-    latencies: dict[str, list[float]] = {path: [] for path in target.paths}
+async def page_latencies(
+    base_url: str, plans: Sequence[UserPlan], rounds: int
+) -> dict[str, list[float]]:
+    """Every user logs in, then GETs each of their paths in turn ``rounds`` times, all users at
+    once; seconds per GET, keyed by the path with the user's site replaced by ``{site}``."""
+    latencies: dict[str, list[float]] = {}
 
-    async def user(n: int) -> None:
+    async def user(n: int, plan: UserPlan) -> None:
         async with aiohttp.ClientSession() as session:
-            if target.username:
-                await login(session, target)
-            paths = list(target.paths)
+            await login(session, base_url, plan)
+            paths = list(plan.paths)
             for r in range(rounds):
-                for path in paths[(n + r) % len(paths) :] + paths[: (n + r) % len(paths)]:
+                shift = (n + r) % len(paths)
+                for path in paths[shift:] + paths[:shift]:
                     began = time.perf_counter()
-                    async with session.get(target.base_url + path) as response:
+                    async with session.get(base_url + path, allow_redirects=False) as response:
                         await response.read()
                         if response.status != 200:
                             raise RuntimeError(f"{path}: HTTP {response.status}")
-                    latencies[path].append(time.perf_counter() - began)
+                    key = re.sub(r"bench-site-\d+", "{site}", path)
+                    latencies.setdefault(key, []).append(time.perf_counter() - began)
 
-    await asyncio.gather(*(user(n) for n in range(users)))
+    await asyncio.gather(*(user(n, plan) for n, plan in enumerate(plans)))
     return latencies
 
 
-def _pages_process(target: WebTarget, users: int, rounds: int) -> dict[str, list[float]]:
-    return asyncio.run(page_latencies(target, users, rounds))
+def _pages_process(base_url: str, plans: Sequence[UserPlan], rounds: int) -> dict[str, list[float]]:
+    return asyncio.run(page_latencies(base_url, plans, rounds))
 
 
-async def stream_export(url: str, target: WebTarget) -> tuple[int, int, float]:
-    """(lines, bytes, seconds) of a streamed GET, read in 64 KiB pieces and dropped."""
+async def stream_export(base_url: str, plan: UserPlan) -> tuple[int, int, float]:
+    """(lines, bytes, seconds) of a streamed GET of the plan's one path, read in 64 KiB
+    pieces and dropped."""
     async with aiohttp.ClientSession() as session:
-        if target.username:
-            await login(session, target)
+        await login(session, base_url, plan)
+        url = base_url + plan.paths[0]
         began = time.perf_counter()
         lines = size = 0
         async with session.get(url) as response:
@@ -302,8 +302,8 @@ async def stream_export(url: str, target: WebTarget) -> tuple[int, int, float]:
         return lines, size, time.perf_counter() - began
 
 
-def _export_process(url: str, target: WebTarget) -> tuple[int, int, float]:
-    return asyncio.run(stream_export(url, target))
+def _export_process(base_url: str, plan: UserPlan) -> tuple[int, int, float]:
+    return asyncio.run(stream_export(base_url, plan))
 
 
 async def in_client_process(function: Any, *args: Any) -> Any:
@@ -472,6 +472,12 @@ async def lane_display_latency(
 # --------------------------------------------------------------------------- the hub's web UI
 
 
+# The pages under load, per site ({site}); the export is the scan log's CSV of the filtered rows.
+PAGES = ("/site/{site}", "/site/{site}/scans")
+EXPORT = "/site/{site}/scans.csv"
+BENCH_PASSWORD = "bench password 1"
+
+
 def hub_web_available() -> str | None:
     """None when the hub's web UI is importable, else why the page measures are skipped."""
     import importlib.util  # noqa: PLC0415
@@ -483,6 +489,106 @@ def hub_web_available() -> str | None:
     if found is None:
         return "suishen.central.web (the hub's web UI) is not on this branch yet"
     return None
+
+
+async def _make_users(pool: asyncpg.Pool, sites: Sequence[str], users: int) -> list[str]:
+    """``users`` site managers, user n granted site n % len(sites)."""
+    from suishen.central.store.users import add_user, grant_site  # noqa: PLC0415
+    from suishen.protocol.vocabulary import Role  # noqa: PLC0415
+
+    names = []
+    async with pool.acquire() as con:
+        for n in range(users):
+            name = f"bench-{n:02d}"
+            await add_user(
+                con, name, role=Role.SITE_MANAGER, password=BENCH_PASSWORD, display_name=name
+            )
+            await grant_site(con, name, sites[n % len(sites)])
+            names.append(name)
+    return names
+
+
+async def _missing_page(base_url: str, plan: UserPlan) -> str | None:
+    """The first of the plan's paths the hub does not serve (200), if any."""
+    async with aiohttp.ClientSession() as session:
+        await login(session, base_url, plan)
+        for path in plan.paths:
+            async with session.get(base_url + path, allow_redirects=False) as response:
+                if response.status != 200:
+                    return f"{path} answers HTTP {response.status}"
+    return None
+
+
+async def measure_hub(pool: asyncpg.Pool, options: Options, sites: Sequence[str]) -> dict[str, Any]:
+    """Pages and export through the hub's web UI, served from this process on loopback."""
+    why = hub_web_available()
+    if why is not None:
+        return {"pages": {"measured": False, "why": why}, "export": {"measured": False, "why": why}}
+    from suishen.central.app import serve_web  # noqa: PLC0415
+    from suishen.central.config import HubConfig  # noqa: PLC0415
+    from suishen.central.web.app import web_app  # noqa: PLC0415
+
+    names = await _make_users(pool, sites, options.users)
+    plans = [
+        UserPlan(
+            username=name,
+            password=BENCH_PASSWORD,
+            paths=tuple(p.format(site=sites[n % len(sites)]) for p in PAGES),
+        )
+        for n, name in enumerate(names)
+    ]
+    results: dict[str, Any] = {}
+    runner, port = await serve_web(web_app(pool=pool, config=HubConfig()), "127.0.0.1", 0)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        missing = await _missing_page(base_url, plans[0])
+        if missing is not None:
+            results["pages"] = {"measured": False, "why": missing}
+        else:
+            latencies = await in_client_process(_pages_process, base_url, plans, options.rounds)
+            every = [x for values in latencies.values() for x in values]
+            results["pages"] = {
+                "measured": True,
+                "users": len(plans),
+                "rounds": options.rounds,
+                "per_page": {
+                    path: {
+                        "requests": len(values),
+                        "p50_ms": percentile(values, 50) * 1000,
+                        "p95_ms": percentile(values, 95) * 1000,
+                    }
+                    for path, values in latencies.items()
+                },
+                "p50_ms": percentile(every, 50) * 1000,
+                "p95_ms": percentile(every, 95) * 1000,
+                "target_p95_ms": PAGE_P95_TARGET_MS,
+                "meets_target": percentile(every, 95) * 1000 <= PAGE_P95_TARGET_MS,
+            }
+        export_plan = UserPlan(
+            username=names[0],
+            password=BENCH_PASSWORD,
+            paths=(EXPORT.format(site=sites[0]),),
+        )
+        missing = await _missing_page(base_url, export_plan)
+        if missing is not None:
+            results["export"] = {"measured": False, "why": missing}
+        else:
+            async with RssSampler() as rss:
+                lines, size, seconds = await in_client_process(
+                    _export_process, base_url, export_plan
+                )
+            results["export"] = {
+                "measured": True,
+                "rows": lines - 1,
+                "bytes": size,
+                "seconds": seconds,
+                "rss_before_mib": rss.before / 2**20,
+                "rss_peak_mib": rss.peak / 2**20,
+                "rss_growth_mib": (rss.peak - rss.before) / 2**20,
+            }
+    finally:
+        await runner.cleanup()
+    return results
 
 
 # --------------------------------------------------------------------------- run
@@ -522,11 +628,7 @@ async def run(root: Path, options: Options) -> dict[str, Any]:
             "seconds": generated.seconds,
             "rows_per_s": generated.rows_per_s,
         }
-        why = hub_web_available()
-        if why is None:
-            why = "the page, export and hub live-feed harness is not wired to central.web yet"
-        results["pages"] = {"measured": False, "why": why}
-        results["export"] = {"measured": False, "why": why}
+        results.update(await measure_hub(pool, options, generated.sites))
     feed = await lane_display_latency(root / "site", scans_per_lane=options.feed_scans_per_lane)
     results["lane_display_feed"] = {
         "events": feed.events,
@@ -549,10 +651,40 @@ def report(results: dict[str, Any]) -> None:
         [["COPY scans", generate["rows"], generate["seconds"], generate["rows_per_s"]]],
     )
     rows: list[list[object]] = []
-    for name in ("pages", "export"):
-        part = results[name]
-        if not part.get("measured"):
-            rows.append([name, "not measured", part["why"]])
+    pages = results["pages"]
+    if pages.get("measured"):
+        for path, page in pages["per_page"].items():
+            rows.append(
+                [
+                    f"page {path}",
+                    f"p50 {page['p50_ms']:.1f} ms, p95 {page['p95_ms']:.1f} ms",
+                    f"{page['requests']} requests",
+                ]
+            )
+        verdict = "meets" if pages["meets_target"] else "MISSES"
+        rows.append(
+            [
+                f"all pages, {pages['users']} users",
+                f"p50 {pages['p50_ms']:.1f} ms, p95 {pages['p95_ms']:.1f} ms",
+                f"target p95 <= {pages['target_p95_ms']:.0f} ms: {verdict}",
+            ]
+        )
+    else:
+        rows.append(["pages", "not measured", pages["why"]])
+    export = results["export"]
+    if export.get("measured"):
+        rows.append(
+            [
+                "CSV export (streamed)",
+                f"{export['rows']:,} rows in {export['seconds']:.1f} s",
+                (
+                    f"RSS {export['rss_before_mib']:.0f} -> peak "
+                    f"{export['rss_peak_mib']:.0f} MiB (+{export['rss_growth_mib']:.1f})"
+                ),
+            ]
+        )
+    else:
+        rows.append(["CSV export", "not measured", export["why"]])
     feed = results["lane_display_feed"]
     rows.append(
         [
@@ -608,7 +740,7 @@ __all__ = [
     "Generated",
     "Options",
     "RssSampler",
-    "WebTarget",
+    "UserPlan",
     "generate_scans",
     "in_client_process",
     "lane_display_latency",

@@ -18,6 +18,12 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
 
+# The hub's pages need the test PostgreSQL: the same session server and per-test database as
+# tests/central (a second definition here; pytest runs one per directory that uses it).
+from tests.central.conftest import db_dsn, db_pool, pg_server
+
+__all__ = ["db_dsn", "db_pool", "pg_server"]
+
 CHROMIUM = os.environ.get("SUISHEN_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 CHROMIUM_ARGS = [
