@@ -21,6 +21,7 @@ Other branches add one line to ``VIEW_MODULES`` (and ``CONTEXTS``, ``NAV``) each
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import importlib
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -39,7 +40,7 @@ from suishen.central.config import HubConfig, WebListenerSection
 from suishen.central.db import DB_POOL, database_ctx
 from suishen.central.errors import HubError, error_response
 from suishen.central.store.users import DEFAULT_HASHER
-from suishen.central.web import i18n
+from suishen.central.web import feed, i18n
 from suishen.protocol.vocabulary import Role
 
 # aiohttp-jinja2 keeps its per-request context under a string request key; only its warning.
@@ -52,9 +53,12 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # forms and CSV imports
 
-VIEW_MODULES: tuple[str, ...] = ("suishen.central.web.auth_views",)
+VIEW_MODULES: tuple[str, ...] = (
+    "suishen.central.web.auth_views",
+    "suishen.central.web.site_views",
+)
 
-CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = ()
+CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (feed.feed_ctx,)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,7 +71,7 @@ class NavItem:
 
 
 ALL_ROLES = frozenset(Role)
-NAV: tuple[NavItem, ...] = ()
+NAV: tuple[NavItem, ...] = (NavItem(label="Sites", href="/site", roles=ALL_ROLES),)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -150,6 +154,22 @@ def _static(path: str) -> str:
     return "/static/" + path
 
 
+def _localtime(value: dt.datetime | None, zone: dt.tzinfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A stored instant as local wall time of ``zone`` ('' for None)."""
+    return "" if value is None else value.astimezone(zone).strftime(fmt)
+
+
+def _age(value: dt.datetime | None, now: dt.datetime) -> str:
+    """How long ago, compactly: 42s, 5m, 3h, 2d ('-' for None)."""
+    if value is None:
+        return "-"
+    seconds = max(0, int((now - value).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def setup_templates(app: web.Application) -> jinja2.Environment:
     env = aiohttp_jinja2.setup(
         app,
@@ -160,6 +180,8 @@ def setup_templates(app: web.Application) -> jinja2.Environment:
     )
     env.globals["_"] = jinja2.pass_context(_gettext)
     env.globals["static"] = _static
+    env.filters["localtime"] = _localtime
+    env.filters["age"] = _age
     return env
 
 
@@ -198,6 +220,8 @@ def web_app(*, pool: asyncpg.Pool | None, config: HubConfig) -> web.Application:
 
         app.cleanup_ctx.append(database_ctx(database_settings(config)))
     app.cleanup_ctx.extend(CONTEXTS)
+    app[feed.MAX_STREAMS] = config.web_listener.live_feed_max_streams
+    app.on_shutdown.append(feed.close_streams)  # before aiohttp waits for open streams
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static/", STATIC_DIR, name="static")
     for name in VIEW_MODULES:
