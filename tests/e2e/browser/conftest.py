@@ -62,10 +62,10 @@ class WatchedPage:
         spoken: list[dict[str, str]] = await self.page.evaluate("window.__utterances")
         return spoken
 
-    async def screenshot(self, name: str) -> Path:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / name
-        await self.page.screenshot(path=str(path))
+    async def screenshot(self, name: str, *, full_page: bool = False) -> Path:
+        """Save docs/screenshots/<name> (the directory can be moved with SUISHEN_SCREENSHOTS)."""
+        path = Path(os.environ.get("SUISHEN_SCREENSHOTS", SCREENSHOTS)) / name  # made if missing
+        await self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
 
