@@ -10,9 +10,11 @@ from pathlib import Path
 import asyncpg
 from bench.web import (
     SITES,
+    Options,
     RssSampler,
     generate_scans,
     lane_display_latency,
+    measure_hub,
     percentile,
     scan_rows,
     site_ids,
@@ -20,8 +22,9 @@ from bench.web import (
 
 
 async def test_generator_copies_scans_over_days_and_sites(db_pool: asyncpg.Pool) -> None:
-    """2000 generated scans land in three days' partitions over every site, each site's seq
-    numbering its rows in time order, denials carrying a reason, masked names only."""
+    """2000 generated scans land in three days' partitions over every site (a tenth at the
+    first), each site's seq numbering its rows in time order, denials with a reason, masked
+    names only."""
     now = dt.datetime.now(dt.UTC)
     generated = await generate_scans(db_pool, rows=2000, days=3, now=now, persons=50)
     assert generated.rows == 2000 and len(generated.sites) == SITES
@@ -29,7 +32,9 @@ async def test_generator_copies_scans_over_days_and_sites(db_pool: asyncpg.Pool)
         assert await con.fetchval("SELECT count(*) FROM scans") == 2000
         per_site = await con.fetch("SELECT site_id, count(*) AS n FROM scans GROUP BY site_id")
         assert {r["site_id"] for r in per_site} == set(site_ids())
-        assert {r["n"] for r in per_site} == {2000 // SITES}
+        counts = {r["site_id"]: r["n"] for r in per_site}
+        assert counts.pop(site_ids()[0]) == 200  # the big site: a tenth (its export)
+        assert sum(counts.values()) == 1800 and min(counts.values()) > 0
         days = await con.fetchval("SELECT count(DISTINCT tableoid) FROM scans")
         assert days >= 3
         ordered = await con.fetchval(
@@ -71,6 +76,7 @@ async def test_lane_display_feed_latency_is_measured(tmp_path: Path) -> None:
     """The live-feed harness: 2 lanes x 2 tablets x 3 scans, every event seen, latencies
     positive and under a second on loopback."""
     feed = await lane_display_latency(tmp_path, lanes=2, tablets_per_lane=2, scans_per_lane=3)
+    assert feed.scans == 6 and feed.decided == 6  # one person at a time: none was lane_busy
     assert feed.events == feed.expected == 12
     assert all(0 < s < 1 for s in feed.latencies_s)
 
@@ -83,3 +89,24 @@ async def test_rss_sampler_sees_growth() -> None:
         await asyncio.sleep(0.01)
     assert sampler.peak - sampler.before >= 32 * 1024 * 1024
     del block
+
+
+async def test_hub_pages_export_and_live_feed_are_measured(
+    db_pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The hub part of the bench, tiny: two users load the dashboard and the scan log through
+    the real web UI (logged in through the form), the big site's CSV streams every one of its
+    rows, and a gateway's scans reach two dashboards' live feeds."""
+    generated = await generate_scans(db_pool, rows=400, days=2, persons=20)
+    options = Options(scale=400 / 10_000_000, days=2, users=2, rounds=1, feed_scans_per_lane=2)
+    results = await measure_hub(db_pool, tmp_path, options, generated.sites)
+    pages = results["pages"]
+    assert pages["measured"], pages
+    assert set(pages["per_page"]) == {"/site/{site}", "/site/{site}/scans"}
+    assert all(page["requests"] == 2 for page in pages["per_page"].values())
+    export = results["export"]
+    assert export["measured"], export
+    assert export["rows"] == 40  # the first site holds a tenth of the rows
+    feed = results["hub_live_feed"]
+    assert feed["events"] == feed["expected"] == 4
+    assert 0 < feed["p99_s"] < 5
