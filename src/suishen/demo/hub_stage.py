@@ -20,13 +20,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from suishen.central.db import DatabaseSettings, open_dsn
 from suishen.central.keys import HubKeyFiles, init_keys
+from suishen.demo import web_stage
 from suishen.demo.simsite import LaneSpec, SimSite
+from suishen.demo.web_stage import WebStage
 from suishen.gateway.config import load_config
 from suishen.gateway.records import Direction, SiteKind
 from suishen.gateway.service import GatewayService
@@ -53,6 +55,7 @@ class HubDemoResult:
     stopped_at_door: tuple[str, str | None]  # (verdict, reason) of the watchlisted visitor
     alerts_received: int
     trust_version: int
+    web: WebStage | None = None
 
 
 def _free_port() -> int:
@@ -68,11 +71,12 @@ def _suishen(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _hub_config(root: Path, port: int) -> Path:
+def _hub_config(root: Path, port: int, web_port: int) -> Path:
     path = root / "hub.toml"
     path.write_text(
         '[hub]\nstate_dir = "hub-state"\nlog_level = "warning"\n\n'
-        f'[gateway_listener]\nhost = "127.0.0.1"\nport = {port}\npki_dir = "pki"\n',
+        f'[gateway_listener]\nhost = "127.0.0.1"\nport = {port}\npki_dir = "pki"\n\n'
+        f'[web_listener]\nhost = "127.0.0.1"\nport = {web_port}\n',
         encoding="utf-8",
     )
     return path
@@ -101,11 +105,18 @@ def _prepare(root: Path) -> tuple[pki.PkiLayout, HubKeyFiles, int]:
     return layout, init_keys(root / "hub-state"), _free_port()
 
 
-async def run_hub_demo(root: Path) -> HubDemoResult:
+async def run_hub_demo(
+    root: Path, *, on_web: Callable[[WebStage], Awaitable[None]] | None = None
+) -> HubDemoResult:
+    """Stage 3; then (stage 4) the hub's web UI over the demo's data: one user per role is
+    made, each logs in and opens the site's dashboard, and ``on_web`` (e.g. wait for Ctrl-C)
+    is awaited while the hub still serves."""
     layout, keys, port = _prepare(root)
+    web_port = _free_port()
     ready = root / "hub.ready"
+    config = _hub_config(root, port, web_port)
     hub = subprocess.Popen(  # noqa: ASYNC220, S603 - our own hub, waited on below
-        [sys.executable, "-m", "suishen", "hub", "run", "--config", str(_hub_config(root, port)),
+        [sys.executable, "-m", "suishen", "hub", "run", "--config", str(config),
          "--ready-file", str(ready)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -117,7 +128,12 @@ async def run_hub_demo(root: Path) -> HubDemoResult:
             "--kind", "building", "--pki", str(layout.root), "--state", state,
         )  # fmt: skip
         public_keys = (keys.bundle_public.read_bytes(), keys.seal_public.read_bytes())
-        return await _site_with_hub(root, layout, public_keys, port)
+        result = await _site_with_hub(root, layout, public_keys, port)
+        web = await web_stage.prepare(root / "hub-state", f"http://127.0.0.1:{web_port}")
+        result.web = web
+        if on_web is not None:
+            await on_web(web)
+        return result
     finally:
         hub.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -242,8 +258,16 @@ def print_hub_result(result: HubDemoResult) -> None:
     )
 
 
-def main(root: Path) -> HubDemoResult:
+def main(root: Path, *, wait: bool = False) -> HubDemoResult:
+    """Stages 3 and 4; with ``wait`` the web UI stays up until Ctrl-C."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    result = asyncio.run(run_hub_demo(root))
+
+    async def on_web(stage: WebStage) -> None:
+        if wait:
+            await web_stage.wait_for_ctrl_c(stage)
+
+    result = asyncio.run(run_hub_demo(root, on_web=on_web))
     print_hub_result(result)
+    if result.web is not None and not wait:
+        web_stage.print_web(result.web)
     return result

@@ -4,7 +4,8 @@ Stage 1 (codes): make two issuers (ES256 and EdDSA), a trust file, and a handful
 person might show at a door — fresh, expired, not yet valid, tampered, from an untrusted issuer,
 garbage — then verify each offline and print the verdicts with their reason codes.
 
-Stage 3 (the hub): see suishen.demo.hub_stage.
+Stage 3 (the hub): see suishen.demo.hub_stage.  Stage 4 (its web UI, one login per role, up
+until Ctrl-C unless --no-wait): see suishen.demo.web_stage.
 
 Stage 2 (a site): simulated QR scanners on pty pairs and Modbus turnstiles on loopback TCP,
 wired to a real gateway (lanes, policy, journal, local HTTP). People scan at the door; the
@@ -26,7 +27,7 @@ from pathlib import Path
 import aiohttp
 import cbor2
 
-from suishen.demo import hub_stage
+from suishen.demo import hub_stage, web_stage
 from suishen.demo.issuer import IssuerKey, build_trust_file, generate_issuer
 from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.gateway.config import load_config
@@ -199,7 +200,7 @@ def print_site_rows(rows: list[dict[str, object]], status: dict[str, object]) ->
     )
 
 
-def main(state_dir: Path | None = None) -> int:
+def main(state_dir: Path | None = None, *, no_wait: bool = False) -> int:
     configure_logs("error")  # the demo prints its own story; errors still show
     with tempfile.TemporaryDirectory(prefix="suishen-demo-") as tmp:
         root = Path(tmp) if state_dir is None else state_dir
@@ -217,5 +218,5 @@ def main(state_dir: Path | None = None) -> int:
             "over mutual TLS\nand long-polls signed lists; the hub puts a visitor on the "
             "watchlist\n"
         )
-        hub_stage.main(root / "hub")
+        hub_stage.main(root / "hub", wait=web_stage.should_wait(no_wait))
     return 0

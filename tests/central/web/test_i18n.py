@@ -45,3 +45,15 @@ def test_catalogs_merge_every_area_file(tmp_path: Path) -> None:
     catalogs = i18n.load_catalogs(tmp_path)
     assert dict(catalogs["zh"]) == {"One": "一", "Two": "二"}
     assert dict(catalogs["en"]) == {}
+
+
+def test_vocabulary_shown_on_pages_is_translated() -> None:
+    """Values pages show through _(value) (verdicts, reasons, directions, site kinds, lists)
+    have zh translations too: the template extractor cannot see them."""
+    from suishen.protocol.reasons import Reason  # noqa: PLC0415
+    from suishen.protocol.vocabulary import BundleKind, Direction, Role, SiteKind, Verdict  # noqa: PLC0415
+
+    zh = i18n.load_catalogs()["zh"]
+    values = {m.value for enum in (Reason, Verdict, Direction, SiteKind, BundleKind, Role)
+              for m in enum}  # fmt: skip
+    assert sorted(v for v in values if v not in zh) == []
