@@ -1,5 +1,5 @@
 """protocol.alert_loop: the closed loop received -> ... -> closed as a transition table,
-checked over every (state, action) pair (not wired to the hub yet)."""
+checked over every (state, action) pair (the hub's central/alerts/ walks this table)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ LOOP = [
 PAIRS = list(itertools.product(LoopState, AlertAction))
 
 
-def test_the_loop_states_are_the_vocabulary_steps_then_closed() -> None:
-    """The first five states are AlertStep's values in order (what the hub stores)."""
-    assert [s.value for s in LoopState] == [*(s.value for s in AlertStep), "closed"]
+def test_the_loop_states_are_the_vocabulary_steps() -> None:
+    """The states are AlertStep's values in order, ending in closed (what the hub stores)."""
+    assert [s.value for s in LoopState] == [s.value for s in AlertStep]
+    assert list(AlertStep)[-1] is AlertStep.CLOSED
     assert set(TRANSITIONS) == set(LoopState)
 
 

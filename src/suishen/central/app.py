@@ -10,7 +10,9 @@ Typed state in ``web.AppKey``s; paired setup/teardown in ``app.cleanup_ctx``, in
 3. the gateway registry (central/store/gateways.py: each gateway's pinned certificate and enabled
    flag, cached, invalidated by LISTEN/NOTIFY so a revocation holds on the next request);
 4. the bundle service (LISTEN/NOTIFY on bundle versions, signed-bundle cache); on shutdown it
-   wakes every long-poller so they answer at once.
+   wakes every long-poller so they answer at once;
+5. given ``alerts`` (``run_hub`` passes the config's ``[alerts]``): the configured deadlines
+   written to the database, the webhook sender and the reminder pass (central/alerts/sender.py).
 
 ``run_hub(config, ready_file=...)`` serves it on ``gateway_listener.host:port`` with the
 mutual-TLS context of ``sync.pki.hub_ssl_context`` and stops cleanly on SIGTERM / SIGINT.
@@ -43,6 +45,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central import partitions
+from suishen.central.alerts.sender import alerts_ctx
+from suishen.central.alerts.settings import AlertsSection
 from suishen.central.bundle_service import BundleService
 from suishen.central.config import HubConfig
 from suishen.central.db import (
@@ -154,6 +158,7 @@ def gateway_app(
     bundle_poll_s: float = 5.0,
     gateway_cache_ttl_s: float = 30.0,
     limits: ListenerLimits | None = None,
+    alerts: AlertsSection | None = None,
 ) -> web.Application:
     """The gateway listener's app, on the configured database or on ``pool`` (not closed)."""
     if (database is None) == (pool is None):
@@ -177,6 +182,8 @@ def gateway_app(
     )
     app.cleanup_ctx.append(_gateways_ctx(gateway_cache_ttl_s))
     app.cleanup_ctx.append(_bundles_ctx(bundle_key, bundle_poll_s))
+    if alerts is not None:  # the webhook sender and reminders (central/alerts/sender.py)
+        app.cleanup_ctx.append(alerts_ctx(alerts))
     app.on_shutdown.append(_wake_long_polls)
     add_routes(app)
     return app
@@ -285,6 +292,7 @@ async def run_hub(config: HubConfig, *, ready_file: Path | None = None) -> None:
                     body_timeout_s=listener.body_timeout_s,
                     max_connections_per_gateway=listener.max_connections_per_gateway,
                 ),
+                alerts=config.alerts,
             )
             await _serve_until(stop, config, pool, app, ssl_context, ready_file, web_app)
     finally:

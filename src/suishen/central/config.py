@@ -11,6 +11,7 @@ is reported at once with its key path::
     [gateway_listener]  host, port, pki_dir (ca.pem, hub.pem, hub.key): the mutual-TLS listener
     [web_listener]      enabled, host, port, sessions and login throttling: the web UI
     [retention]         days of scans/passages/visits/stays, partitions ahead, kept records
+    [alerts]            the alert loop: deadlines per route and step, reminders, webhooks
 
 ``settings_markdown()`` lists every setting with its type, default and help: the text of
 deploy/config/HUB_SETTINGS.md (a test keeps it current).
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from suishen import settings
+from suishen.central.alerts.settings import AlertsSection
 from suishen.settings import ConfigError, SettingError, load_file, load_tree, optional, setting
 
 __all__ = [
@@ -158,6 +160,7 @@ class HubConfig:
         "the web listener (pages, live feeds)", factory=WebListenerSection
     )
     retention: RetentionSection = setting("retention", factory=RetentionSection)
+    alerts: AlertsSection = setting("the alert loop", factory=AlertsSection)
 
 
 def parse_config(document: Mapping[str, Any], *, base: Path) -> HubConfig:

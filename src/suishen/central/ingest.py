@@ -58,6 +58,7 @@ from typing import Any, Final
 import asyncpg
 import structlog
 
+from suishen.central.alerts.loop import on_received
 from suishen.central.connection import Connection
 from suishen.central.errors import Forbidden, HubError, Unavailable
 from suishen.central.partitions import PartitionPolicy, ensure_partitions_for, partition_name
@@ -325,6 +326,7 @@ async def _insert_alerts(con: Connection, gateway_id: str, alerts: list[tuple[An
             [r["accept_by"] for r in stored],
             f"gateway:{gateway_id}",
         )
+        await on_received(con, [r["alert_id"] for r in stored])  # deadlines, webhook queued
     return len(stored)
 
 

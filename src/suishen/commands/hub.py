@@ -64,6 +64,9 @@ def register(sub: Any) -> None:
     _add_trust(commands)
     _add_run(commands)
     hub_users.register(commands)
+    from suishen.commands import hub_alerts  # noqa: PLC0415 - it imports this module
+
+    hub_alerts.add_commands(commands)  # webhook set|list, alerts key-site
     add_settings_command(commands, config_module="suishen.central.config", what="hub config")
 
 

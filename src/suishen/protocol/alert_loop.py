@@ -1,4 +1,4 @@
-"""An alert's closed loop as a transition table (h11 _state.py style): pure, not wired yet.
+"""An alert's closed loop as ONE transition table (h11 _state.py style), pure.
 
 The district's loop 接报、受理、联动、处置、反馈 and its end (DESIGN §7)::
 
@@ -7,12 +7,11 @@ The district's loop 接报、受理、联动、处置、反馈 and its end (DESI
 
 Each step is taken once, in order; any other (state, action) pair is refused with
 TransitionError (an alert is never accepted twice, nor handled before it was dispatched, and a
-closed alert takes nothing). Who took a step, when, its note and the deadlines it sets are the
-caller's (central/alerts/), not the table's.
+closed alert takes nothing). Who took a step, when, its note, where a dispatch went and the
+deadlines it sets are the caller's (central/alerts/), not the table's.
 
-LoopState's first five values are protocol.vocabulary.AlertStep's (the hub's SQL CHECK holds
-those); "closed" is not in AlertStep yet: wiring this table to the hub adds it there and to
-the CHECK constraints in one migration.
+The states are protocol.vocabulary.AlertStep (LoopState is that enum): what the hub's
+alerts.state and alert_events.step hold (migration 0007 added 'closed' to both CHECKs).
 """
 
 from __future__ import annotations
@@ -22,17 +21,19 @@ from collections.abc import Mapping
 from typing import Final
 
 from suishen.protocol.errors import TransitionError
+from suishen.protocol.vocabulary import AlertStep
 
-__all__ = ["TRANSITIONS", "AlertAction", "LoopState", "next_state"]
+__all__ = [
+    "OPEN_STATES",
+    "TRANSITIONS",
+    "AlertAction",
+    "LoopState",
+    "allowed_actions",
+    "next_state",
+]
 
 
-class LoopState(enum.StrEnum):
-    RECEIVED = "received"  # 接报
-    ACCEPTED = "accepted"  # 受理
-    DISPATCHED = "dispatched"  # 联动
-    HANDLED = "handled"  # 处置
-    FED_BACK = "fed_back"  # 反馈
-    CLOSED = "closed"
+LoopState = AlertStep
 
 
 class AlertAction(enum.StrEnum):
@@ -59,3 +60,12 @@ def next_state(state: LoopState, action: AlertAction) -> LoopState:
         return TRANSITIONS[state][action]
     except KeyError:
         raise TransitionError(machine="alert_loop", state=str(state), event=str(action)) from None
+
+
+# States in which an alert still waits for a step (each has exactly one next action).
+OPEN_STATES: Final[frozenset[LoopState]] = frozenset(s for s, moves in TRANSITIONS.items() if moves)
+
+
+def allowed_actions(state: LoopState) -> tuple[AlertAction, ...]:
+    """The actions the table allows from ``state`` (none once closed)."""
+    return tuple(TRANSITIONS[state])

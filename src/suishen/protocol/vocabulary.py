@@ -84,7 +84,8 @@ class WatchLevel(enum.StrEnum):
 
 class AlertRoute(enum.StrEnum):
     POLICE = "police"
-    STAFF = "staff"  # site staff / city operations (non-police handlers)
+    STAFF = "staff"  # site staff (a non-police handler)
+    CITY_OPS = "city_ops"  # city operations (a non-police handler; an alert is dispatched there)
 
 
 class AlertKind(enum.StrEnum):
@@ -102,13 +103,14 @@ class PassageOutcomeKind(enum.StrEnum):
 
 
 class AlertStep(enum.StrEnum):
-    """The steps of an alert's closed loop (接报、受理、联动、处置、反馈), in order."""
+    """The steps of an alert's closed loop (接报、受理、联动、处置、反馈) and its end, in order."""
 
-    RECEIVED = "received"
-    ACCEPTED = "accepted"
-    DISPATCHED = "dispatched"
-    HANDLED = "handled"
-    FED_BACK = "fed_back"
+    RECEIVED = "received"  # 接报
+    ACCEPTED = "accepted"  # 受理
+    DISPATCHED = "dispatched"  # 联动
+    HANDLED = "handled"  # 处置
+    FED_BACK = "fed_back"  # 反馈
+    CLOSED = "closed"
 
 
 class BundleKind(enum.StrEnum):

@@ -56,6 +56,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024  # forms and CSV imports
 VIEW_MODULES: tuple[str, ...] = (
     "suishen.central.web.auth_views",
     "suishen.central.web.site_views",
+    "suishen.central.web.views.alerts",
 )
 
 CONTEXTS: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (feed.feed_ctx,)
@@ -71,7 +72,10 @@ class NavItem:
 
 
 ALL_ROLES = frozenset(Role)
-NAV: tuple[NavItem, ...] = (NavItem(label="Sites", href="/site", roles=ALL_ROLES),)
+NAV: tuple[NavItem, ...] = (
+    NavItem(label="Sites", href="/site", roles=ALL_ROLES),
+    NavItem(label="Alerts", href="/alerts", roles=frozenset(ALL_ROLES - {Role.TENANT})),
+)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
