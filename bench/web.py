@@ -226,7 +226,7 @@ async def generate_scans(
         for _ in writers:
             await chunks.put(None)
     async with pool.acquire() as con:
-        await con.execute("ANALYZE scans")
+        await con.execute("ANALYZE scans", timeout=3600)  # minutes at 10M rows on a busy machine
     seconds = time.perf_counter() - started
     return Generated(rows=rows, sites=ids, first_ts=start, last_ts=now, seconds=seconds)
 
@@ -565,10 +565,12 @@ async def site_uploading(
     *,
     lanes: Sequence[Any] | None = None,
     batch_interval_s: float = 0.2,
+    alerts: Any = None,
 ) -> AsyncIterator[UploadingSite]:
     """The hub's gateway listener (``gateway_app`` on ``pool``, mutual TLS under a fresh
-    deployment CA) and a SimSite gateway (pty scanners, Modbus turnstile simulators) whose
-    [hub] section points at it; the site and its gateway are registered at the hub."""
+    deployment CA; with ``alerts``, an AlertsSection, also the webhook sender) and a SimSite
+    gateway (pty scanners, Modbus turnstile simulators) whose [hub] section points at it; the
+    site and its gateway are registered at the hub."""
     from suishen.central.app import gateway_app, serve  # noqa: PLC0415 - hub extra
     from suishen.demo.simsite import LaneSpec, SimSite  # noqa: PLC0415 - devices extra
     from suishen.gateway.config import load_config  # noqa: PLC0415
@@ -601,7 +603,7 @@ async def site_uploading(
     )
     try:
         # The site's own bundle key signs what the hub serves it (the key its gateway pins).
-        app = gateway_app(bundle_key=site.bundle_key, pool=pool, bundle_poll_s=0.5)
+        app = gateway_app(bundle_key=site.bundle_key, pool=pool, bundle_poll_s=0.5, alerts=alerts)
         runner, port = await serve(app, "127.0.0.1", 0, pki.hub_ssl_context_for(layout))
         try:
             site.write_config(
