@@ -15,14 +15,28 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
 
 # The hub's pages need the test PostgreSQL: the same session server and per-test database as
 # tests/central (a second definition here; pytest runs one per directory that uses it).
-from tests.central.conftest import db_dsn, db_pool, pg_server
+from suishen.central.db import init_connection
+from tests.central.conftest import db_dsn, pg_server
 
-__all__ = ["db_dsn", "db_pool", "pg_server"]
+__all__ = ["db_dsn", "pg_server"]
+
+
+@pytest.fixture
+async def db_pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool big enough for a whole hub in one process: the live feed and the webhook sender
+    each hold a listening connection, the bundle service another, beside ingest and pages."""
+    pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=12, init=init_connection)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
 
 CHROMIUM = os.environ.get("SUISHEN_CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
