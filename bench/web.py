@@ -66,6 +66,10 @@ COPY_CONNECTIONS = 2
 PERSONS = 200_000  # distinct people the generated scans name
 PAGE_P95_TARGET_MS = 150.0
 FEED_P99_TARGET_S = 1.0
+# The wire's scan columns, then received_at (else every generated row would look just received,
+# which no real hub's table does: the live feed and health queries select on it).
+COPY_COLUMNS = (*SCAN_COLUMNS, "received_at")
+UPLOAD_DELAY = dt.timedelta(seconds=0.4)
 SITE_KINDS = ("building", "construction", "hotel", "venue")
 DENY_REASONS = (
     "status_red",
@@ -114,7 +118,7 @@ def _persons(count: int) -> list[tuple[str, str, str]]:
 def scan_rows(
     *, rows: int, sites: Sequence[str], start: dt.datetime, end: dt.datetime, persons: int
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """The generated scans in SCAN_COLUMNS order, CHUNK_ROWS per list, in time order.
+    """The generated scans in COPY_COLUMNS order, CHUNK_ROWS per list, in time order.
 
     Every tenth row is at the first site, the others go round the rest; each site's one
     gateway numbers its rows 1, 2, 3, ... in time order, as a journal does."""
@@ -133,12 +137,13 @@ def scan_rows(
         seqs[s] += 1
         lane = seqs[s] % LANES_PER_SITE
         key, name, number = people[(k * 7919) % len(people)]
+        ts = start + dt.timedelta(seconds=k * step)
         denied = k % 13 == 0  # ~7.7 % denied
         chunk.append(
             (
                 gateways[s],
                 seqs[s],
-                start + dt.timedelta(seconds=k * step),
+                ts,
                 sites[s],
                 lanes[lane],
                 "in" if lane % 2 == 0 else "out",
@@ -158,6 +163,7 @@ def scan_rows(
                 None,
                 None,
                 journals[s],
+                ts + UPLOAD_DELAY,  # received_at: the hub got it soon after (as ingest stamps)
             )
         )
         if len(chunk) >= CHUNK_ROWS:
@@ -216,7 +222,7 @@ async def generate_scans(
     async def writer() -> None:
         async with pool.acquire() as con:
             while (chunk := await chunks.get()) is not None:
-                await con.copy_records_to_table("scans", records=chunk, columns=SCAN_COLUMNS)
+                await con.copy_records_to_table("scans", records=chunk, columns=COPY_COLUMNS)
 
     started = time.perf_counter()
     async with asyncio.TaskGroup() as group:

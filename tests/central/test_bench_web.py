@@ -110,3 +110,13 @@ async def test_hub_pages_export_and_live_feed_are_measured(
     feed = results["hub_live_feed"]
     assert feed["events"] == feed["expected"] == 4
     assert 0 < feed["p99_s"] < 5
+
+
+async def test_generated_rows_were_received_soon_after_they_were_made(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """received_at follows ts by the upload delay, as ingest stamps real rows (else all 10M
+    rows would look just received to the live feed and the health queries)."""
+    await generate_scans(db_pool, rows=200, days=2, persons=10)
+    delays = await db_pool.fetch("SELECT DISTINCT received_at - ts AS d FROM scans")
+    assert [r["d"] for r in delays] == [dt.timedelta(seconds=0.4)]
