@@ -6,7 +6,14 @@ import importlib
 import os
 import sys
 
-BENCHMARKS = ("bench.verify", "bench.cli", "bench.devices", "bench.gateway", "bench.ingest")
+BENCHMARKS = (
+    "bench.verify",
+    "bench.cli",
+    "bench.devices",
+    "bench.gateway",
+    "bench.ingest",
+    "bench.web",
+)
 
 
 def main() -> int:

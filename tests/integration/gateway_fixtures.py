@@ -275,13 +275,17 @@ async def running_gateway(
     kind: SiteKind = SiteKind.BUILDING,
     lanes: list[LaneSpec] | None = None,
     rules_toml: str = "",
+    extra_toml: str = "",
     before_start: Callable[[RunningGateway], None] | None = None,
     edit_config: Callable[[str], str] | None = None,
 ) -> AsyncIterator[RunningGateway]:
     """A SimSite and a GatewayService running against it, every device connected.
-    `before_start` runs before the gateway starts (e.g. to write last-known-good bundles);
-    `edit_config` rewrites the config text first (settings SimSite does not write)."""
-    site = await SimSite.create(root, kind=kind, lanes=lanes, rules_toml=rules_toml)
+    `extra_toml` is appended to its config (e.g. a [display] section); `before_start` runs
+    before the gateway starts (e.g. to write last-known-good bundles); `edit_config` rewrites
+    the config text first (settings SimSite does not write)."""
+    site = await SimSite.create(
+        root, kind=kind, lanes=lanes, rules_toml=rules_toml, extra_toml=extra_toml
+    )
     if edit_config is not None:
         text = site.config_path.read_text(encoding="utf-8")
         site.config_path.write_text(edit_config(text), encoding="utf-8")

@@ -1,4 +1,5 @@
-"""The gateway's local HTTP listener (loopback by default): /health, /status, /metrics.
+"""The gateway's local HTTP listener (loopback by default): /health, /status, /metrics; and
+``start_listener``, which also serves the lane display (gateway/display_http.py) when enabled.
 
 The handlers only read: the daemon hands in a StatusSource; nothing here touches devices or
 the journal directly.
@@ -53,8 +54,17 @@ def make_app(source: StatusSource) -> web.Application:
 
 
 async def start_http(source: StatusSource, host: str, port: int) -> web.AppRunner:
-    """Start the listener; returns the runner (await runner.cleanup() to stop)."""
-    runner = web.AppRunner(make_app(source), access_log=None)
+    """Start the status listener; returns the runner (await runner.cleanup() to stop)."""
+    return await start_listener(make_app(source), host, port)
+
+
+async def start_listener(
+    app: web.Application, host: str, port: int, *, shutdown_timeout_s: float = 2.0
+) -> web.AppRunner:
+    """Serve ``app`` (the status listener, or the lane display's: gateway/display_http.py);
+    returns the runner (await runner.cleanup() to stop; requests still open after
+    ``shutdown_timeout_s`` are cancelled)."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

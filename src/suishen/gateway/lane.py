@@ -108,6 +108,7 @@ class Lane:
         journal: Journal,
         metrics: LaneMetrics,
         clock: Callable[[], float] = time.time,
+        on_decided: Callable[[ScanDecided, int], None] | None = None,
     ) -> None:
         self.setup = setup
         self.devices = devices
@@ -117,6 +118,9 @@ class Lane:
         self.metrics = metrics
         self.counters = LaneCounters()
         self._clock = clock
+        # Told of each journalled scan the person at the door sees a verdict for (the lane
+        # display); it must not block: it is called inline, and a fault in it is only logged.
+        self._on_decided = on_decided
         self._stopping = False
         self._busy = False
         self._task: asyncio.Task[None] | None = None
@@ -255,6 +259,7 @@ class Lane:
             return await self._fail_closed(record, raw, exc)
         latency_s = time.monotonic() - raw.received_mono
         allowed = record.decision.verdict is Verdict.ALLOW
+        self._tell(record, seq)
         if allowed:
             await self._open()
         self._show(Signal.allow() if allowed else Signal.deny())
@@ -439,6 +444,14 @@ class Lane:
         task = asyncio.create_task(show())
         self._indicator_tasks.add(task)
         task.add_done_callback(self._indicator_tasks.discard)
+
+    def _tell(self, record: ScanDecided, seq: int) -> None:
+        if self._on_decided is None:
+            return
+        try:
+            self._on_decided(record, seq)
+        except Exception as exc:  # noqa: BLE001 - a display never stops the lane
+            self._log.error("scan observer failed", **_fault(exc))
 
     def _device_error(self, device_id: str, exc: Exception) -> None:
         """Count every error; log a device "down" once, until it works again."""

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from aiohttp import web
 from cryptography import x509
 
 from suishen import __version__
@@ -33,8 +34,9 @@ from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import ConfigError, ConfigProblem, GatewayConfig, HubSettings
 from suishen.gateway.config.hours import site_hours
 from suishen.gateway.devices import DeviceSet, LaneEvent, build_devices
+from suishen.gateway.display import DisplayHub
 from suishen.gateway.health import DeviceHealth, ListHealth, assess, is_stale, iso
-from suishen.gateway.http import bound_port, start_http
+from suishen.gateway.http import bound_port, start_http, start_listener
 from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.lane import Lane, LaneMetrics, LaneSetup
 from suishen.gateway.lists import Lists
@@ -167,6 +169,13 @@ class GatewayService:
             )
         )
         self.registry.add(
+            CallbackCounter(
+                "suishen_display_events_dropped_total",
+                "lane display events a slow tablet lost (its queue was full); lanes never wait",
+                lambda: [((), self.display.dropped)] if self.display is not None else [],
+            )
+        )
+        self.registry.add(
             CallbackGauge(
                 "suishen_build_info",
                 "the running version (always 1)",
@@ -199,6 +208,8 @@ class GatewayService:
         self.devices: DeviceSet | None = None
         self.lanes: dict[str, Lane] = {}
         self.http_port: int | None = None
+        self.display: DisplayHub | None = None  # the lane display's feed, when [display] is on
+        self.display_port: int | None = None
         self._stop = asyncio.Event()
         self._ready = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
@@ -252,15 +263,14 @@ class GatewayService:
             )
             await self.devices.start()
             self._build_lanes(pepper)
-            try:
-                runner = await start_http(self, config.http.host, config.http.port)
-            except OSError as exc:
-                where = f"{config.http.host}:{config.http.port}"
-                raise ConfigError(
-                    [ConfigProblem("http.port", f"cannot listen on {where}: {exc.strerror}")]
-                ) from exc
-            self.http_port = bound_port(runner)
-            log.info("gateway up", lanes=len(self.lanes), http_port=self.http_port)
+            runner = await self._start_status_http()
+            display_runner = await self._start_display()
+            log.info(
+                "gateway up",
+                lanes=len(self.lanes),
+                http_port=self.http_port,
+                display_port=self.display_port,
+            )
             try:
                 self._ready.set()
                 async with asyncio.TaskGroup() as group:
@@ -272,6 +282,10 @@ class GatewayService:
                     if self.fetcher is not None:
                         group.create_task(self._keep_running("bundle fetcher", self.fetcher.run))
             finally:
+                if self.display is not None:
+                    self.display.close()  # ends every event stream, so cleanup is prompt
+                if display_runner is not None:
+                    await display_runner.cleanup()
                 await runner.cleanup()
                 for lane in self.lanes.values():
                     await lane.drain_indicators()
@@ -282,6 +296,33 @@ class GatewayService:
                 await asyncio.gather(*self._background, return_exceptions=True)
             await self.journal.close()
             log.info("gateway stopped", journal=self.journal.status().last_seq)
+
+    async def _start_status_http(self) -> web.AppRunner:
+        """/health, /status, /metrics; a port that cannot be bound is a ConfigError naming
+        http.port (one line for the operator, not a traceback)."""
+        host, port = self.config.http.host, self.config.http.port
+        try:
+            runner = await start_http(self, host, port)
+        except OSError as exc:
+            problem = f"cannot listen on {host}:{port}: {exc.strerror}"
+            raise ConfigError([ConfigProblem("http.port", problem)]) from exc
+        self.http_port = bound_port(runner)
+        return runner
+
+    async def _start_display(self) -> web.AppRunner | None:
+        """The lane display's listener, when enabled (it needs the 'web' extra: imported here
+        only, so a gateway without it runs while the display is off)."""
+        settings = self.config.display
+        if not settings.enabled or self.display is None:
+            return None
+        from suishen.gateway.display_http import make_display_app  # noqa: PLC0415 - lazy extra
+
+        app = make_display_app(
+            self.display, clear_after_s=settings.clear_after_s, speak=settings.speak
+        )
+        runner = await start_listener(app, settings.host, settings.port)
+        self.display_port = bound_port(runner)
+        return runner
 
     async def _close_sync(self, session: aiohttp.ClientSession | None) -> None:
         """The last best-effort upload (bounded), then close the hub session."""
@@ -326,6 +367,12 @@ class GatewayService:
             group: site_hours(profiles, name, calendar, tz)
             for group, name in config.hours.groups.items()
         }
+        if config.display.enabled:
+            self.display = DisplayHub(
+                frozenset(lane.id for lane in config.lanes),
+                queue_size=config.display.queue_events,
+            )
+        on_decided = self.display.publish if self.display is not None else None
         for lane in config.lanes:
             info = LaneInfo(
                 site_id=config.site.id,
@@ -361,6 +408,7 @@ class GatewayService:
                 state=self.state,
                 journal=self.journal,
                 metrics=self.lane_metrics,
+                on_decided=on_decided,
             )
 
     async def _supervise(self, lane: Lane) -> None:

@@ -3,7 +3,7 @@
 The generic loader (typed settings, help text, key-path errors, Markdown) is suishen.settings;
 this package holds the gateway's definitions, one module per part::
 
-    sections    gateway, site, lists, verify, privacy, http, hub, logging
+    sections    gateway, site, lists, verify, privacy, http, display, hub, logging
     hardware    lane devices by kind (serial/TCP/OSDP/UHPPOTE scanners, Modbus/UHPPOTE/OSDP
                 gates, indicators), [[uhppote]] controllers, [[osdp]] buses, [[lanes]]
     checks      id and env-name checks, key parsing, read_secret
@@ -42,6 +42,7 @@ from suishen.gateway.config.hardware import (
     UhppoteScannerSettings,
 )
 from suishen.gateway.config.sections import (
+    DisplaySettings,
     GatewaySection,
     HttpSettings,
     HubSettings,
@@ -73,6 +74,7 @@ __all__ = [
     "SETTINGS_INTRO",
     "ConfigError",
     "ConfigProblem",
+    "DisplaySettings",
     "FramingSettings",
     "GateSettings",
     "GatewayConfig",

@@ -1,5 +1,5 @@
 """The gateway's own sections: the gateway, its site, signed lists, verification, privacy,
-the status listener, the hub link and logging."""
+the status listener, the lane display, the hub link and logging."""
 
 # setting()/optional() wrap dataclasses.field: a Field, not a shared mutable default (RUF009).
 # ruff: noqa: RUF009
@@ -168,6 +168,30 @@ class HttpSettings:
         "address to listen on (keep it loopback unless a proxy fronts it)", "127.0.0.1"
     )
     port: int = setting("port to listen on (0: any free port)", 9180, ge=0, le=65535)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DisplaySettings:
+    """The lane display: a full-screen page per lane for a tablet at the door, showing and
+    speaking each verdict (GET /display/{lane_id}); its own listener, off by default. Needs the
+    'web' extra (aiohttp-sse) only when enabled."""
+
+    enabled: bool = setting("serve the lane display pages and their event streams", False)
+    host: str = setting(
+        "address the display listener binds (the tablets' network; loopback by default)",
+        "127.0.0.1",
+    )
+    port: int = setting("port of the display listener (0: any free port)", 9181, ge=0, le=65535)
+    clear_after_s: float = setting(
+        "seconds a verdict stays on the screen before the page returns to idle", 5.0, ge=1, le=60
+    )
+    speak: bool = setting("speak each verdict in Chinese (the browser's speech synthesis)", True)
+    queue_events: int = setting(
+        "events held per connected tablet; a slow tablet loses the oldest, never the lane's time",
+        8,
+        ge=1,
+        le=256,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,7 @@ from suishen.gateway.config.hardware import (
 )
 from suishen.gateway.config.hours import HoursSettings, TimeProfileSettings
 from suishen.gateway.config.sections import (
+    DisplaySettings,
     GatewaySection,
     HttpSettings,
     HubSettings,
@@ -59,6 +60,7 @@ class GatewayConfig:
     privacy: PrivacySettings = setting("person keys and identity sealing")
     journal: JournalConfig = setting("the local journal", factory=JournalConfig)
     http: HttpSettings = setting("the local status listener", factory=HttpSettings)
+    display: DisplaySettings = setting("the lane display (off by default)", factory=DisplaySettings)
     hub: HubSettings | None = optional("the hub (absent: offline)")
     logging: LoggingSettings = setting("logging", factory=LoggingSettings)
     time_profiles: dict[str, TimeProfileSettings] = setting(
@@ -117,6 +119,9 @@ def _cross_check(config: GatewayConfig) -> Iterator[tuple[str, str]]:
     for group, profile in config.hours.groups.items():
         if profile not in config.time_profiles:
             yield (f"hours.groups.{group}", f"no [time_profiles.{profile}]")
+    display = config.display
+    if display.enabled and display.port != 0 and display.port == config.http.port:
+        yield ("display.port", f"{display.port} is already the status listener's (http.port)")
     controllers = {c.id for c in config.uhppote}
     buses = {b.id: b for b in config.osdp}
     exclusive: dict[tuple[Any, ...], str] = {}  # a device end only one lane may own
