@@ -52,9 +52,10 @@ REASON_ZH: dict[str, str] = {
     Reason.FORMAT_NOT_ACCEPTED: "本场所不接受此类证件",
     Reason.LANE_BUSY: "通道忙，请重新扫码",
     Reason.INTERNAL_ERROR: "系统故障，请联系工作人员",
-    # Reasons other branches add to the vocabulary (DESIGN §3); shown once they exist.
-    "outside_hours": "不在通行时段",
-    "not_invited": "未受邀请",
+    Reason.GATE_DOWN: "闸机故障，请联系工作人员",
+    Reason.OUTSIDE_HOURS: "不在通行时段",
+    Reason.NOT_INVITED: "未受邀请",
+    # Not in the vocabulary yet (DESIGN §3): shown once it exists.
     "malformed_document": "证件号码无效",
 }
 REASON_ZH_FALLBACK = "未通过"
