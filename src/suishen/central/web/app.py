@@ -87,6 +87,7 @@ VIEW_MODULES += (
     "suishen.central.web.views.hotel",
     "suishen.central.web.views.construction",
     "suishen.central.web.views.analyst",
+    "suishen.central.web.views.reports",
 )
 NAV += (
     NavItem(label="Hotel", href="/hotel", roles=frozenset({Role.SITE_MANAGER, Role.ADMIN})),
