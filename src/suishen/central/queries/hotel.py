@@ -31,7 +31,13 @@ import asyncpg
 
 from suishen.central.connection import Connection
 from suishen.central.errors import BadRequest
-from suishen.central.queries.sitekind import SiteRef, check_site_id, require_site
+from suishen.central.queries.sitekind import (
+    SiteRef,
+    check_aware,
+    check_site_id,
+    now_or_database,
+    require_site,
+)
 from suishen.central.scope import Scope
 
 HOTEL: Final = "hotel"
@@ -39,12 +45,6 @@ DOMESTIC: Final = "CHN"
 REPORT_DEADLINE: Final = dt.timedelta(hours=24)
 MAX_LIST_DAYS: Final = 28
 MAX_GATEWAY_ID: Final = 64
-
-
-def _aware(now: dt.datetime | None) -> dt.datetime | None:
-    if now is not None and now.tzinfo is None:
-        raise BadRequest("a time must carry its time zone", field="now")
-    return now
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +86,7 @@ class HotelParams:
 
     def __post_init__(self) -> None:
         check_site_id(self.site_id)
-        _aware(self.now)
+        check_aware(self.now)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,7 +99,7 @@ class CheckinsParams:
 
     def __post_init__(self) -> None:
         check_site_id(self.site_id)
-        _aware(self.now)
+        check_aware(self.now)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,7 +112,7 @@ class ForeignGuestParams:
 
     def __post_init__(self) -> None:
         check_site_id(self.site_id)
-        _aware(self.now)
+        check_aware(self.now)
         if not 1 <= self.days <= MAX_LIST_DAYS:
             raise BadRequest(f"days must be 1 to {MAX_LIST_DAYS}", field="days")
 
@@ -214,17 +214,10 @@ def _stay(r: asyncpg.Record) -> StayRow:
     )
 
 
-async def _now(con: Connection, now: dt.datetime | None) -> dt.datetime:
-    if now is not None:
-        return now
-    value: dt.datetime = await con.fetchval("SELECT now()")
-    return value
-
-
 async def stays_now(con: Connection, scope: Scope, params: HotelParams) -> tuple[StayRow, ...]:
     """The guests in house at ``now``, by room (rooms unknown last) and check-in time."""
     await require_site(con, scope, params.site_id, HOTEL)
-    now = await _now(con, params.now)
+    now = await now_or_database(con, params.now)
     rows = await con.fetch(_STAYS_SQL, params.site_id, now, None, None, True, False)
     return tuple(_stay(r) for r in rows)
 
@@ -246,7 +239,7 @@ async def checkins_today(
 ) -> tuple[StayRow, ...]:
     """The stays checked in during the site's local day (already checked out or not)."""
     site = await require_site(con, scope, params.site_id, HOTEL)
-    now = await _now(con, params.now)
+    now = await now_or_database(con, params.now)
     start, end = site.day_bounds(params.day or site.local_day(now))
     rows = await con.fetch(_STAYS_SQL, params.site_id, now, start, end, False, False)
     stays = (_stay(r) for r in rows)
@@ -269,7 +262,7 @@ async def foreign_guests(
     """Foreign guests' stays: every one not yet reported, and those of the last ``days`` days;
     the most urgent first (overdue, then due by deadline, then reported, newest first)."""
     await require_site(con, scope, params.site_id, HOTEL)
-    now = await _now(con, params.now)
+    now = await now_or_database(con, params.now)
     since = now - dt.timedelta(days=params.days)
     rows = await con.fetch(_STAYS_SQL, params.site_id, now, since, None, False, True)
     found = []

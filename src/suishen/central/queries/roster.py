@@ -27,16 +27,16 @@ from typing import Final
 
 from suishen.central.connection import Connection
 from suishen.central.errors import BadRequest
-from suishen.central.queries.sitekind import check_site_id, require_site
+from suishen.central.queries.sitekind import (
+    check_aware,
+    check_site_id,
+    now_or_database,
+    require_site,
+)
 from suishen.central.scope import Scope
 
 CONSTRUCTION: Final = "construction"
 MAX_WINDOW_HOURS: Final = 72
-
-
-def _aware(now: dt.datetime | None) -> None:
-    if now is not None and now.tzinfo is None:
-        raise BadRequest("a time must carry its time zone", field="now")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +60,7 @@ class AttendanceParams:
 
     def __post_init__(self) -> None:
         check_site_id(self.site_id)
-        _aware(self.now)
+        check_aware(self.now)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +73,7 @@ class MusterParams:
 
     def __post_init__(self) -> None:
         check_site_id(self.site_id)
-        _aware(self.now)
+        check_aware(self.now)
         if not 1 <= self.window_hours <= MAX_WINDOW_HOURS:
             raise BadRequest(f"window_hours must be 1 to {MAX_WINDOW_HOURS}", field="window_hours")
 
@@ -212,19 +212,12 @@ _ATTENDANCE_SQL: Final = f"""
 """  # noqa: S608 - constant text
 
 
-async def _now(con: Connection, now: dt.datetime | None) -> dt.datetime:
-    if now is not None:
-        return now
-    value: dt.datetime = await con.fetchval("SELECT now()")
-    return value
-
-
 async def attendance(
     con: Connection, scope: Scope, params: AttendanceParams
 ) -> tuple[AttendanceRow, ...]:
     """Each current worker's day (and anyone else who came in), by employer, trade, name."""
     site = await require_site(con, scope, params.site_id, CONSTRUCTION)
-    now = await _now(con, params.now)
+    now = await now_or_database(con, params.now)
     start, end = site.day_bounds(params.day or site.local_day(now))
     until = min(now, end)
     if until < start:
@@ -255,7 +248,7 @@ _MUSTER_SQL: Final = f"""
 async def muster(con: Connection, scope: Scope, params: MusterParams) -> tuple[MusterRow, ...]:
     """Everyone on site now (module docstring), by employer, trade and name."""
     await require_site(con, scope, params.site_id, CONSTRUCTION)
-    now = await _now(con, params.now)
+    now = await now_or_database(con, params.now)
     since = now - dt.timedelta(hours=params.window_hours)
     rows = await con.fetch(_MUSTER_SQL, params.site_id, since, now)
     return tuple(MusterRow(**dict(r)) for r in rows)

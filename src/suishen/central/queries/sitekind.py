@@ -84,3 +84,17 @@ async def sites_of_kind(con: Connection, scope: Scope, kind: str) -> tuple[SiteR
     """The sites of ``kind`` in ``scope``, by id (the pages' site pickers)."""
     rows = await con.fetch(_SITES_OF_KIND_SQL, scope.sql_param(), kind)
     return tuple(SiteRef(**dict(row)) for row in rows)
+
+
+def check_aware(now: dt.datetime | None) -> None:
+    """A parameter time must carry its zone (BadRequest naming ``now`` otherwise)."""
+    if now is not None and now.tzinfo is None:
+        raise BadRequest("a time must carry its time zone", field="now")
+
+
+async def now_or_database(con: Connection, now: dt.datetime | None) -> dt.datetime:
+    """``now`` when given, else the database's clock."""
+    if now is not None:
+        return now
+    value: dt.datetime = await con.fetchval("SELECT now()")
+    return value
