@@ -333,7 +333,8 @@ class Lane:
         self.counters.failed_closed += 1
         gate = self.devices.gate
         assert gate is not None
-        self._log.warning("gate down: scan denied (failed closed)", device_id=gate.device_id)
+        # Logged once per outage, like a failed open (until the gate works again).
+        self._device_error(gate.device_id, GateDownError(gate.state.value))
         return replace(
             record,
             decision=Decision(
@@ -481,6 +482,10 @@ class Lane:
         reason = decision.reason.value if decision.reason else ""
         self.metrics.scans.inc(self.setup.lane_id, decision.verdict.value, reason)
         self.metrics.latency.observe(latency_s)
+
+
+class GateDownError(Exception):
+    """The lane's gate is not connected: an allowed scan failed closed (reason gate_down)."""
 
 
 def _fault(exc: BaseException) -> dict[str, str]:
