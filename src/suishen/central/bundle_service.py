@@ -18,10 +18,13 @@ Building.  ``get(kind, site_id)`` reads the version and the rows in one REPEATAB
 snapshot, builds the body (protocol/listbodies.py; trust: the trust file document), signs it
 (protocol/bundles.seal_bundle, the hub's Ed25519 bundle key) and caches the signed bytes per
 (kind, scope) until a newer version exists; a lock per (kind, scope) builds it once however many
-long-pollers wake together.  Expiry: every poll also tombstones the watchlist entries whose
-expiry has passed (``store.watchlist.expire_due``, a new version), so they leave the next
-bundle by themselves.  Scope: the roster is per site (a gateway gets its own site's
-workers only); trust and watchlist are the same for every gateway.
+long-pollers wake together.  The emergency kind is per site too, and its bundle carries the
+version of the site's newest command (the kind's version counts every site's commands), so a
+command for another site never re-sends this site's as new.  Expiry: every poll also
+tombstones the watchlist entries whose expiry has passed (``store.watchlist.expire_due``, a
+new version), so they leave the next bundle by themselves.  Scope: the roster and the
+emergency command are per site (a gateway gets its own site's); trust, watchlist and
+calendar are the same for every gateway.
 
 """
 
@@ -41,11 +44,12 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central.connection import Connection
-from suishen.central.store import watchlist
+from suishen.central.store import site_ops, watchlist
 from suishen.protocol.bundles import BUNDLE_KINDS, seal_bundle
 from suishen.protocol.listbodies import (
     RosterWorker,
     WatchlistRow,
+    emergency_body,
     roster_body,
     watchlist_body,
 )
@@ -53,6 +57,7 @@ from suishen.protocol.trust import TRUST_FILE_VERSION
 
 CHANNEL: Final = "suishen_bundles"
 MAX_WAIT_S: Final = 30.0
+PER_SITE: Final = frozenset({"roster", "emergency"})  # a gateway gets its own site's
 
 log = structlog.get_logger("suishen.central.bundle_service")
 
@@ -100,12 +105,19 @@ async def read_body(con: Connection, kind: str, site_id: str | None) -> Any:
             "SELECT entry::text AS entry FROM trust_keys WHERE removed_at IS NULL ORDER BY kid"
         )
         return {"version": TRUST_FILE_VERSION, "keys": [json.loads(r["entry"]) for r in rows]}
+    if kind == "calendar":
+        calendar = await site_ops.current_calendar(con)
+        return None if calendar is None else calendar.document
+    if kind == "emergency":
+        latest = await site_ops.latest_emergency(con, site_id)
+        return None if latest is None else emergency_body(latest[1])
     rows = await con.fetch(
-        "SELECT person_key, site_id, masked_name, card_number, valid_from, valid_until "
-        "FROM workers WHERE removed_at IS NULL AND site_id = $1 ORDER BY person_key",
+        "SELECT person_key, site_id, masked_name, card_number, valid_from, valid_until, "
+        "work_group FROM workers WHERE removed_at IS NULL AND site_id = $1 ORDER BY person_key",
         site_id,
     )
-    return roster_body(
+    profiles, groups = await _roster_hours(con, site_id)
+    workers = (
         (
             r["person_key"],
             RosterWorker(
@@ -114,10 +126,29 @@ async def read_body(con: Connection, kind: str, site_id: str | None) -> Any:
                 valid_to=_day_end(r["valid_until"]),
                 name_mask=r["masked_name"],
                 card=r["card_number"],
+                group=r["work_group"],
             ),
         )
         for r in rows
     )
+    return roster_body(workers, time_profiles=profiles, groups=groups)
+
+
+async def _roster_hours(
+    con: Connection, site_id: str | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The site's time profiles and roster group -> profile (`suishen hub site hours`)."""
+    return await site_ops.site_hours(con, site_id)
+
+
+async def _body_version(con: Connection, kind: str, site_id: str | None, version: int) -> int:
+    """The version a bundle of ``kind`` carries: the kind's, except for the emergency kind,
+    whose version is that of the site's newest command (another site's command does not
+    make a new bundle for this one, so an old command is never sent again as new)."""
+    if kind != "emergency":
+        return version
+    latest = await site_ops.latest_emergency(con, site_id)
+    return 0 if latest is None else latest[0]
 
 
 # --------------------------------------------------------------------------- the service
@@ -147,7 +178,8 @@ class BundleService:
         self._clock = clock
         self._versions = dict.fromkeys(sorted(BUNDLE_KINDS), 0)
         self._changed = {kind: asyncio.Event() for kind in self._versions}
-        self._cache: dict[tuple[str, str], SignedBundle] = {}
+        # (kind, scope) -> (the kind's version when built, the bundle or None: none yet)
+        self._cache: dict[tuple[str, str], tuple[int, SignedBundle | None]] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -193,31 +225,35 @@ class BundleService:
     async def get(self, kind: str, site_id: str | None = None) -> SignedBundle | None:
         """The newest signed bundle of ``kind`` (for ``site_id``'s gateways: the roster is per
         site); None when the list never had a version."""
-        scope = (kind, (site_id or "") if kind == "roster" else "")
+        scope = (kind, (site_id or "") if kind in PER_SITE else "")
         cached = self._cache.get(scope)
-        if cached is not None and cached.version >= self._versions[kind]:
-            return cached
+        if cached is not None and cached[0] >= self._versions[kind]:
+            return cached[1]
         lock = self._locks.setdefault(scope, asyncio.Lock())
         async with lock:
             cached = self._cache.get(scope)
-            if cached is not None and cached.version >= self._versions[kind]:
-                return cached
+            if cached is not None and cached[0] >= self._versions[kind]:
+                return cached[1]
             async with (
                 self._pool.acquire() as con,
                 con.transaction(isolation="repeatable_read", readonly=True),
             ):
-                version = await con.fetchval(
+                kind_version = await con.fetchval(
                     "SELECT version FROM bundle_versions WHERE kind = $1", kind
                 )
-                if not version:
+                if not kind_version:
                     return None
-                body = await read_body(con, kind, site_id)
+                version = await _body_version(con, kind, site_id, kind_version)
+                body = await read_body(con, kind, site_id) if version else None
+            self._saw(kind, kind_version)
+            if body is None:  # nothing published for this scope yet
+                self._cache[scope] = (kind_version, None)
+                return None
             data = seal_bundle(
                 kind=kind, version=version, issued_at=int(self._clock()), body=body, key=self._key
             )
             bundle = SignedBundle(kind, version, data)
-            self._cache[scope] = bundle
-            self._saw(kind, version)
+            self._cache[scope] = (kind_version, bundle)
             log.info("bundle_signed", kind=kind, version=version, size=len(data), scope=scope[1])
             return bundle
 

@@ -21,15 +21,18 @@ request, whatever the route.
 Nothing a gateway sends is answered 500: the body is decoded by ``wire.decode_body`` (strict
 JSON of bounded depth) and ``wire.parse_batch`` is total; ``If-None-Match`` / ``after`` of
 over 18 digits are 400.
-``GET /v1/bundles/{kind}`` (kind: trust | watchlist | roster)
+``GET /v1/bundles/{kind}`` (kind: trust | watchlist | roster | calendar | emergency)
     ``?after=N&wait=S``: 200 with the signed bundle (``application/cose``, ``ETag: "V"``,
     ``X-Bundle-Version: V``) as soon as its version V > N; else, after S seconds (capped at
     ``long_poll_max_s``, default 30), 304.  Without ``after``, ``If-None-Match: "V"`` sets N
-    (plain ETag revalidation); neither: N = 0.  No version yet: 304 without an ETag.
+    (plain ETag revalidation); neither: N = 0.  No version yet: 304 without an ETag.  The
+    roster and emergency bundles are the gateway's site's; an emergency bundle's version is
+    its site's newest command's (the ETag of a 304 is the kind's version).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from typing import Any, Final
@@ -37,7 +40,7 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 
-from suishen.central.bundle_service import BundleService
+from suishen.central.bundle_service import BundleService, SignedBundle
 from suishen.central.db import DB_POOL
 from suishen.central.errors import (
     BadRequest,
@@ -284,8 +287,7 @@ async def get_bundle(request: web.Request) -> web.Response:
     bundles = request.app[BUNDLES]
     site_id = request[GATEWAY].site_id
     try:
-        version = await bundles.wait_newer(kind, after, wait)
-        bundle = await bundles.get(kind, site_id) if version > after else None
+        version, bundle = await _newer_bundle(bundles, kind, site_id, after, wait)
     except RETRYABLE_ERRORS as exc:
         raise Unavailable("database unavailable; retry") from exc
     if bundle is None or bundle.version <= after:
@@ -300,6 +302,27 @@ async def get_bundle(request: web.Request) -> web.Response:
             "Cache-Control": "no-cache",
         },
     )
+
+
+async def _newer_bundle(
+    bundles: BundleService, kind: str, site_id: str, after: int, wait: float
+) -> tuple[int, SignedBundle | None]:
+    """The kind's version and the site's bundle once one is newer than ``after``, waiting up to
+    ``wait`` seconds.  A per-site kind's version can move for another site (an emergency
+    command elsewhere): then wait on, from that version, instead of answering 304 at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    seen = after
+    while True:
+        version = await bundles.wait_newer(kind, seen, max(0.0, deadline - loop.time()))
+        if version <= seen:
+            return version, None
+        bundle = await bundles.get(kind, site_id)
+        if bundle is not None and bundle.version > after:
+            return version, bundle
+        if loop.time() >= deadline:
+            return version, None
+        seen = version
 
 
 def add_routes(app: web.Application) -> None:

@@ -11,7 +11,11 @@ Bundle bodies (CBOR)::
                 seconds, 0 = none), "reason_index": bytes 2*n (uint16 LE), "reasons": [text]}
     roster     {"format": 1, "workers": [{"person_key": hex, "site_id": text,
                 "valid_from": int | null, "valid_to": int | null, "name_mask": text,
-                "card": text | null}]}
+                "card": text | null, "group"?: text}], "invitations"?: [...],
+                "time_profiles"?: {name: {mon..sun, holiday: ["HH:MM-HH:MM"], workday?}},
+                "groups"?: {group: profile name}}
+    calendar   the holiday calendar document (protocol/time_profiles.parse_calendar)
+    emergency  {"site_id": text, "state": "on" | "off", "by": text, "note": text, "at": int}
 
 The watchlist is columnar so that a 1,000,000-entry list is a handful of byte strings, not a
 million CBOR maps (gateway/lists.py indexes the columns in place).
@@ -26,6 +30,13 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
 
 from suishen.protocol.errors import BundleError
+from suishen.protocol.time_profiles import (
+    HolidayCalendar,
+    TimeProfile,
+    TimeProfileError,
+    parse_calendar,
+    parse_profiles,
+)
 from suishen.protocol.vocabulary import AlertRoute, WatchLevel, values
 
 T = TypeVar("T")
@@ -36,18 +47,26 @@ _ROUTES = values(AlertRoute)
 __all__ = [
     "BODY_FORMAT",
     "DENY_FLAG",
+    "EMERGENCY_STATES",
     "KEY_BYTES",
     "POLICE_FLAG",
+    "EmergencyCommand",
     "Invitation",
     "RosterItem",
     "RosterWorker",
+    "SiteHoursDocument",
     "WatchItem",
     "WatchlistColumns",
     "WatchlistRow",
+    "calendar_of",
+    "check_site_hours",
+    "emergency_body",
+    "emergency_command",
     "le_array",
     "le_bytes",
     "raw_key",
     "roster_body",
+    "roster_hours",
     "roster_invitations",
     "roster_workers",
     "watchlist_body",
@@ -244,9 +263,12 @@ def watchlist_columns(body: Any) -> WatchlistColumns:
 def roster_body(
     entries: Iterable[tuple[str, RosterItem]],
     invitations: Iterable[tuple[str, Invitation]] = (),
+    *,
+    time_profiles: Mapping[str, Any] | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The bundle body for a roster (a worker's "group" only when it has one; "invitations"
-    only when there are some)."""
+    """The bundle body for a roster (a worker's "group" only when it has one; "invitations",
+    "time_profiles" and "groups" only when there are some)."""
     workers = []
     for person_key, e in entries:
         worker: dict[str, Any] = {
@@ -275,6 +297,10 @@ def roster_body(
     ]
     if invited:
         body["invitations"] = invited
+    if time_profiles:
+        body["time_profiles"] = {name: dict(p) for name, p in time_profiles.items()}
+    if groups:
+        body["groups"] = dict(groups)
     return body
 
 
@@ -357,3 +383,111 @@ def _roster_worker(raw: Any) -> tuple[str, RosterWorker]:
         card=card,
         group=group,
     )
+
+
+# --------------------------------------------------------------------------- hours
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteHoursDocument:
+    """A site's time profiles and roster groups, checked: what `hub site hours` stores and what
+    a roster bundle carries. ``raw`` keeps each profile's table as given (the bundle body)."""
+
+    profiles: Mapping[str, TimeProfile]
+    raw: Mapping[str, Mapping[str, Any]]
+    groups: Mapping[str, str]
+
+
+def check_site_hours(
+    time_profiles: Any, groups: Any, *, groups_field: str = "hours.groups"
+) -> SiteHoursDocument:
+    """Check profiles (``{name: {mon..sun, holiday, workday}}``, as the gateway's
+    [time_profiles.NAME]) and groups (``{group: profile}``, as its [hours] groups); raise
+    TimeProfileError naming the key (``time_profiles.day.mon[1]``, ``hours.groups.crew``)."""
+    profiles = parse_profiles(time_profiles, field="time_profiles")
+    if not isinstance(groups, Mapping):
+        raise TimeProfileError(groups_field, "must be a table of group = profile name")
+    checked: dict[str, str] = {}
+    for group, name in groups.items():
+        field = f"{groups_field}.{group}"
+        if not isinstance(group, str) or not 1 <= len(group) <= 64:
+            raise TimeProfileError(field, "a group name is 1-64 characters")
+        if not isinstance(name, str) or name not in profiles:
+            raise TimeProfileError(field, f"no time_profiles.{name}")
+        checked[group] = name
+    return SiteHoursDocument(
+        profiles=profiles,
+        raw={name: dict(time_profiles[name]) for name in profiles},
+        groups=checked,
+    )
+
+
+def roster_hours(body: Any) -> SiteHoursDocument:
+    """The time profiles and groups of a roster body (none: empty); BundleError("malformed")
+    naming the key when they do not check."""
+    if not isinstance(body, Mapping):
+        raise BundleError("malformed", "roster body must be a map")
+    try:
+        return check_site_hours(
+            body.get("time_profiles", {}), body.get("groups", {}), groups_field="groups"
+        )
+    except TimeProfileError as exc:
+        raise BundleError("malformed", f"roster {exc}") from exc
+
+
+# --------------------------------------------------------------------------- calendar
+
+
+def calendar_of(body: Any) -> HolidayCalendar:
+    """The holiday calendar of a calendar bundle body; BundleError("malformed") naming the
+    field (``calendar.holidays[3]: not a date``)."""
+    try:
+        return parse_calendar(body)
+    except TimeProfileError as exc:
+        raise BundleError("malformed", str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- emergency
+
+EMERGENCY_STATES: Final = ("on", "off")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmergencyCommand:
+    """The hub's emergency command for a site: on (declare) or off (end)."""
+
+    site_id: str
+    active: bool
+    by: str  # the hub user
+    note: str = ""
+    at: int = 0  # POSIX seconds, when the hub user gave it
+
+
+def emergency_body(command: EmergencyCommand) -> dict[str, Any]:
+    """The emergency bundle body (contract13.md)."""
+    return {
+        "site_id": command.site_id,
+        "state": "on" if command.active else "off",
+        "by": command.by,
+        "note": command.note,
+        "at": command.at,
+    }
+
+
+def emergency_command(body: Any, *, site_id: str | None = None) -> EmergencyCommand:
+    """Check an emergency body; BundleError("malformed") naming the field, or
+    BundleError("wrong_site") when it is for another site than ``site_id``."""
+    if not isinstance(body, Mapping):
+        raise BundleError("malformed", "emergency body must be a map")
+    site, state, by = body.get("site_id"), body.get("state"), body.get("by")
+    note, at = body.get("note", ""), body.get("at")
+    for name, value in (("site_id", site), ("by", by), ("note", note)):
+        if not isinstance(value, str) or (name != "note" and not value):
+            raise BundleError("malformed", f"emergency.{name} must be text")
+    if state not in EMERGENCY_STATES:
+        raise BundleError("malformed", "emergency.state must be on or off")
+    if isinstance(at, bool) or not isinstance(at, int) or at < 0:
+        raise BundleError("malformed", "emergency.at must be POSIX seconds")
+    if site_id is not None and site != site_id:
+        raise BundleError("wrong_site", f"emergency.site_id is {site!r}, not this site")
+    return EmergencyCommand(site_id=str(site), active=state == "on", by=str(by), note=note, at=at)

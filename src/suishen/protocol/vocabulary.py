@@ -120,6 +120,8 @@ class BundleKind(enum.StrEnum):
     TRUST = "trust"
     WATCHLIST = "watchlist"
     ROSTER = "roster"
+    CALENDAR = "calendar"  # the holiday calendar (protocol/time_profiles.parse_calendar)
+    EMERGENCY = "emergency"  # the hub's emergency command for a site (per site)
 
 
 class Role(enum.StrEnum):
