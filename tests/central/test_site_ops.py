@@ -5,6 +5,7 @@ bundle over the gateways' mutual-TLS API; bad input refused naming the key, noth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator
@@ -54,6 +55,12 @@ HOURS = {
 
 @pytest.fixture
 async def hub(db_pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Hub]:
+    async with listening_hub(db_pool, tmp_path) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def listening_hub(db_pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Hub]:
     """The hub's gateway listener on loopback with a fresh PKI and bundle key."""
     now = dt.datetime.now(dt.UTC)
     layout = pki.init_ca(tmp_path / "pki", now=now)

@@ -120,7 +120,7 @@ def test_bundles_load_from_disk_and_report_age(tmp_path):
     (tmp_path / "trust.bundle").write_bytes(bundle("trust", 2, trust_body()))
     lists = Lists(pinned_key=HUB.public_key(), directory=tmp_path)
     problems = lists.load()
-    assert set(problems) == {"roster"}  # no roster file yet
+    assert set(problems) == {"roster", "calendar", "emergency"}  # no files for these yet
     status = {s.kind: s for s in lists.status(NOW)}
     assert (status["watchlist"].version, status["watchlist"].entries) == (4, 1)
     assert status["watchlist"].age_s == 100
@@ -145,7 +145,8 @@ def test_install_newer_swaps_and_persists(tmp_path):
     assert lists.install("roster", bundle("roster", 3, roster)) == 3
     assert lists.worker(key(5), "s1", NOW) is not None
     restarted = Lists(pinned_key=HUB.public_key(), directory=tmp_path)
-    assert restarted.load() == {"trust": "no bundle file yet"}
+    missing = dict.fromkeys(("trust", "calendar", "emergency"), "no bundle file yet")
+    assert restarted.load() == missing
     assert restarted.version("watchlist") == 7 and restarted.version("roster") == 3
     assert not list(tmp_path.glob(".*.tmp"))
 

@@ -1,4 +1,5 @@
-"""The gateway's current lists: trust list, watchlist and worker roster (DESIGN §5, §6).
+"""The gateway's current lists: trust list, watchlist, worker roster, holiday calendar and the
+hub's emergency command for the site (DESIGN §5, §6; issue 13).
 
 Each list arrives as a signed bundle (protocol/bundles.py: COSE_Sign1 by the hub's pinned
 Ed25519 key, kind + monotonic version + issued_at + body). :class:`Lists` holds the
@@ -22,7 +23,14 @@ probing) of entry indexes: look-up is O(1) expected. Measured with tracemalloc
 bytes keys to tuples. While a new bundle is installed the old list and the decoded new
 bundle coexist briefly (about twice that, plus the bundle bytes).
 
-The roster is small (a site's workers) and is a plain dict.
+The roster is small (a site's workers) and is a plain dict; it also carries the site's time
+profiles and roster groups from the hub (:attr:`Roster.hours`; gateway/hours.py merges them with
+the config). The calendar bundle's body is a holiday calendar (protocol/time_profiles); the
+emergency bundle's an :class:`~suishen.protocol.listbodies.EmergencyCommand` for this site (one
+for another site is refused, "wrong_site"); gateway/hub_commands.py applies it before
+:meth:`Lists.install` keeps it, and its version is what the fetcher asks the hub to exceed, so a
+command is applied once, not again after a restart. Neither ages: their ``age_s`` is None.
+:meth:`Lists.subscribe` calls back (from the installing thread) after every swap.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from __future__ import annotations
 import struct
 import threading
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -38,14 +46,19 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.gateway.records import AlertRoute, WatchLevel
-from suishen.protocol.bundles import open_bundle
+from suishen.protocol.bundles import Bundle, open_bundle
 from suishen.protocol.errors import BundleError, TrustListError
 from suishen.protocol.listbodies import (
     BODY_FORMAT,
     KEY_BYTES,
+    EmergencyCommand,
     Invitation,
+    SiteHoursDocument,
+    calendar_of,
+    emergency_command,
     le_bytes,
     roster_body,
+    roster_hours,
     roster_invitations,
     roster_workers,
     watchlist_body,
@@ -54,6 +67,7 @@ from suishen.protocol.listbodies import (
 from suishen.protocol.listbodies import DENY_FLAG as _DENY
 from suishen.protocol.listbodies import POLICE_FLAG as _POLICE
 from suishen.protocol.listbodies import raw_key as _raw_key
+from suishen.protocol.time_profiles import HolidayCalendar
 from suishen.protocol.trust import TrustList
 from suishen.sync.files import write_atomic
 
@@ -69,7 +83,9 @@ __all__ = [
     "watchlist_body",
 ]
 
-KINDS: Final = ("trust", "watchlist", "roster")
+KINDS: Final = ("trust", "watchlist", "roster", "calendar", "emergency")
+AGELESS: Final = frozenset({"calendar", "emergency"})  # not stale however old
+_NO_HOURS: Final = SiteHoursDocument(profiles={}, raw={}, groups={})
 NOT_PUBLISHED = "no bundle file yet"  # never received: the hub has not published it
 _EMPTY: Final = 0  # table slot value: entry index + 1, 0 = empty
 _PREFIX: Final = struct.Struct("<Q")
@@ -239,13 +255,15 @@ class Watchlist:
 class Roster:
     """Registered workers: person_key -> entries (one per site), and card -> person_key."""
 
-    __slots__ = ("_by_card", "_by_key", "_invited")
+    __slots__ = ("_by_card", "_by_key", "_invited", "hours")
 
     def __init__(
         self,
         entries: Iterable[tuple[str, RosterEntry]] = (),
         invitations: Iterable[tuple[str, Invitation]] = (),
+        hours: SiteHoursDocument = _NO_HOURS,
     ) -> None:
+        self.hours = hours  # the site's time profiles and roster groups from the hub
         by_key: dict[str, tuple[RosterEntry, ...]] = {}
         by_card: dict[tuple[str, str], str] = {}
         for person_key, entry in entries:
@@ -297,7 +315,7 @@ class Roster:
             for person_key, w in roster_workers(body)
         ]
         try:
-            return cls(entries, roster_invitations(body))
+            return cls(entries, roster_invitations(body), roster_hours(body))
         except ValueError as exc:
             raise BundleError("malformed", str(exc)) from exc
 
@@ -324,11 +342,23 @@ class _Held:
     issued_at: int | None
 
 
-def _parse_body(kind: str, body: Any, version: int) -> Any:
+def _entries(value: Any) -> int:
+    if value is None or isinstance(value, EmergencyCommand):
+        return 0 if value is None else 1
+    if isinstance(value, HolidayCalendar):
+        return len(value.holidays) + len(value.workdays)
+    return len(value)
+
+
+def _parse_body(kind: str, body: Any, version: int, site_id: str | None) -> Any:
     if kind == "watchlist":
         return Watchlist.from_body(body)
     if kind == "roster":
         return Roster.from_body(body)
+    if kind == "calendar":
+        return calendar_of(body)
+    if kind == "emergency":
+        return emergency_command(body, site_id=site_id)
     try:
         return TrustList.from_json(body, version=version)
     except TrustListError as exc:
@@ -336,7 +366,7 @@ def _parse_body(kind: str, body: Any, version: int) -> Any:
 
 
 class Lists:
-    """The three lists in effect, swapped atomically; readers take one reference per use.
+    """The lists in effect, swapped atomically; readers take one reference per use.
 
     Construct with the pinned hub bundle key and the directory of last-known-good bundle
     files, then :meth:`load`. Tests and the demo may pass lists directly.
@@ -350,16 +380,21 @@ class Lists:
         trust: TrustList | None = None,
         watchlist: Watchlist | None = None,
         roster: Roster | None = None,
+        site_id: str | None = None,
     ) -> None:
         self._pinned_key = pinned_key
         self._directory = directory
+        self._site_id = site_id  # an emergency bundle for another site is refused
         self._held: dict[str, _Held] = {
             "trust": _Held(trust if trust is not None else TrustList(), 0, None),
             "watchlist": _Held(watchlist if watchlist is not None else Watchlist(), 0, None),
             "roster": _Held(roster if roster is not None else Roster(), 0, None),
+            "calendar": _Held(None, 0, None),
+            "emergency": _Held(None, 0, None),
         }
         self._problems: dict[str, str] = {}
         self._lock = threading.Lock()  # install() may run in a worker thread
+        self._subscribers: list[Callable[[str], None]] = []
 
     # ----- current lists
 
@@ -377,6 +412,22 @@ class Lists:
     def roster(self) -> Roster:
         value: Roster = self._held["roster"].value
         return value
+
+    @property
+    def calendar(self) -> HolidayCalendar | None:
+        """The holiday calendar of the last good calendar bundle (None: none yet)."""
+        value: HolidayCalendar | None = self._held["calendar"].value
+        return value
+
+    @property
+    def emergency(self) -> EmergencyCommand | None:
+        """The hub's last emergency command for this site that was applied (None: none)."""
+        value: EmergencyCommand | None = self._held["emergency"].value
+        return value
+
+    def subscribe(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(kind)`` after every swap (in the thread that installed)."""
+        self._subscribers.append(callback)
 
     def watch(self, person_key: str, now: float) -> WatchEntry | None:
         """The watchlist entry in force for a person (policy's view)."""
@@ -439,6 +490,17 @@ class Lists:
             raise ValueError("Lists.install needs the pinned hub key")
         return self._accept(kind, data, persist=True)
 
+    def check(self, kind: str, data: bytes) -> tuple[Bundle, Any]:
+        """Verify and parse a bundle newer than the one held, without installing it: the
+        bundle and its parsed value (an EmergencyCommand, a Roster, ...). BundleError as
+        :meth:`install`."""
+        if kind not in KINDS or self._pinned_key is None:
+            raise ValueError(f"kind must be one of {KINDS}, and the hub key pinned")
+        bundle = open_bundle(
+            data, pinned_key=self._pinned_key, kind=kind, newer_than=self._held[kind].version
+        )
+        return bundle, _parse_body(kind, bundle.body, bundle.version, self._site_id)
+
     def _accept(self, kind: str, data: bytes, *, persist: bool) -> int:
         assert self._pinned_key is not None
         with self._lock:
@@ -446,7 +508,7 @@ class Lists:
             bundle = open_bundle(
                 data, pinned_key=self._pinned_key, kind=kind, newer_than=current.version
             )
-            value = _parse_body(kind, bundle.body, bundle.version)
+            value = _parse_body(kind, bundle.body, bundle.version, self._site_id)
             # Persist before the swap, so a version anyone can see is already the
             # last-known-good on disk; a failed write still installs the list (then raises).
             write_failed: OSError | None = None
@@ -457,9 +519,11 @@ class Lists:
                     write_failed = exc
             self._held = {**self._held, kind: _Held(value, bundle.version, bundle.issued_at)}
             self._problems.pop(kind, None)
-            if write_failed is not None:
-                raise write_failed
-            return bundle.version
+        for callback in self._subscribers:
+            callback(kind)
+        if write_failed is not None:
+            raise write_failed
+        return bundle.version
 
     def _write(self, kind: str, data: bytes) -> None:
         path = self.path(kind)
@@ -477,8 +541,10 @@ class Lists:
                     kind=kind,
                     version=held.version,
                     issued_at=held.issued_at,
-                    age_s=None if held.issued_at is None else now - held.issued_at,
-                    entries=len(held.value),
+                    age_s=None
+                    if held.issued_at is None or kind in AGELESS
+                    else now - held.issued_at,
+                    entries=_entries(held.value),
                     problem=self._problems.get(kind),
                 )
             )

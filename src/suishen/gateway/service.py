@@ -32,11 +32,12 @@ from cryptography import x509
 from suishen import __version__
 from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import ConfigError, ConfigProblem, GatewayConfig, HubSettings
-from suishen.gateway.config.hours import site_hours
 from suishen.gateway.devices import DeviceSet, LaneEvent, build_devices
 from suishen.gateway.display import DisplayHub
 from suishen.gateway.health import DeviceHealth, ListHealth, assess, is_stale, iso
+from suishen.gateway.hours import GatewayHours
 from suishen.gateway.http import bound_port, start_http, start_listener
+from suishen.gateway.hub_commands import HubEmergency
 from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.lane import Lane, LaneMetrics, LaneSetup
 from suishen.gateway.lists import Lists
@@ -82,6 +83,7 @@ class GatewayService:
             directory=config.lists.directory,
             # The local trust file is the fallback until a signed trust bundle arrives.
             trust=_read_trust_file(config.lists.trust_file),
+            site_id=config.site.id,
         )
         self.state = SiteState(
             site_id=config.site.id,
@@ -204,6 +206,7 @@ class GatewayService:
         self._add_sync_metrics()
         self.uploader: Uploader | None = None
         self.fetcher: BundleFetcher | None = None
+        self.hours: GatewayHours | None = None  # set by _build_lanes (gateway/hours.py)
         self._backlog: tuple[int, float | None] = (0, None)  # (rows, oldest ts), refreshed 1/s
         self.devices: DeviceSet | None = None
         self.lanes: dict[str, Lane] = {}
@@ -254,8 +257,9 @@ class GatewayService:
                     self.journal, session, config.hub, gateway_id=config.gateway.id
                 )
                 self.fetcher = BundleFetcher(
-                    self.lists, session, config.hub, gateway_id=config.gateway.id
-                )
+                    self.lists, session, config.hub, gateway_id=config.gateway.id,
+                    **self._fetched_kinds(),
+                )  # fmt: skip
             self.devices = build_devices(
                 config,
                 environ=self._environ,
@@ -361,12 +365,8 @@ class GatewayService:
             clock_skew_s=config.verify.clock_skew_s,
             max_lifetime_s={SSC1: config.verify.max_lifetime_s, HC1: None},
         )
-        calendar = config.hours.read_calendar()
-        profiles, tz = config.time_profiles, config.site.timezone
-        group_hours = {
-            group: site_hours(profiles, name, calendar, tz)
-            for group, name in config.hours.groups.items()
-        }
+        self.hours = GatewayHours.from_config(config)
+        hours = self.hours.snapshot(self.lists)
         if config.display.enabled:
             self.display = DisplayHub(
                 frozenset(lane.id for lane in config.lanes),
@@ -380,10 +380,8 @@ class GatewayService:
                 lane_id=lane.id,
                 direction=lane.direction,
                 zone=lane.zone,
-                hours=None
-                if lane.time_profile is None
-                else site_hours(profiles, lane.time_profile, calendar, tz),
-                group_hours=group_hours,
+                hours=hours.lane(lane.time_profile),
+                group_hours=hours.groups,
             )
             pipeline = ScanPipeline(
                 lane=info,
@@ -410,6 +408,32 @@ class GatewayService:
                 metrics=self.lane_metrics,
                 on_decided=on_decided,
             )
+
+        loop = asyncio.get_running_loop()
+
+        def changed(kind: str) -> None:  # in the installing thread: rebuild on the loop's
+            if kind in ("roster", "calendar"):
+                loop.call_soon_threadsafe(self._rehour)
+
+        self.lists.subscribe(changed)
+
+    def _rehour(self) -> None:
+        """A roster or calendar bundle came in: the lanes' hours follow (gateway/hours.py)."""
+        assert self.hours is not None
+        profiles = {lane.id: lane.time_profile for lane in self.config.lanes}
+        lanes = [lane.pipeline for lane in self.lanes.values()]
+        self.hours.apply(self.lists, lanes, profiles)
+
+    def _fetched_kinds(self) -> dict[str, Any]:
+        """The kinds the fetcher polls; the emergency kind when there is an emergency to
+        apply it to (``self.emergency``, contract13.md; gateway/hub_commands.py)."""
+        emergency = getattr(self, "emergency", None)
+        if emergency is None:
+            return {"kinds": ("trust", "watchlist", "roster", "calendar")}
+        return {
+            "kinds": ("trust", "watchlist", "roster", "calendar", "emergency"),
+            "installers": {"emergency": HubEmergency(self.lists, emergency).install},
+        }
 
     async def _supervise(self, lane: Lane) -> None:
         """Run a lane; a crash is logged and the lane restarted, the others go on."""
@@ -578,6 +602,7 @@ class GatewayService:
                 "full": journal.full,
             },
             "sync": self._sync_status(),
+            "hours": None if self.hours is None else self.hours.snapshot(self.lists).status(),
             "occupancy": {zone: self.state.count(zone) for zone in self.config.site.zones},
         }
 

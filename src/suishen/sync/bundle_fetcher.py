@@ -1,4 +1,5 @@
-"""Signed lists down from the hub: one long-poll per kind (trust, watchlist, roster).
+"""Signed lists down from the hub: one long-poll per kind (trust, watchlist, roster, calendar,
+emergency; the service says which).
 
 Each kind's task asks ``GET {hub}/v1/bundles/{kind}?after={version held}&wait={long_poll_s}``
 over the gateway's mutual-TLS session.  The hub answers at once when it has a newer bundle,
@@ -13,7 +14,8 @@ A bundle Lists refuses (bad signature, older, wrong kind, malformed) is logged w
 problem and the list in effect stays; the next poll waits a backoff delay so a hub that keeps
 serving the same bad bundle is not asked in a tight loop.  With long-poll a new watchlist entry
 reaches a connected gateway about as soon as the hub signs it; without (wait=0) within a
-second or so.
+second or so.  A kind with an ``installers`` entry (the emergency command: verified, applied,
+then kept) is installed by that coroutine instead of ``Lists.install``; its errors are the same.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -72,8 +74,10 @@ class BundleFetcher:
         *,
         gateway_id: str,
         kinds: Iterable[str] = ("trust", "watchlist", "roster"),
+        installers: Mapping[str, Callable[[bytes], Awaitable[int]]] | None = None,
     ) -> None:
         self.lists = lists
+        self.installers = dict(installers or {})
         self.settings = settings
         self.kinds = tuple(kinds)
         self.stats = {kind: FetchStats() for kind in self.kinds}
@@ -156,10 +160,15 @@ class BundleFetcher:
             return 200, b"".join(chunks)
 
     async def _install(self, kind: str, data: bytes) -> bool:
-        """Install a bundle (in a thread: a large watchlist takes a while to parse)."""
+        """Install a bundle (in a thread: a large watchlist takes a while to parse; a kind's
+        own installer if it has one)."""
         stats = self.stats[kind]
         try:
-            version = await asyncio.to_thread(self.lists.install, kind, data)
+            installer = self.installers.get(kind)
+            if installer is not None:
+                version = await installer(data)
+            else:
+                version = await asyncio.to_thread(self.lists.install, kind, data)
         except BundleError as exc:
             stats.refused += 1
             stats.last_error = f"refused: {exc.problem}"
