@@ -71,6 +71,9 @@ def register(sub: Any) -> None:
     from suishen.commands import hub_ops  # noqa: PLC0415 - it imports this module
 
     hub_ops.add_commands(commands)  # status, scans
+    from suishen.commands import hub_site_ops  # noqa: PLC0415 - it imports this module
+
+    hub_site_ops.add_commands(commands)  # calendar publish|show, site hours|group|emergency
     add_settings_command(commands, config_module="suishen.central.config", what="hub config")
 
 
