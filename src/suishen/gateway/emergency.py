@@ -238,7 +238,6 @@ class Emergency:
     async def _alarm_edge(self, level: bool) -> None:
         await self._journal_device("set" if level else "cleared")
         if level:
-            self._told_cleared = False
             self._log.warning("fire alarm input set")
             await self.declare(source=EmergencySource.ALARM, actor=ALARM_ACTOR, note="alarm input")
             return
@@ -271,6 +270,7 @@ class Emergency:
             except OSError as exc:  # the exits are released all the same (fail-safe egress)
                 self._log.error("emergency state not persisted", error=exc.strerror)
             self.state = step.state
+            self._told_cleared = False  # "cleared" is logged once per emergency
             await self.apply_to_lanes()
             await self._journal_transition(command, source)
             muster = self.muster()
