@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.drivers.sim.alarm_panel import AlarmPanelSimulator
 from suishen.gateway.config import load_config
+from suishen.gateway.emergency import EmergencySource
 from suishen.gateway.records import Direction
 from suishen.gateway.service import GatewayService
 from tests.integration.gateway_fixtures import (
@@ -300,3 +301,44 @@ async def test_bad_emergency_commands_are_refused(tmp_path: Path) -> None:
             assert response.status == 415
         assert not gw.service.emergency.active
         assert await emergency_alerts(gw) == []
+
+
+async def test_an_unreachable_alarm_board_is_shown_and_declares_nothing(tmp_path: Path) -> None:
+    """The alarm board goes away: /status shows the input disconnected, the change is
+    journalled (device row) and logged once, and no emergency is declared; back, it is
+    connected again. A declaration from the hub with an overlong, multi-line note is taken
+    (cut to one line of 200 characters), never refused."""
+    async with (
+        AlarmPanelSimulator() as panel,
+        running_gateway(tmp_path, lanes=LANES, extra_toml=emergency_toml(panel)) as gw,
+    ):
+        emergency = gw.service.emergency
+        await wait_for(lambda: emergency.alarm_status()["state"] == "connected")
+        with capture_logs() as logs:
+            await panel.drop()
+            await wait_for(lambda: emergency.alarm_status()["state"] != "connected")
+            await asyncio.sleep(0.5)  # reconnect attempts meanwhile
+        down = [
+            e
+            for e in logs
+            if e.get("device_id") == "emergency/alarm" and e["event"] == "device down"
+        ]
+        assert len(down) == 1
+        status = (await gw.status())["emergency"]
+        assert status["alarm_input"]["state"] == "disconnected"
+        assert status["active"] is False
+        await gw.refresh()
+        states = [
+            json.loads(r.detail or "{}")["state"]
+            for r in gw.rows
+            if r.kind == "device" and r.lane_id is None
+        ]
+        assert "disconnected" in states
+        await panel.restore()
+        await wait_for(lambda: emergency.alarm_status()["state"] == "connected")
+        assert not emergency.active
+        changed = await emergency.declare(
+            source=EmergencySource.HUB, actor="hub-user", note="line one\nline two " + "x" * 300
+        )
+        assert changed
+        assert len(emergency.state.note) == 200 and "\n" not in emergency.state.note

@@ -106,6 +106,8 @@ def emergency(section: dict[str, Any], lanes: list[dict[str, Any]] | None = None
     if lanes is not None:
         data["lanes"] = lanes
     data["emergency"] = section
+    if section.get("alarm", {}).get("url", "").startswith("rtu:"):
+        data["lanes"][0]["gate"]["url"] = section["alarm"]["url"]  # the same serial line
     return data
 
 
@@ -150,10 +152,18 @@ def test_a_bad_emergency_section_names_the_key() -> None:
         ({"alarm_debounce_ms": -5}, "emergency.alarm_debounce_ms"),
         ({"poll_interval_s": 0}, "emergency.poll_interval_s"),
         ({"colour": "red"}, "emergency.colour"),
+        (
+            {"alarm": {"kind": "modbus", "input": 1, "url": "rtu:/dev/ttyS9"}},
+            "emergency.alarm.url",
+        ),
     ]
     for section, key in cases:
         found = problems(emergency(section))
         assert key in found, (section, found)
+    rtu_lane = copy.deepcopy(minimal()["lanes"][0])
+    rtu_lane["gate"] = {"kind": "modbus", "url": "rtu:/dev/ttyS9"}
+    on_rtu = emergency({"alarm": {"kind": "modbus", "input": 1, "lane": "in-1"}}, [rtu_lane])
+    assert "emergency.alarm.lane" in problems(on_rtu)
     desk = copy.deepcopy(minimal()["lanes"][0])
     desk["gate"] = {"kind": "none"}
     found = problems(emergency({"alarm": {"kind": "modbus", "input": 1, "lane": "in-1"}}, [desk]))

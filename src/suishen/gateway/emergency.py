@@ -53,7 +53,7 @@ from suishen.protocol.emergency import (
     EmergencySource,
     EmergencyState,
     EmergencyStateError,
-    check_text,
+    clean_text,
     transition,
 )
 
@@ -105,7 +105,8 @@ class Emergency:
         return self.state.active
 
     async def declare(self, *, source: EmergencySource, actor: str, note: str = "") -> bool:
-        """Put the site in emergency; True when it changed the state (idempotent)."""
+        """Put the site in emergency; True when it changed the state (idempotent). Never
+        raises for its text: actor and note are cut to 64/200 characters, one line."""
         return await self._command(EmergencyCommand.DECLARE, source, actor, note)
 
     async def end(self, *, source: EmergencySource, actor: str, note: str = "") -> bool:
@@ -255,8 +256,7 @@ class Emergency:
     async def _command(
         self, command: EmergencyCommand, source: EmergencySource, actor: str, note: str
     ) -> bool:
-        actor = check_text("actor", actor, MAX_ACTOR)
-        note = check_text("note", note, MAX_NOTE)
+        actor, note = clean_text(actor, MAX_ACTOR), clean_text(note, MAX_NOTE)
         async with self._lock:
             step = transition(
                 self.state, command, source=source, actor=actor, note=note, now=self._clock()

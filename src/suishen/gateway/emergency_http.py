@@ -16,7 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from suishen.gateway.emergency import Emergency, EmergencySource, EmergencyStateError
+from suishen.gateway.emergency import Emergency, EmergencySource
+from suishen.protocol.emergency import MAX_ACTOR, MAX_NOTE, EmergencyStateError, check_text
 
 EMERGENCY = web.AppKey("emergency", Emergency)
 MAX_BODY = 4096
@@ -43,9 +44,14 @@ def parse_command(data: Any) -> tuple[bool, str, str]:
     actor, note = data.get("actor"), data.get("note", "")
     if not isinstance(actor, str) or not actor.strip():
         raise BadCommand("actor", "must be a non-empty string (who gives the command)")
-    if not isinstance(note, str):
-        raise BadCommand("note", "must be a string")
-    return state == "on", actor, note
+    try:
+        return (
+            state == "on",
+            check_text("actor", actor, MAX_ACTOR),
+            check_text("note", note, MAX_NOTE),
+        )
+    except EmergencyStateError as exc:
+        raise BadCommand(exc.field, exc.problem) from None
 
 
 def _bad(field: str, problem: str, status: int = 400) -> web.Response:
@@ -69,13 +75,10 @@ async def _post_emergency(request: web.Request) -> web.Response:
             return _bad(exc.field, exc.problem)
         return _bad("body", "not JSON")
     emergency = request.app[EMERGENCY]
-    try:
-        if declare:
-            changed = await emergency.declare(source=EmergencySource.LOCAL, actor=actor, note=note)
-        else:
-            changed = await emergency.end(source=EmergencySource.LOCAL, actor=actor, note=note)
-    except EmergencyStateError as exc:
-        return _bad(exc.field, exc.problem)
+    if declare:
+        changed = await emergency.declare(source=EmergencySource.LOCAL, actor=actor, note=note)
+    else:
+        changed = await emergency.end(source=EmergencySource.LOCAL, actor=actor, note=note)
     return web.json_response({"changed": changed, "emergency": emergency.status()})
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "EmergencyState",
     "EmergencyStateError",
     "Transition",
+    "check_text",
+    "clean_text",
     "transition",
 ]
 
@@ -117,6 +119,12 @@ def check_text(field: str, value: object, limit: int) -> str:
     if any(ch in value for ch in "\r\n\x00"):
         raise EmergencyStateError(field, "must be one line")
     return value
+
+
+def clean_text(value: str, limit: int) -> str:
+    """A text made fit to store: control characters as spaces, cut to ``limit`` characters
+    (a declaration is never refused for its note)."""
+    return "".join(" " if ord(ch) < 32 or ch == "\x7f" else ch for ch in value)[:limit]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

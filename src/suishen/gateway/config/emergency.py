@@ -130,3 +130,15 @@ def emergency_problems(
             yield ("emergency.alarm.lane", f"lane {alarm.lane!r} has no Modbus gate board")
         elif alarm.input == lane.gate.passage_input:
             yield ("emergency.alarm.input", "that input is the lane's passage input")
+        elif lane.gate.url.startswith("rtu:"):
+            yield (
+                "emergency.alarm.lane",
+                "an RTU line has one master: give the url of a TCP board",
+            )
+    if alarm is not None and alarm.url is not None and alarm.url.startswith("rtu:"):
+        for lane in lanes:
+            if isinstance(lane.gate, ModbusGateSettings) and lane.gate.url == alarm.url:
+                yield (
+                    "emergency.alarm.url",
+                    f"{alarm.url} is already lane {lane.id!r}'s gate (an RTU line has one master)",
+                )
