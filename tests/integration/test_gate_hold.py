@@ -1,7 +1,7 @@
 """Gate hold for emergency release (drivers.base.Gate.hold_open/release_hold) against the
 simulators: the Modbus coil is held on with no pulse and held again after the board comes back
-from a power cycle; a UHPPOTE door goes normally open and back to controlled; while held,
-open() and keep_shut() change nothing."""
+from a power cycle; a UHPPOTE door goes normally open and back to controlled; an OSDP output
+is permanently on, then off; while held, open() and keep_shut() change nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 
 from suishen.drivers.base import DeviceState, reconnect_backoff
 from suishen.drivers.modbus_gate import ModbusGate
+from suishen.drivers.sim.osdp_reader import OsdpReaderSim
 from suishen.drivers.sim.turnstile import TurnstileSimulator
 from suishen.drivers.sim.uhppote import UhppoteSimulator
 from suishen.drivers.uhppote import (
@@ -17,6 +18,7 @@ from suishen.drivers.uhppote import (
     UhppoteGate,
     UhppoteLink,
 )
+from tests.integration.test_osdp import KEY, connected, make_reader
 from tests.integration.test_uhppote import FAST, SERIAL, eventually
 
 
@@ -82,3 +84,29 @@ async def test_a_uhppote_door_is_held_normally_open() -> None:
     finally:
         await gate.aclose()
         await sim.stop()
+
+
+async def test_an_osdp_output_is_held_permanently_on() -> None:
+    """hold_open(): output 0 permanently on (control code 2, no timer); open() and
+    keep_shut() while held send nothing; release_hold(): permanently off (code 1)."""
+    sim = OsdpReaderSim.on_tcp(scbk=KEY, passage_delay_s=0.05)
+    sim.start()
+    reader = make_reader(sim)
+    try:
+        await reader.start()
+        await connected(reader)
+        await reader.hold_open()
+        held = sim.last("output")
+        assert held is not None
+        assert (held.fields["output_no"], held.fields["control_code"]) == (0, 2)
+        count = sim.count("output")
+        await reader.open(pulse_ms=500)
+        await reader.keep_shut()
+        assert sim.count("output") == count
+        await reader.release_hold()
+        released = sim.last("output")
+        assert released is not None
+        assert released.fields["control_code"] == 1
+    finally:
+        await reader.aclose()
+        await asyncio.to_thread(sim.close)
