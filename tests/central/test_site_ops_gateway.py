@@ -165,8 +165,9 @@ async def test_the_config_wins_a_name_clash(
 
 @dataclasses.dataclass
 class RecordingEmergency:
-    """Stands in for the emergency branch's Emergency (contract13.md), which this branch does
-    not have yet: records each declare/end and keeps the state as the contract says."""
+    """Records each declare/end the fetcher's path makes (and keeps the state as Emergency
+    does), to count applications exactly; the real Emergency takes a hub bundle at a running
+    gateway in tests/integration/test_gateway_site_bundles.py."""
 
     active: bool = False
     calls: list[tuple[str, str, str, str]] = dataclasses.field(default_factory=list)

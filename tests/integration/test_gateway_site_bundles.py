@@ -2,20 +2,25 @@
 groups close a lane to a group's workers as soon as it is installed, and a newer one opens it
 again; a calendar bundle newer than the shipped one is loaded as the last good one on start,
 shown on /status and decides holidays; a bad calendar or roster bundle is refused naming the
-key and leaves the last good one in effect. A real lane (pty scanner, Modbus turnstile)."""
+key and leaves the last good one in effect; the hub's emergency command is applied through the
+gateway's Emergency once. A real lane (pty scanner, Modbus turnstile)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 import zoneinfo
 from pathlib import Path
 
 import pytest
 
 from suishen.demo.simsite import LaneSpec
+from suishen.gateway.hub_commands import HubEmergency
 from suishen.gateway.lists import RosterEntry
+from suishen.gateway.records import Direction
 from suishen.protocol.errors import BundleError
-from suishen.protocol.listbodies import roster_body
+from suishen.protocol.listbodies import SiteEmergencyCommand, emergency_body, roster_body
 from suishen.protocol.time_profiles import bundled_calendar
 from tests.integration.gateway_fixtures import RunningGateway, cnid, ric, running_gateway
 
@@ -104,3 +109,50 @@ async def test_a_calendar_bundle_is_the_last_good_one_on_start(tmp_path: Path) -
         assert gw.service.lists.install("calendar", gw.bundle("calendar", cleared, version=6))
         entered = await gw.scan("in-1", gw.code(worker))
         assert (entered.verdict, entered.reason) == ("allow", None)
+
+
+def emergency(gw: RunningGateway, *, active: bool, version: int, site: str = "") -> bytes:
+    command = SiteEmergencyCommand(
+        site_id=site or gw.service.config.site.id,
+        active=active,
+        by="chief",
+        note="fire, building B" if active else "all clear",
+        at=int(time.time()),
+    )
+    return gw.bundle("emergency", emergency_body(command), version=version)
+
+
+async def test_the_hubs_emergency_command_at_a_running_gateway(tmp_path: Path) -> None:
+    """The hub's emergency bundle declares the emergency (source hub, the hub user, the note):
+    the exit's gate is held open; the same bundle again is refused (stale) and applies
+    nothing; another site's is refused (wrong_site); the hub's "off" ends it and the exit
+    closes; /status shows the version held."""
+    lanes = [LaneSpec(id="in-1"), LaneSpec(id="out-1", direction=Direction.OUT)]
+    async with running_gateway(tmp_path, lanes=lanes, extra_toml="\n[emergency]\n") as gw:
+        hub = HubEmergency(gw.service.lists, gw.service.emergency)
+        exit_gate = gw.site.lanes["out-1"].turnstile
+        assert exit_gate is not None and not exit_gate.relay_on
+        on = emergency(gw, active=True, version=3)
+        assert await hub.install(on) == 3
+        state = gw.service.emergency.status()
+        assert (state["active"], state["source"], state["actor"]) == (True, "hub", "chief")
+        assert state["note"] == "fire, building B"
+        async with asyncio.timeout(5):
+            while not exit_gate.relay_on:  # noqa: ASYNC110 - simulator state, no event
+                await asyncio.sleep(0.01)
+
+        with pytest.raises(BundleError) as stale:
+            await hub.install(on)
+        assert stale.value.problem == "stale"
+        with pytest.raises(BundleError) as elsewhere:
+            await hub.install(emergency(gw, active=False, version=4, site="another-site"))
+        assert elsewhere.value.problem == "wrong_site"
+        assert gw.service.emergency.active
+
+        assert await hub.install(emergency(gw, active=False, version=5)) == 5
+        assert not gw.service.emergency.active
+        async with asyncio.timeout(5):
+            while exit_gate.relay_on:  # noqa: ASYNC110 - simulator state, no event
+                await asyncio.sleep(0.01)
+        status = await gw.status()
+        assert {s["kind"]: s["version"] for s in status["lists"]}["emergency"] == 5

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from suishen.commands import gateway_emergency
 from suishen.commands.settings_doc import add_settings_command
 
 EXIT_CONFIG = 2  # the config file cannot be used
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
     _add_check_config(commands)
     _add_run(commands)
     add_settings_command(commands, config_module="suishen.gateway.config", what="config")
+    gateway_emergency.register(commands)
 
 
 # --------------------------------------------------------------------------- run

@@ -3,7 +3,8 @@
 A lane talks to three kinds of device, each through one typing.Protocol:
 
 - ScanSource: an async iterator of RawScan (a QR text or a card number, as read);
-- Gate: open (pulse), keep shut, and the passage outcome after an open;
+- Gate: open (pulse), keep shut, the passage outcome after an open, and hold open / release
+  the hold (emergency release: the gate stays open until released, across reconnects);
 - Indicator: show a verdict (LED colour, beep pattern, short prompt).
 
 Every driver owns its I/O, reconnects by itself with backoff after a cable pull or a device
@@ -173,6 +174,13 @@ class Gate(Device, Protocol):
 
     async def wait_passage(self, *, timeout_s: float) -> PassageReport:
         """After open(): PASSED when the sensor reports a passage, else NOT_PASSED at timeout."""
+
+    async def hold_open(self) -> None:
+        """Open and stay open (no pulse) until release_hold(); the driver re-applies the hold
+        after a reconnect. While held, open() and keep_shut() change nothing."""
+
+    async def release_hold(self) -> None:
+        """End a hold: back to normal operation, shut."""
 
 
 @runtime_checkable

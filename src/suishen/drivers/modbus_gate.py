@@ -11,6 +11,9 @@ drivers/modbus_adapter.py, the one module that imports pymodbus.
 - ``wait_passage(timeout_s)``: polls the latch (or the counter) every ``poll_interval_s``;
   PASSED as soon as it is seen, NOT_PASSED after one last poll at the timeout.
 - ``keep_shut()``: cancels a pending pulse and writes the coil OFF.
+- ``hold_open()`` (emergency release): cancels a pending pulse and writes the open coil ON with
+  no release; the supervisor's probe after a reconnect writes it ON again (not OFF) while held.
+  ``open()``/``keep_shut()`` change nothing while held; ``release_hold()`` writes it OFF.
 - Every transaction has a deadline (``command_timeout_s``): a device that answers late or never
   raises DeviceTimeout; a call while the link is down raises DeviceUnavailable at once. After
   ``max_missed`` timeouts in a row the device counts as gone and the link is rebuilt.
@@ -55,6 +58,7 @@ from suishen.protocol.turnstile import (
     SerialSettings,
     TurnstileConfigError,
     TurnstileMap,
+    WriteCoil,
     check_pulse_ms,
     keep_shut_command,
     open_command,
@@ -115,6 +119,7 @@ class ModbusGate:
         self._opened_mono: float | None = None
         self._baseline: int | None = None
         self._closed = False
+        self._held = False
 
     # ------------------------------------------------------------------ Device
 
@@ -146,10 +151,9 @@ class ModbusGate:
                 await self._link.connect(timeout_s=self.connect_timeout_s)
                 self._missed = 0
                 self._lost.clear()
-                # Probe, and put the relay in its safe state after any restart.
-                await self._link.execute(
-                    keep_shut_command(self.lane), timeout_s=self.command_timeout_s
-                )
+                # Probe, and put the relay in its safe state after any restart (held open
+                # during an emergency release).
+                await self._link.execute(self._resting_command(), timeout_s=self.command_timeout_s)
             except DeviceProtocolError as exc:
                 # It answers, but not to our lane map (wrong address, unsupported function).
                 self._link.close()
@@ -195,8 +199,32 @@ class ModbusGate:
 
     # ------------------------------------------------------------------ Gate
 
+    def _resting_command(self) -> WriteCoil:
+        if self._held:
+            return WriteCoil(unit=self.lane.unit, address=self.lane.open_coil, value=True)
+        return keep_shut_command(self.lane)
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    async def hold_open(self) -> None:
+        """Write the open coil ON and keep it on (no pulse) until release_hold(); re-applied
+        after a reconnect. Raises DeviceUnavailable/DeviceTimeout when it could not be written
+        now (the hold stays wanted: the supervisor applies it when the link is back)."""
+        self._held = True
+        self._cancel_release()
+        await self._execute(self._resting_command())
+
+    async def release_hold(self) -> None:
+        """End the hold: the coil OFF (shut), normal operation again."""
+        self._held = False
+        await self.keep_shut()
+
     async def open(self, *, pulse_ms: int = 500) -> None:
         """Command the gate open; raises DeviceUnavailable/DeviceTimeout, never hangs."""
+        if self._held:
+            return  # already open, and it must not be pulsed shut
         try:
             check_pulse_ms(pulse_ms)
         except TurnstileConfigError as exc:
@@ -228,6 +256,8 @@ class ModbusGate:
 
     async def keep_shut(self) -> None:
         """Make sure the gate stays shut: cancel a pending pulse, write the coil OFF."""
+        if self._held:
+            return  # held open (emergency release): only release_hold() shuts it
         self._cancel_release()
         await self._execute(keep_shut_command(self.lane))
 

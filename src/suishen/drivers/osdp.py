@@ -700,6 +700,7 @@ class OsdpReader:
         self._passage_mono = 0.0
         self._log = log.bind(device_id=config.device_id)
         self._own_bus = False
+        self._held = False  # emergency release: output permanently on
 
     @classmethod
     def on_own_bus(
@@ -808,7 +809,22 @@ class OsdpReader:
 
     # ------------------------------------------------------------ Gate
 
+    async def hold_open(self) -> None:
+        """Emergency release: the output permanently on (aborting a pulse) until
+        release_hold(). Not re-sent after a reconnect by itself: the gateway re-applies it."""
+        self._held = True
+        with _fields_checked(self.device_id):
+            command = codec.output_off_command(self.config.output_no)
+        command["control_code"] = codec.OutputControl.PERMANENT_ON.value
+        await self._command(command)
+
+    async def release_hold(self) -> None:
+        self._held = False
+        await self.keep_shut()
+
     async def open(self, *, pulse_ms: int = 500) -> None:
+        if self._held:
+            return
         with _fields_checked(self.device_id):
             command = codec.output_pulse_command(self.config.output_no, pulse_ms)
         self._passage.clear()
@@ -817,6 +833,8 @@ class OsdpReader:
 
     async def keep_shut(self) -> None:
         self._opened_mono = None
+        if self._held:
+            return
         await self._command(codec.output_off_command(self.config.output_no))
 
     async def wait_passage(self, *, timeout_s: float) -> PassageReport:

@@ -665,10 +665,12 @@ class UhppoteGate(_LinkUser):
         self._door_delay_s = door_delay_s
         self._passage: asyncio.Future[float] | None = None
         self._opened_mono: float | None = None
+        self._held = False
 
     async def start(self) -> None:
         if not self._started:
             self._unsubscribe.append(self.link.add_event_handler(self._on_event))
+            self._unsubscribe.append(self.link.add_setup_hook(self._reapply_hold))
             if self._door_delay_s is not None:
                 self._unsubscribe.append(self.link.add_setup_hook(self._set_delay))
         await self._start_link()
@@ -680,6 +682,32 @@ class UhppoteGate(_LinkUser):
     async def _set_delay(self) -> None:
         assert self._door_delay_s is not None
         await self.link.set_door_control(self.door, MODE_CONTROLLED, self._door_delay_s)
+
+    async def _reapply_hold(self) -> None:
+        """After a (re)connect: a held door is set normally open again (a controller that
+        restarted comes back in its stored mode, which may not be ours)."""
+        if self._held:
+            _, delay = await self.link.get_door_control(self.door)
+            await self.link.set_door_control(self.door, MODE_NORMALLY_OPEN, delay)
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    async def hold_open(self) -> None:
+        """Emergency release: the door's control mode becomes normally open (its door delay
+        kept) until release_hold(); re-applied when the controller is set up again."""
+        self._held = True
+        self._disarm()
+        if not self._started:
+            raise DeviceUnavailable("gate not started", device_id=self.device_id)
+        _, delay = await self.link.get_door_control(self.door)
+        await self.link.set_door_control(self.door, MODE_NORMALLY_OPEN, delay)
+
+    async def release_hold(self) -> None:
+        """End the hold: the door back to controlled (locked until the next open)."""
+        self._held = False
+        await self.keep_shut()
 
     def _passed(self, at_mono: float) -> None:
         if self._passage is not None and not self._passage.done():
@@ -701,6 +729,8 @@ class UhppoteGate(_LinkUser):
     async def open(self, *, pulse_ms: int = 500) -> None:
         """Remote-open the door; the unlock time is the controller's door delay."""
         del pulse_ms  # the controller unlocks for its own door delay (see module docstring)
+        if self._held:
+            return  # normally open already
         if not self._started:
             raise DeviceUnavailable("gate not started", device_id=self.device_id)
         was_down = self.state is DeviceState.DISCONNECTED
@@ -725,8 +755,11 @@ class UhppoteGate(_LinkUser):
             raise DeviceRefused(f"door {self.door}: open-door refused", device_id=self.device_id)
 
     async def keep_shut(self) -> None:
-        """Disarm any pending passage and make sure the door is not left normally open."""
+        """Disarm any pending passage and make sure the door is not left normally open (unless
+        it is held open on purpose: only release_hold() ends that)."""
         self._disarm()
+        if self._held:
+            return
         if not self._started:
             raise DeviceUnavailable("gate not started", device_id=self.device_id)
         mode, delay = await self.link.get_door_control(self.door)

@@ -7,6 +7,7 @@ the journal directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -53,9 +54,19 @@ def make_app(source: StatusSource) -> web.Application:
     return app
 
 
-async def start_http(source: StatusSource, host: str, port: int) -> web.AppRunner:
-    """Start the status listener; returns the runner (await runner.cleanup() to stop)."""
-    return await start_listener(make_app(source), host, port)
+async def start_http(
+    source: StatusSource,
+    host: str,
+    port: int,
+    *,
+    extend: Callable[[web.Application], None] | None = None,
+) -> web.AppRunner:
+    """Start the status listener; returns the runner (await runner.cleanup() to stop).
+    ``extend`` adds routes that act (the emergency's: gateway/emergency_http.py)."""
+    app = make_app(source)
+    if extend is not None:
+        extend(app)
+    return await start_listener(app, host, port)
 
 
 async def start_listener(

@@ -11,45 +11,32 @@ no-op (they are idempotent). A refused bundle (bad signature, older, another sit
 nothing and the version held stays.
 
 The emergency itself (state, alarm inputs, exits held open, journal, alerts) is
-gateway/emergency.py's :class:`Emergency` (contract13.md); this module needs only the
+gateway/emergency.py's ``Emergency`` (contract13.md); this module needs only the
 :class:`EmergencyControl` part of it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from suishen.gateway.lists import Lists
-from suishen.protocol.listbodies import EmergencyCommand
+from suishen.protocol.emergency import EmergencySource
+from suishen.protocol.listbodies import SiteEmergencyCommand
 
 log = structlog.get_logger("suishen.gateway.hub_commands")
 
-__all__ = ["EmergencyControl", "HubEmergency", "hub_source"]
+__all__ = ["EmergencyControl", "HubEmergency"]
 
 
 class EmergencyControl(Protocol):
     """What applying a hub command needs of the gateway's Emergency (contract13.md)."""
 
-    async def declare(self, *, source: Any, actor: str, note: str = "") -> bool: ...
+    async def declare(self, *, source: EmergencySource, actor: str, note: str = "") -> bool: ...
 
-    async def end(self, *, source: Any, actor: str, note: str = "") -> bool: ...
-
-
-def hub_source() -> Any:
-    """``EmergencySource.HUB`` wherever the emergency branch defines it (protocol/vocabulary.py
-    or protocol/emergency.py, contract13.md); the text "hub" (its value) until then."""
-    for module in ("suishen.protocol.vocabulary", "suishen.protocol.emergency"):
-        try:
-            source = getattr(importlib.import_module(module), "EmergencySource", None)
-        except ImportError:
-            continue
-        if source is not None:
-            return source.HUB
-    return "hub"
+    async def end(self, *, source: EmergencySource, actor: str, note: str = "") -> bool: ...
 
 
 class HubEmergency:
@@ -65,14 +52,14 @@ class HubEmergency:
         applied); an OSError from keeping it comes after the apply (as Lists.install)."""
         async with self._lock:
             bundle, command = self._lists.check("emergency", data)
-            assert isinstance(command, EmergencyCommand)
+            assert isinstance(command, SiteEmergencyCommand)
             await self.apply(command, version=bundle.version)
             return await asyncio.to_thread(self._lists.install, "emergency", data)
 
-    async def apply(self, command: EmergencyCommand, *, version: int) -> bool:
+    async def apply(self, command: SiteEmergencyCommand, *, version: int) -> bool:
         """Declare or end the emergency as the hub said; True when the state changed."""
         act = self._emergency.declare if command.active else self._emergency.end
-        changed = await act(source=hub_source(), actor=command.by, note=command.note)
+        changed = await act(source=EmergencySource.HUB, actor=command.by, note=command.note)
         log.warning(
             "emergency command from the hub",
             state="on" if command.active else "off",

@@ -24,6 +24,11 @@ updated -> journal commit (durable, group commit) -> actuate (open or stay shut,
 - A failing device is logged once ("device error") and once when it works again, however many
   scans meet it meanwhile (its driver logs "device down"/"device back" once per outage);
   every error is still counted in the metrics.
+- Emergency release (gateway/emergency.py calls ``hold(released)`` and ``release()``): a
+  released lane's gate is held open and a scan there is still decided and journalled but
+  commands nothing (an allowed one counts as passed: nothing stops the person); a lane held
+  shut keeps its gate shut and an allowed scan there is denied gate_down, detail
+  {"emergency": "held_shut"}.
 """
 
 from __future__ import annotations
@@ -130,6 +135,7 @@ class Lane:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._gate_free_mono = 0.0  # when the gate last closed behind someone (monotonic)
         self._failing: set[str] = set()  # devices logged "down" and not working since
+        self.emergency: str | None = None  # "released" | "held_shut" during an emergency
 
     # ------------------------------------------------------------------ running
 
@@ -244,6 +250,8 @@ class Lane:
                 record = self._lane_busy(record, busy)
             elif record.decision.verdict is Verdict.ALLOW and self._gate_down():
                 record = self._gate_down_denial(record)
+            if self.emergency is not None:
+                record = self._in_emergency(record)
             self.state.apply(record, sensor=sensor)
         except Exception as exc:  # noqa: BLE001 - any fault in deciding fails closed, journalled
             record = self._internal_error(raw, now, exc)
@@ -260,7 +268,8 @@ class Lane:
         latency_s = time.monotonic() - raw.received_mono
         allowed = record.decision.verdict is Verdict.ALLOW
         self._tell(record, seq)
-        if allowed:
+        held = self.emergency is not None
+        if allowed and not held:
             await self._open()
         self._show(Signal.allow() if allowed else Signal.deny())
         self._count(record, latency_s)
@@ -274,8 +283,66 @@ class Lane:
             alerts=len(record.decision.alerts),
         )
         if allowed and self.devices.gate is not None:
-            await self._passage(record, seq)
+            await (self._held_passage(record, seq) if held else self._passage(record, seq))
         return record
+
+    # ------------------------------------------------------------------ emergency release
+
+    async def hold(self, *, released: bool) -> None:
+        """Emergency: hold the gate open (released) or shut; scans stop commanding it."""
+        self.emergency = "released" if released else "held_shut"
+        gate = self.devices.gate
+        if gate is None:
+            return
+        try:
+            await (gate.hold_open() if released else gate.keep_shut())
+        except Exception as exc:  # noqa: BLE001 - a gate fault never stops the lane
+            self._device_error(gate.device_id, exc)
+        else:
+            self._device_ok(gate.device_id)
+
+    async def release(self) -> None:
+        """The emergency ended: the gate back to normal (shut)."""
+        self.emergency = None
+        gate = self.devices.gate
+        if gate is None:
+            return
+        try:
+            await gate.release_hold()
+        except Exception as exc:  # noqa: BLE001 - a gate fault never stops the lane
+            self._device_error(gate.device_id, exc)
+        else:
+            self._device_ok(gate.device_id)
+
+    def _in_emergency(self, record: ScanDecided) -> ScanDecided:
+        detail = {**(record.detail or {}), "emergency": self.emergency}
+        if self.emergency == "held_shut" and record.decision.verdict is Verdict.ALLOW:
+            decision = Decision(
+                verdict=Verdict.DENY, reason=Reason.GATE_DOWN, alerts=record.decision.alerts
+            )
+            return replace(record, decision=decision, detail=detail)
+        return replace(record, detail=detail)
+
+    async def _held_passage(self, record: ScanDecided, seq: int) -> None:
+        """An allowed scan at a gate held open: the person passes (nothing stops them)."""
+        if not self.setup.has_passage_sensor:
+            return  # the allowed scan itself moved the person
+        passage = PassageRecorded(
+            ts=self._clock(),
+            site_id=record.site_id,
+            lane_id=record.lane_id,
+            scan_seq=seq,
+            outcome=PassageOutcomeKind.PASSED,
+            person_key=record.person.person_key if record.person else None,
+            direction=record.direction,
+            zone=record.zone,
+        )
+        self.state.apply(passage, sensor=True)
+        try:
+            await self.journal.append(passage)
+        except JournalError as exc:
+            self.metrics.journal_failures.inc(self.setup.lane_id)
+            self._log.error("passage not journalled", error=str(exc), scan_seq=seq)
 
     def _staleness(self, raw: RawScan) -> str | None:
         """Why a scan is not fresh (None: it is): it arrived while the gate was open for

@@ -26,7 +26,7 @@ bundle coexist briefly (about twice that, plus the bundle bytes).
 The roster is small (a site's workers) and is a plain dict; it also carries the site's time
 profiles and roster groups from the hub (:attr:`Roster.hours`; gateway/hours.py merges them with
 the config). The calendar bundle's body is a holiday calendar (protocol/time_profiles); the
-emergency bundle's an :class:`~suishen.protocol.listbodies.EmergencyCommand` for this site (one
+emergency bundle's an :class:`~suishen.protocol.listbodies.SiteEmergencyCommand` for this site (one
 for another site is refused, "wrong_site"); gateway/hub_commands.py applies it before
 :meth:`Lists.install` keeps it, and its version is what the fetcher asks the hub to exceed, so a
 command is applied once, not again after a restart. Neither ages: their ``age_s`` is None.
@@ -51,8 +51,8 @@ from suishen.protocol.errors import BundleError, TrustListError
 from suishen.protocol.listbodies import (
     BODY_FORMAT,
     KEY_BYTES,
-    EmergencyCommand,
     Invitation,
+    SiteEmergencyCommand,
     SiteHoursDocument,
     calendar_of,
     emergency_command,
@@ -343,7 +343,7 @@ class _Held:
 
 
 def _entries(value: Any) -> int:
-    if value is None or isinstance(value, EmergencyCommand):
+    if value is None or isinstance(value, SiteEmergencyCommand):
         return 0 if value is None else 1
     if isinstance(value, HolidayCalendar):
         return len(value.holidays) + len(value.workdays)
@@ -420,9 +420,9 @@ class Lists:
         return value
 
     @property
-    def emergency(self) -> EmergencyCommand | None:
+    def emergency(self) -> SiteEmergencyCommand | None:
         """The hub's last emergency command for this site that was applied (None: none)."""
-        value: EmergencyCommand | None = self._held["emergency"].value
+        value: SiteEmergencyCommand | None = self._held["emergency"].value
         return value
 
     def subscribe(self, callback: Callable[[str], None]) -> None:
@@ -492,7 +492,7 @@ class Lists:
 
     def check(self, kind: str, data: bytes) -> tuple[Bundle, Any]:
         """Verify and parse a bundle newer than the one held, without installing it: the
-        bundle and its parsed value (an EmergencyCommand, a Roster, ...). BundleError as
+        bundle and its parsed value (an SiteEmergencyCommand, a Roster, ...). BundleError as
         :meth:`install`."""
         if kind not in KINDS or self._pinned_key is None:
             raise ValueError(f"kind must be one of {KINDS}, and the hub key pinned")

@@ -20,7 +20,7 @@ import contextlib
 import json
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import ConfigError, ConfigProblem, GatewayConfig, HubSettings
 from suishen.gateway.devices import DeviceSet, LaneEvent, build_devices
 from suishen.gateway.display import DisplayHub
+from suishen.gateway.emergency import Emergency
+from suishen.gateway.emergency_http import add_emergency_routes
 from suishen.gateway.health import DeviceHealth, ListHealth, assess, is_stale, iso
 from suishen.gateway.hours import GatewayHours
 from suishen.gateway.http import bound_port, start_http, start_listener
@@ -52,6 +54,7 @@ from suishen.gateway.metrics import (
 from suishen.gateway.pipeline import ScanPipeline
 from suishen.gateway.policy import LaneInfo
 from suishen.gateway.private import prepare_state
+from suishen.gateway.records import ScanDecided
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import HC1, SSC1, VerifyOptions
 from suishen.protocol.device_state import DeviceState
@@ -210,6 +213,14 @@ class GatewayService:
         self._backlog: tuple[int, float | None] = (0, None)  # (rows, oldest ts), refreshed 1/s
         self.devices: DeviceSet | None = None
         self.lanes: dict[str, Lane] = {}
+        self.emergency = Emergency(config, journal=self.journal, state=self.state, lanes=self.lanes)
+        self.registry.add(
+            CallbackGauge(
+                "suishen_emergency_active",
+                "1 while the site is in emergency release (exits held open), else 0",
+                lambda: [((), int(self.emergency.active))],
+            )
+        )
         self.http_port: int | None = None
         self.display: DisplayHub | None = None  # the lane display's feed, when [display] is on
         self.display_port: int | None = None
@@ -243,8 +254,9 @@ class GatewayService:
         self._load_lists()
         await self.journal.start()
         try:
+            self.emergency.load()
             rebuilt = self.state.replay(
-                (record for _seq, record in self.journal.replay()),
+                self.emergency.remember(record for _seq, record in self.journal.replay()),
                 sensor_lanes={lane.id for lane in config.lanes if lane.has_passage_sensor},
                 now=time.time(),
             )
@@ -267,6 +279,9 @@ class GatewayService:
             )
             await self.devices.start()
             self._build_lanes(pepper)
+            # A restart during an emergency holds the exits open before any scan is taken.
+            await self.emergency.apply_to_lanes()
+            await self.emergency.start_alarm(self._on_alarm_device)
             runner = await self._start_status_http()
             display_runner = await self._start_display()
             log.info(
@@ -291,6 +306,7 @@ class GatewayService:
                 if display_runner is not None:
                     await display_runner.cleanup()
                 await runner.cleanup()
+                await self.emergency.aclose()
                 for lane in self.lanes.values():
                     await lane.drain_indicators()
                 await self.devices.aclose()
@@ -306,7 +322,9 @@ class GatewayService:
         http.port (one line for the operator, not a traceback)."""
         host, port = self.config.http.host, self.config.http.port
         try:
-            runner = await start_http(self, host, port)
+            runner = await start_http(
+                self, host, port, extend=lambda app: add_emergency_routes(app, self.emergency)
+            )
         except OSError as exc:
             problem = f"cannot listen on {host}:{port}: {exc.strerror}"
             raise ConfigError([ConfigProblem("http.port", problem)]) from exc
@@ -372,7 +390,13 @@ class GatewayService:
                 frozenset(lane.id for lane in config.lanes),
                 queue_size=config.display.queue_events,
             )
-        on_decided = self.display.publish if self.display is not None else None
+        display = self.display
+
+        def on_decided(record: ScanDecided, seq: int) -> None:
+            self.emergency.note(record, seq)  # the muster list's masked names
+            if display is not None:
+                display.publish(record, seq)
+
         for lane in config.lanes:
             info = LaneInfo(
                 site_id=config.site.id,
@@ -425,14 +449,11 @@ class GatewayService:
         self.hours.apply(self.lists, lanes, profiles)
 
     def _fetched_kinds(self) -> dict[str, Any]:
-        """The kinds the fetcher polls; the emergency kind when there is an emergency to
-        apply it to (``self.emergency``, contract13.md; gateway/hub_commands.py)."""
-        emergency = getattr(self, "emergency", None)
-        if emergency is None:
-            return {"kinds": ("trust", "watchlist", "roster", "calendar")}
+        """The kinds the fetcher polls; the hub's emergency command is applied to
+        ``self.emergency`` before it is kept (gateway/hub_commands.py)."""
         return {
             "kinds": ("trust", "watchlist", "roster", "calendar", "emergency"),
-            "installers": {"emergency": HubEmergency(self.lists, emergency).install},
+            "installers": {"emergency": HubEmergency(self.lists, self.emergency).install},
         }
 
     async def _supervise(self, lane: Lane) -> None:
@@ -477,11 +498,32 @@ class GatewayService:
         self._device_states[event.device_id] = event
         if self._stop.is_set():
             return
-        task = asyncio.create_task(self._journal_device(lane_id, event))
+        lane = self.lanes.get(lane_id)
+        gate = None if lane is None else lane.devices.gate
+        if (
+            event.state is DeviceState.CONNECTED
+            and lane is not None
+            and lane.emergency
+            and gate is not None
+            and gate.device_id == event.device_id
+        ):
+            # A gate back during an emergency: hold it again (drivers that keep the hold
+            # themselves just write it once more).
+            self._spawn(lane.hold(released=lane.emergency == "released"))
+        self._spawn(self._journal_device(lane_id, event))
+
+    def _on_alarm_device(self, event: DeviceStateChanged) -> None:
+        """The fire-alarm input's state: /status, the device gauge and the journal."""
+        self._device_states[event.device_id] = event
+        if not self._stop.is_set():
+            self._spawn(self._journal_device(None, event))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _journal_device(self, lane_id: str, event: DeviceStateChanged) -> None:
+    async def _journal_device(self, lane_id: str | None, event: DeviceStateChanged) -> None:
         try:
             await self.journal.append_device(
                 ts=event.at,
@@ -604,6 +646,7 @@ class GatewayService:
             "sync": self._sync_status(),
             "hours": None if self.hours is None else self.hours.snapshot(self.lists).status(),
             "occupancy": {zone: self.state.count(zone) for zone in self.config.site.zones},
+            "emergency": self.emergency.status(),
         }
 
     def _backlog_age(self, now: float) -> float | None:

@@ -50,10 +50,10 @@ __all__ = [
     "EMERGENCY_STATES",
     "KEY_BYTES",
     "POLICE_FLAG",
-    "EmergencyCommand",
     "Invitation",
     "RosterItem",
     "RosterWorker",
+    "SiteEmergencyCommand",
     "SiteHoursDocument",
     "WatchItem",
     "WatchlistColumns",
@@ -453,7 +453,7 @@ EMERGENCY_STATES: Final = ("on", "off")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EmergencyCommand:
+class SiteEmergencyCommand:
     """The hub's emergency command for a site: on (declare) or off (end)."""
 
     site_id: str
@@ -463,7 +463,7 @@ class EmergencyCommand:
     at: int = 0  # POSIX seconds, when the hub user gave it
 
 
-def emergency_body(command: EmergencyCommand) -> dict[str, Any]:
+def emergency_body(command: SiteEmergencyCommand) -> dict[str, Any]:
     """The emergency bundle body (contract13.md)."""
     return {
         "site_id": command.site_id,
@@ -474,7 +474,7 @@ def emergency_body(command: EmergencyCommand) -> dict[str, Any]:
     }
 
 
-def emergency_command(body: Any, *, site_id: str | None = None) -> EmergencyCommand:
+def emergency_command(body: Any, *, site_id: str | None = None) -> SiteEmergencyCommand:
     """Check an emergency body; BundleError("malformed") naming the field, or
     BundleError("wrong_site") when it is for another site than ``site_id``."""
     if not isinstance(body, Mapping):
@@ -490,4 +490,6 @@ def emergency_command(body: Any, *, site_id: str | None = None) -> EmergencyComm
         raise BundleError("malformed", "emergency.at must be POSIX seconds")
     if site_id is not None and site != site_id:
         raise BundleError("wrong_site", f"emergency.site_id is {site!r}, not this site")
-    return EmergencyCommand(site_id=str(site), active=state == "on", by=str(by), note=note, at=at)
+    return SiteEmergencyCommand(
+        site_id=str(site), active=state == "on", by=str(by), note=note, at=at
+    )

@@ -96,6 +96,7 @@ class AlertKind(enum.StrEnum):
     CAPACITY = "capacity"  # soft capacity reached
     JOURNAL = "journal"  # the journal is near full with unsynced rows
     CLOCK = "clock"  # the hub refused rows whose time is outside its window (gateway clock)
+    EMERGENCY = "emergency"  # emergency release declared or ended at a site (fire alarm, command)
 
 
 class PassageOutcomeKind(enum.StrEnum):

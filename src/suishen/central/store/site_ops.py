@@ -36,13 +36,13 @@ from suishen.central.queries.sitekind import check_site_id
 from suishen.central.store import audit
 from suishen.central.store.lists import bump_version
 from suishen.protocol.listbodies import (
-    EmergencyCommand,
+    SiteEmergencyCommand,
     check_site_hours,
     raw_key,
 )
 from suishen.protocol.time_profiles import TimeProfileError, parse_calendar
 
-MAX_NOTE: Final = 500
+MAX_NOTE: Final = 200  # as the gateway keeps (protocol/emergency.py)
 MAX_GROUP: Final = 64
 HOURS_KEYS: Final = frozenset({"time_profiles", "hours"})
 
@@ -257,7 +257,7 @@ async def site_emergency(
 
 async def latest_emergency(
     con: Connection, site_id: str | None
-) -> tuple[int, EmergencyCommand] | None:
+) -> tuple[int, SiteEmergencyCommand] | None:
     """The site's newest emergency command and its version, or None when it never had one."""
     row = await con.fetchrow(
         "SELECT version, site_id, active, note, by_user, at FROM site_emergencies "
@@ -266,7 +266,7 @@ async def latest_emergency(
     )
     if row is None:
         return None
-    return row["version"], EmergencyCommand(
+    return row["version"], SiteEmergencyCommand(
         site_id=row["site_id"],
         active=row["active"],
         by=row["by_user"],

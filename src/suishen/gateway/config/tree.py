@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from suishen import settings
+from suishen.gateway.config.emergency import EmergencySettings, emergency_problems
 from suishen.gateway.config.hardware import (
     LaneSettings,
     ModbusGateSettings,
@@ -69,6 +70,9 @@ class GatewayConfig:
     hours: HoursSettings = setting(
         "the holiday calendar and the roster groups' profiles", factory=HoursSettings
     )
+    emergency: EmergencySettings = setting(
+        "emergency release: the fire-alarm input, what entries do", factory=EmergencySettings
+    )
 
     def __post_init__(self) -> None:
         problems = list(_cross_check(self))
@@ -119,6 +123,7 @@ def _cross_check(config: GatewayConfig) -> Iterator[tuple[str, str]]:
     for group, profile in config.hours.groups.items():
         if profile not in config.time_profiles:
             yield (f"hours.groups.{group}", f"no [time_profiles.{profile}]")
+    yield from emergency_problems(config.emergency, config.lanes)
     display = config.display
     if display.enabled and display.port != 0 and display.port == config.http.port:
         yield ("display.port", f"{display.port} is already the status listener's (http.port)")

@@ -233,8 +233,16 @@ class Journal(SyncCursor, Retention):
             [alert_row(alert, ts=time.time(), site_id=self.site_id, lane_id=None)], None
         )
 
+    async def append_alert(
+        self, alert: AlertRaised, *, ts: float, lane_id: str | None = None
+    ) -> int:
+        """Journal an alert that no scan raised (e.g. an emergency declared); returns its seq."""
+        return await self._enqueue(
+            [alert_row(alert, ts=ts, site_id=self.site_id, lane_id=lane_id)], None
+        )
+
     async def append_device(
-        self, *, ts: float, lane_id: str, device_id: str, state: str, detail: str = ""
+        self, *, ts: float, lane_id: str | None, device_id: str, state: str, detail: str = ""
     ) -> int:
         """Journal a device state change (kind="device"); returns its seq."""
         text = json.dumps({"device_id": device_id, "state": state, "detail": detail})
