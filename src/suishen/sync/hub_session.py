@@ -9,8 +9,8 @@ import aiohttp
 
 from suishen.sync.pki import gateway_ssl_context
 
-# Three long-polls (one per bundle kind), the bulk uploader and the alert fast lane.
-_CONNECTIONS = 8
+# Five long-polls (one per bundle kind), the bulk uploader and the alert fast lane, with room.
+_CONNECTIONS = 10
 
 
 def hub_session(ca: Path, client_cert: Path, client_key: Path) -> aiohttp.ClientSession:
