@@ -20,8 +20,10 @@ snapshot, builds the body (protocol/listbodies.py; trust: the trust file documen
 (kind, scope) until a newer version exists; a lock per (kind, scope) builds it once however many
 long-pollers wake together.  Expiry: every poll also tombstones the watchlist entries whose
 expiry has passed (``store.watchlist.expire_due``, a new version), so they leave the next
-bundle by themselves.  Scope: the roster is per site (a gateway gets its own site's
-workers only); trust and watchlist are the same for every gateway.
+bundle by themselves; so do visitor invitations whose window has ended
+(``store.invitations.expire_due``, a new roster version).  Scope: the roster is per site (a
+gateway gets its own site's workers and invitations only); trust and watchlist are the same for
+every gateway.
 
 """
 
@@ -41,9 +43,10 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central.connection import Connection
-from suishen.central.store import watchlist
+from suishen.central.store import invitations, watchlist
 from suishen.protocol.bundles import BUNDLE_KINDS, seal_bundle
 from suishen.protocol.listbodies import (
+    Invitation,
     RosterWorker,
     WatchlistRow,
     roster_body,
@@ -107,17 +110,25 @@ async def read_body(con: Connection, kind: str, site_id: str | None) -> Any:
     )
     return roster_body(
         (
-            r["person_key"],
-            RosterWorker(
-                site_id=r["site_id"],
-                valid_from=_day_start(r["valid_from"]),
-                valid_to=_day_end(r["valid_until"]),
-                name_mask=r["masked_name"],
-                card=r["card_number"],
-            ),
-        )
-        for r in rows
+            (
+                r["person_key"],
+                RosterWorker(
+                    site_id=r["site_id"],
+                    valid_from=_day_start(r["valid_from"]),
+                    valid_to=_day_end(r["valid_until"]),
+                    name_mask=r["masked_name"],
+                    card=r["card_number"],
+                ),
+            )
+            for r in rows
+        ),
+        invitations=await _roster_invitations(con, site_id),
     )
+
+
+async def _roster_invitations(con: Connection, site_id: str | None) -> list[tuple[str, Invitation]]:
+    """The site's current visitor invitations (not cancelled, not expired, not over)."""
+    return await invitations.roster_invitations(con, site_id)
 
 
 # --------------------------------------------------------------------------- the service
@@ -230,6 +241,15 @@ class BundleService:
             log.info("watchlist_expired", entries=len(expired))
         return expired
 
+    async def expire_invitations(self, con: Connection) -> list[int]:
+        """Mark visitor invitations whose window has ended expired (a new roster version, so
+        the next roster bundle leaves them out by itself); run on every poll."""
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        expired = await invitations.expire_due(con, now=now)
+        if expired:
+            log.info("invitations_expired", invitations=len(expired))
+        return expired
+
     # ----- lifecycle
 
     async def start(self) -> None:
@@ -258,6 +278,7 @@ class BundleService:
                         while True:
                             await self.refresh(con)  # also catches what came before LISTEN
                             await self.expire_watchlist(con)
+                            await self.expire_invitations(con)
                             await asyncio.sleep(self._poll_s)
                     finally:
                         self.listening.clear()
