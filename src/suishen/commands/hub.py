@@ -71,6 +71,9 @@ def register(sub: Any) -> None:
     from suishen.commands import hub_ops  # noqa: PLC0415 - it imports this module
 
     hub_ops.add_commands(commands)  # status, scans
+    from suishen.commands import hub_visitors  # noqa: PLC0415 - it imports this module
+
+    hub_visitors.add_commands(commands)  # visitor invite|cancel|list|arrivals
     add_settings_command(commands, config_module="suishen.central.config", what="hub config")
 
 
