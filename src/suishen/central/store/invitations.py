@@ -218,7 +218,7 @@ def visitor_key(
         raise InvitationInputError("document", "give either a document or a person key")
     if person_key is not None:
         if not _HEX_KEY.fullmatch(person_key):
-            raise InvitationInputError("person_key", "a person key is 64 lower-case hex")
+            raise InvitationInputError("person_key", "a person key is 64 lower-case hex characters")
         return person_key
     assert document is not None
     idt, number = document.idt.strip().upper(), document.idn.strip().upper()
@@ -272,9 +272,7 @@ def _owner_filter(user: Inviter) -> int | None:
 
 
 async def _require_site(con: Connection, user: Inviter, site_id: str) -> None:
-    scope_of(user).require(check_site_id(site_id))
-    if not await con.fetchval("SELECT true FROM sites WHERE site_id = $1", site_id):
-        raise NotFound(f"no site {site_id!r}", site_id=site_id)
+    await site_choice(con, user, site_id)
 
 
 async def get(con: Connection, user: Inviter, invitation_id: int) -> InvitationRow:
@@ -536,3 +534,32 @@ async def invite_by_document(
     )  # fmt: skip
     when = now if now is not None else dt.datetime.now(dt.UTC)
     return await invite(con, user, request, pepper=pepper, now=when, limits=limits)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SiteChoice:
+    """A site a user may invite to (the pages' site picker)."""
+
+    site_id: str
+    name: str
+    timezone: str
+
+
+async def sites_for(con: Connection, user: Inviter) -> list[SiteChoice]:
+    """The sites in the user's scope, by id."""
+    rows = await con.fetch(
+        f"SELECT site_id, name, timezone FROM sites WHERE {Scope.sql('$1')} ORDER BY site_id",  # noqa: S608 - constant clause
+        scope_of(user).sql_param(),
+    )
+    return [SiteChoice(**dict(r)) for r in rows]
+
+
+async def site_choice(con: Connection, user: Inviter, site_id: str) -> SiteChoice:
+    """One site in the user's scope; NotFound otherwise (never confirmed)."""
+    scope_of(user).require(check_site_id(site_id))
+    row = await con.fetchrow(
+        "SELECT site_id, name, timezone FROM sites WHERE site_id = $1", site_id
+    )
+    if row is None:
+        raise NotFound(f"no site {site_id!r}", site_id=site_id)
+    return SiteChoice(**dict(row))
