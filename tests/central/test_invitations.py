@@ -277,3 +277,22 @@ async def test_the_roster_body_without_invitations_is_unchanged(
     """A site with no invitations: the roster body has no "invitations" key (older gateways
     read the same body as before)."""
     assert "invitations" not in await read_body(con, "roster", SITE)
+
+
+async def test_the_running_bundle_service_expires_invitations_by_itself(
+    db_pool: asyncpg.Pool, people: dict[str, Any]
+) -> None:
+    """Nobody acts: the bundle service's poll loop (its clock past the window) marks the
+    invitation expired and the roster version moves on."""
+    async with db_pool.acquire() as con:
+        row = await invite(con, people["acme"], request(1))
+    later = (NOW + 3 * HOUR).timestamp()
+    service = BundleService(db_pool, ed25519.Ed25519PrivateKey.generate(), poll_s=0.05,
+                            clock=lambda: later)  # fmt: skip
+    await service.start()
+    try:
+        assert await service.wait_newer("roster", row.version, 10) == row.version + 1
+    finally:
+        await service.close()
+    assert await db_pool.fetchval("SELECT expired_at IS NOT NULL FROM invitations")
+    assert await db_pool.fetchval("SELECT version FROM invitations") == row.version + 1
