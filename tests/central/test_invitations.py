@@ -241,7 +241,8 @@ async def test_arrivals_are_the_tenants_visitors_inside_their_windows(
     con: asyncpg.Connection, people: dict[str, Any]
 ) -> None:
     """Arrivals: scans at the site of an invited key inside its window, allowed or denied, with
-    the invitation's masked name; not a scan outside the window, at another site, of another
+    the invitation's masked name (a watchlist reason withheld from the tenant, not from the
+    site manager); not a scan outside the window, at another site, of another
     person, or of another tenant's visitor."""
     mine = await invite(con, people["acme"], request(1))
     theirs = await invite(con, people["globex"], request(2))
@@ -261,12 +262,16 @@ async def test_arrivals_are_the_tenants_visitors_inside_their_windows(
     await scan(4, mine.person_key, NOW - dt.timedelta(minutes=5), site=OTHER)
     await scan(5, person_key(PEPPER, "RIC", ric(9)), NOW - dt.timedelta(minutes=5))
     await scan(6, theirs.person_key, NOW - dt.timedelta(minutes=5))
+    await scan(7, mine.person_key, NOW - dt.timedelta(minutes=1), verdict="deny",
+               reason="watchlist")  # fmt: skip
     seen = await inv.arrivals(con, people["acme"], SITE)
     assert [(a.invitation_id, a.verdict, a.reason, a.masked_name) for a in seen] == [
+        (mine.invitation_id, "deny", "withheld", "王*明"),  # a tenant is not told why
         (mine.invitation_id, "deny", "not_invited", "王*明"),
         (mine.invitation_id, "allow", None, "王*明"),
     ]
-    assert len(await inv.arrivals(con, people["manager"], SITE)) == 3
+    staff = await inv.arrivals(con, people["manager"], SITE)
+    assert [a.reason for a in staff] == ["watchlist", None, "not_invited", None]
     with pytest.raises(NotFound):
         await inv.arrivals(con, people["other"], SITE)
 

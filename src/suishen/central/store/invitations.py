@@ -52,6 +52,9 @@ DEFAULT_MAX_AHEAD_DAYS: Final = 90
 MAX_NAME: Final = 64
 MAX_PLACES: Final = 32
 MAX_ROWS: Final = 1000
+# Deny reasons a tenant is not told (a watchlist hit, a health status): "withheld" instead.
+PRIVATE_REASONS: Final = frozenset({"watchlist", "status_red", "status_yellow"})
+WITHHELD: Final = "withheld"
 _HEX_KEY: Final = re.compile(r"[0-9a-f]{64}")
 _PLACE: Final = re.compile(r"[0-9A-Za-z_.:-]{1,64}")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
@@ -314,7 +317,8 @@ async def arrivals(
     con: Connection, user: Inviter, site_id: str, *, days: int = 30
 ) -> list[Arrival]:
     """Scans (allowed or denied) of the user's invited visitors at the site inside their
-    invitations' windows, in the last ``days`` days, newest first, with masked names."""
+    invitations' windows, in the last ``days`` days, newest first, with masked names.  A
+    tenant is not told a private deny reason (``PRIVATE_REASONS``: "withheld")."""
     _require(user, READERS)
     await _require_site(con, user, site_id)
     rows = await con.fetch(
@@ -334,7 +338,13 @@ async def arrivals(
         max(1, min(days, 366)),
         MAX_ROWS,
     )
-    return [Arrival(**dict(r)) for r in rows]
+    hide = str(user.role) == "tenant"
+    return [
+        Arrival(**{**dict(r), "reason": WITHHELD})
+        if hide and r["reason"] in PRIVATE_REASONS
+        else Arrival(**dict(r))
+        for r in rows
+    ]
 
 
 def _posix(value: dt.datetime) -> int:
