@@ -167,8 +167,8 @@ async def _invite(ctx: Any) -> int:
     from suishen.central.store import invitations as inv  # noqa: PLC0415
 
     args = ctx.args
-    zone_name = await ctx.con.fetchval("SELECT timezone FROM sites WHERE site_id = $1", args.site)
-    zone = zone_of(zone_name or "UTC")
+    site = await inv.site_choice(ctx.con, ctx.user, args.site)  # NotFound out of scope
+    zone = zone_of(site.timezone)
     now = dt.datetime.now(dt.UTC)
     start = parse_time(args.valid_from, zone=zone, now=now, field="valid_from")
     until = parse_until(args.valid_until, start=start, zone=zone, now=now)
