@@ -22,9 +22,10 @@ long-pollers wake together.  The emergency kind is per site too, and its bundle 
 version of the site's newest command (the kind's version counts every site's commands), so a
 command for another site never re-sends this site's as new.  Expiry: every poll also
 tombstones the watchlist entries whose expiry has passed (``store.watchlist.expire_due``, a
-new version), so they leave the next bundle by themselves.  Scope: the roster and the
-emergency command are per site (a gateway gets its own site's); trust, watchlist and
-calendar are the same for every gateway.
+new version), so they leave the next bundle by themselves; so do visitor invitations whose
+window has ended (``store.invitations.expire_due``, a new roster version).  Scope: the roster
+(workers, hours, invitations) and the emergency command are per site (a gateway gets its own
+site's); trust, watchlist and calendar are the same for every gateway.
 
 """
 
@@ -44,9 +45,10 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from suishen.central.connection import Connection
-from suishen.central.store import site_ops, watchlist
+from suishen.central.store import invitations, site_ops, watchlist
 from suishen.protocol.bundles import BUNDLE_KINDS, seal_bundle
 from suishen.protocol.listbodies import (
+    Invitation,
     RosterWorker,
     WatchlistRow,
     emergency_body,
@@ -131,7 +133,12 @@ async def read_body(con: Connection, kind: str, site_id: str | None) -> Any:
         )
         for r in rows
     )
-    return roster_body(workers, time_profiles=profiles, groups=groups)
+    return roster_body(
+        workers,
+        invitations=await _roster_invitations(con, site_id),
+        time_profiles=profiles,
+        groups=groups,
+    )
 
 
 async def _roster_hours(
@@ -149,6 +156,11 @@ async def _body_version(con: Connection, kind: str, site_id: str | None, version
         return version
     latest = await site_ops.latest_emergency(con, site_id)
     return 0 if latest is None else latest[0]
+
+
+async def _roster_invitations(con: Connection, site_id: str | None) -> list[tuple[str, Invitation]]:
+    """The site's current visitor invitations (not cancelled, not expired, not over)."""
+    return await invitations.roster_invitations(con, site_id)
 
 
 # --------------------------------------------------------------------------- the service
@@ -266,6 +278,15 @@ class BundleService:
             log.info("watchlist_expired", entries=len(expired))
         return expired
 
+    async def expire_invitations(self, con: Connection) -> list[int]:
+        """Mark visitor invitations whose window has ended expired (a new roster version, so
+        the next roster bundle leaves them out by itself); run on every poll."""
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        expired = await invitations.expire_due(con, now=now)
+        if expired:
+            log.info("invitations_expired", invitations=len(expired))
+        return expired
+
     # ----- lifecycle
 
     async def start(self) -> None:
@@ -294,6 +315,7 @@ class BundleService:
                         while True:
                             await self.refresh(con)  # also catches what came before LISTEN
                             await self.expire_watchlist(con)
+                            await self.expire_invitations(con)
                             await asyncio.sleep(self._poll_s)
                     finally:
                         self.listening.clear()

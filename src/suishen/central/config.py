@@ -14,6 +14,7 @@ is reported at once with its key path::
     [alerts]            the alert loop: deadlines per route and step, reminders, webhooks
     [privacy]           the pepper (file or environment variable), watchlist expiry limit
     [visits]            daily reset hour, longest visit and stay (suishen.central.derive)
+    [visitors]          visitor invitations: longest window, how far ahead
 
 ``settings_markdown()`` lists every setting with its type, default and help: the text of
 deploy/config/HUB_SETTINGS.md (a test keeps it current).
@@ -167,6 +168,22 @@ class PrivacySection:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class VisitorsSection:
+    """Visitor invitations (tenants' pages, `suishen hub visitor invite`)."""
+
+    max_days: int = setting("longest window of one invitation, in days", 7, ge=1, le=366)
+    max_ahead_days: int = setting(
+        "how many days ahead an invitation may start at the latest", 90, ge=1, le=3650
+    )
+
+    def limits(self) -> Any:
+        """As central/store/invitations.VisitorLimits (imported here only when asked)."""
+        from suishen.central.store.invitations import VisitorLimits  # noqa: PLC0415
+
+        return VisitorLimits(max_days=self.max_days, max_ahead_days=self.max_ahead_days)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HubConfig:
     """Everything one hub process needs."""
 
@@ -182,6 +199,7 @@ class HubConfig:
     alerts: AlertsSection = setting("the alert loop", factory=AlertsSection)
     privacy: PrivacySection = setting("person keys and privacy limits", factory=PrivacySection)
     visits: DeriveSettings = setting("visits and stays", factory=DeriveSettings)
+    visitors: VisitorsSection = setting("visitor invitations", factory=VisitorsSection)
 
 
 def parse_config(document: Mapping[str, Any], *, base: Path) -> HubConfig:

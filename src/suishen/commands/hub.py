@@ -74,6 +74,9 @@ def register(sub: Any) -> None:
     from suishen.commands import hub_site_ops  # noqa: PLC0415 - it imports this module
 
     hub_site_ops.add_commands(commands)  # calendar publish|show, site hours|group|emergency
+    from suishen.commands import hub_visitors  # noqa: PLC0415 - it imports this module
+
+    hub_visitors.add_commands(commands)  # visitor invite|cancel|list|arrivals
     add_settings_command(commands, config_module="suishen.central.config", what="hub config")
 
 

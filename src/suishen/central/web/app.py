@@ -96,6 +96,15 @@ NAV += (
     ),
     NavItem(label="Analysis", href="/analyst", roles=frozenset({Role.ANALYST, Role.ADMIN})),
 )
+# visitors: the tenant pages (invitations and arrivals)
+VIEW_MODULES += ("suishen.central.web.views.tenant",)
+NAV += (
+    NavItem(
+        label="Visitors",
+        href="/visitors",
+        roles=frozenset({Role.TENANT, Role.SITE_MANAGER, Role.ADMIN}),
+    ),
+)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
