@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint mutate clean
+.PHONY: demo test bench lint mutate screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+# Refresh docs/screenshots from the browser tests (a plain `make test` writes them to a
+# temporary directory and leaves the checkout as it was).
+screenshots: $(STAMP)
+	SUISHEN_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/e2e/browser
 
 # Mutation testing of the verifier and policy rules (not part of test or CI: CPU-heavy, one
 # worker). Results stay in mutants/ (a re-run only re-checks what changed); the score per

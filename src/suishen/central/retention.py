@@ -7,6 +7,8 @@ Each run (``run_retention(con, now=..., policy=...)``):
   (their own limit) - through ``partitions.drop_expired_partitions``, the one dropping code;
 - deletes alerts (with their timelines) and audit rows past their own, longer limits
   (``partitions.prune_kept_records``);
+- deletes visitor invitations whose window ended (or that were cancelled) more than
+  ``policy.days`` ago: a person key each, kept as long as the scans they admitted;
 - writes one audit row (action ``retention``, actor ``system``) and one log line naming what it
   dropped, so "when was this data forgotten" has an answer.
 
@@ -63,6 +65,7 @@ class RetentionRun(msgspec.Struct, frozen=True, kw_only=True):
     alerts_deleted: int
     audit_deleted: int
     audit_id: int
+    invitations_deleted: int = 0
 
 
 class TableKept(msgspec.Struct, frozen=True, kw_only=True):
@@ -105,9 +108,10 @@ async def run_retention(
             keep_alerts_days=policy.keep_alerts_days,
             keep_audit_days=policy.keep_audit_days,
         )
+        invitations = await _prune_invitations(con, now=now, days=policy.days)
         audit_id = await audit.record(
             con, "system", "retention", dropped=sorted(dropped), alerts_deleted=alerts,
-            audit_deleted=audit_rows, days=policy.days, stays_days=policy.stays_days,
+            audit_deleted=audit_rows, invitations_deleted=invitations, days=policy.days, stays_days=policy.stays_days,
             keep_alerts_days=policy.keep_alerts_days, keep_audit_days=policy.keep_audit_days,
         )  # fmt: skip
     log.info(
@@ -115,6 +119,7 @@ async def run_retention(
         dropped=sorted(dropped),
         alerts_deleted=alerts,
         audit_deleted=audit_rows,
+        invitations_deleted=invitations,
         audit_id=audit_id,
     )
     return RetentionRun(
@@ -123,7 +128,19 @@ async def run_retention(
         alerts_deleted=alerts,
         audit_deleted=audit_rows,
         audit_id=audit_id,
+        invitations_deleted=invitations,
     )
+
+
+async def _prune_invitations(con: Connection, *, now: dt.datetime, days: int) -> int:
+    """Delete visitor invitations (a person key each) whose window ended, or that were
+    cancelled, more than ``days`` ago: they are kept as long as the scans they admitted."""
+    deleted = await con.fetchval(
+        "WITH d AS (DELETE FROM invitations WHERE LEAST(valid_until, "
+        "COALESCE(cancelled_at, valid_until)) < $1 RETURNING 1) SELECT count(*) FROM d",
+        now - dt.timedelta(days=days),
+    )
+    return int(deleted)
 
 
 async def maintain(

@@ -93,3 +93,29 @@ def test_policy_refuses_zero_days() -> None:
     """A retention of 0 days is a mistake, not a setting."""
     with pytest.raises(ValueError, match="at least 1 day"):
         RetentionPolicy(stays_days=0)
+
+
+async def test_invitations_are_kept_as_long_as_scans(con: asyncpg.Connection) -> None:
+    """An invitation (a person key) whose window ended, or that was cancelled, more than
+    `days` ago is deleted; one still inside the limit, and a live one, stay."""
+    await con.execute("INSERT INTO sites (site_id, kind) VALUES ('tower', 'building')")
+    day = dt.timedelta(days=1)
+    cases = {  # name: (valid_from, valid_until, cancelled_at)
+        "ended-long-ago": (NOW - 40 * day, NOW - 39 * day, None),
+        "cancelled-long-ago": (NOW - 12 * day, NOW + 30 * day, NOW - 11 * day),
+        "ended-recently": (NOW - 9 * day, NOW - 8 * day, None),
+        "live": (NOW - day, NOW + day, None),
+    }
+    for n, (name, (start, end, cancelled)) in enumerate(cases.items()):
+        await con.execute(
+            "INSERT INTO invitations (site_id, person_key, masked_name, valid_from, valid_until,"
+            " version, created_by, cancelled_at, cancelled_by) "
+            "VALUES ('tower', $1, $2, $3, $4, 1, 'test', $5, $6)",
+            f"{n:064x}", name, start, end, cancelled, None if cancelled is None else "test",
+        )  # fmt: skip
+    run = await run_retention(con, now=NOW, policy=RetentionPolicy(days=10))
+    left = {r["masked_name"] for r in await con.fetch("SELECT masked_name FROM invitations")}
+    assert left == {"ended-recently", "live"}
+    assert run.invitations_deleted == 2
+    target = await con.fetchval("SELECT target FROM audit WHERE audit_id = $1", run.audit_id)
+    assert '"invitations_deleted": 2' in target

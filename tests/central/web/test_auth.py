@@ -225,3 +225,25 @@ async def test_language_switch(anon_client: TestClient) -> None:
     page = await anon_client.get("/login")
     text = await page.text()
     assert "Log in" in text and "登录" not in text
+
+
+async def test_a_tenant_lands_on_its_visitors_not_on_site_pages(
+    anon_client: TestClient, db_pool: asyncpg.Pool
+) -> None:
+    """A tenant may not see site pages (403), so its login and "/" lead to /visitors, and
+    its top bar has no Sites link; a page it asked for explicitly is still where it goes."""
+    await make_user(db_pool, "acme", Role.TENANT, ("tower-a",))
+    response = await _login(anon_client, "acme", PASSWORD)
+    assert (response.status, response.headers["Location"]) == (303, "/visitors")
+    page = await anon_client.get("/", allow_redirects=False)
+    assert (page.status, page.headers["Location"]) == (303, "/visitors")
+    visitors = await anon_client.get("/visitors")
+    assert visitors.status == 200
+    assert 'href="/site"' not in await visitors.text()
+    asked = await anon_client.post(
+        "/login",
+        data={"username": "acme", "password": PASSWORD, "next": "/visitors/new"},
+        headers=_origin(anon_client),
+        allow_redirects=False,
+    )
+    assert asked.headers["Location"] == "/visitors/new"

@@ -78,7 +78,7 @@ class NavItem:
 
 ALL_ROLES = frozenset(Role)
 NAV: tuple[NavItem, ...] = (
-    NavItem(label="Sites", href="/site", roles=ALL_ROLES),
+    NavItem(label="Sites", href="/site", roles=frozenset(ALL_ROLES - {Role.TENANT})),
     NavItem(label="Alerts", href="/alerts", roles=frozenset(ALL_ROLES - {Role.TENANT})),
 )
 

@@ -10,9 +10,16 @@ from suishen.central import auth
 from suishen.central.db import DB_POOL
 from suishen.central.errors import BadRequest, HubError, Unauthorized
 from suishen.central.web import i18n
+from suishen.protocol.vocabulary import Role
 
 HOME = "/site"
+TENANT_HOME = "/visitors"  # a tenant sees its invitations, never the site's pages
 MAX_FIELD_CHARS = 1024
+
+
+def home_for(user: auth.User) -> str:
+    """Where a user lands after login or on "/": a tenant on its visitors, others on sites."""
+    return TENANT_HOME if user.role is Role.TENANT else HOME
 
 
 def safe_next(value: str | None) -> str:
@@ -47,7 +54,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         if isinstance(value, str):
             form.setdefault(key, []).append(value)
     username, password = _one(form, "username"), _one(form, "password")
-    target = safe_next(form.get("next", [HOME])[0])
+    asked = form.get("next", [""])[0]
+    target = safe_next(asked)
     try:
         user, token, _csrf = await auth.log_in(
             request.app[DB_POOL],
@@ -59,7 +67,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         )
     except (auth.LoginLocked, Unauthorized) as exc:
         return _login_refused(request, exc, target)
-    del user
+    if not asked or asked == HOME:  # no page asked for: the user's own home
+        target = home_for(user)
     response = web.HTTPSeeOther(target)
     auth.set_session_cookie(request, response, token, request.app[auth.AUTH_SETTINGS].session_max_s)
     raise response
@@ -94,8 +103,7 @@ async def switch_language(request: web.Request) -> web.StreamResponse:
 
 
 async def home(request: web.Request) -> web.StreamResponse:
-    auth.current_user(request)
-    raise web.HTTPSeeOther(HOME)
+    raise web.HTTPSeeOther(home_for(auth.current_user(request)))
 
 
 def login_url(next_path: str) -> str:
