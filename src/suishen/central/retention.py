@@ -111,7 +111,8 @@ async def run_retention(
         invitations = await _prune_invitations(con, now=now, days=policy.days)
         audit_id = await audit.record(
             con, "system", "retention", dropped=sorted(dropped), alerts_deleted=alerts,
-            audit_deleted=audit_rows, invitations_deleted=invitations, days=policy.days, stays_days=policy.stays_days,
+            audit_deleted=audit_rows, invitations_deleted=invitations, days=policy.days,
+            stays_days=policy.stays_days,
             keep_alerts_days=policy.keep_alerts_days, keep_audit_days=policy.keep_audit_days,
         )  # fmt: skip
     log.info(

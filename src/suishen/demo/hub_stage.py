@@ -26,7 +26,7 @@ from pathlib import Path
 
 from suishen.central.db import DatabaseSettings, open_dsn
 from suishen.central.keys import HubKeyFiles, init_keys
-from suishen.demo import tracing_tour, web_stage
+from suishen.demo import site_ops_stage, tracing_tour, web_stage
 from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.demo.web_stage import WebStage
 from suishen.gateway.config import load_config
@@ -55,6 +55,7 @@ class HubDemoResult:
     stopped_at_door: tuple[str, str | None]  # (verdict, reason) of the watchlisted visitor
     alerts_received: int
     trust_version: int
+    site_ops: site_ops_stage.SiteOpsResult | None = None
     web: WebStage | None = None
 
 
@@ -106,11 +107,15 @@ def _prepare(root: Path) -> tuple[pki.PkiLayout, HubKeyFiles, int]:
 
 
 async def run_hub_demo(
-    root: Path, *, on_web: Callable[[WebStage], Awaitable[None]] | None = None
+    root: Path,
+    *,
+    on_result: Callable[[HubDemoResult], None] | None = None,
+    on_web: Callable[[WebStage], Awaitable[None]] | None = None,
 ) -> HubDemoResult:
-    """Stage 3; then (stage 4) the hub's web UI over the demo's data: one user per role is
-    made, each logs in and opens the site's dashboard, and ``on_web`` (e.g. wait for Ctrl-C)
-    is awaited while the hub still serves."""
+    """Stage 3; then (stage 4) site operations at a second building on the same hub
+    (``on_result`` is called with both); then (stage 5) the hub's web UI over the demo's data:
+    one user per role is made, each logs in and opens the site's dashboard, and ``on_web``
+    (stage 6, then e.g. wait for Ctrl-C) is awaited while the hub still serves."""
     layout, keys, port = _prepare(root)
     web_port = _free_port()
     ready = root / "hub.ready"
@@ -129,6 +134,12 @@ async def run_hub_demo(
         )  # fmt: skip
         public_keys = (keys.bundle_public.read_bytes(), keys.seal_public.read_bytes())
         result = await _site_with_hub(root, layout, public_keys, port)
+        result.site_ops = await site_ops_stage.run_site_ops(
+            root / "tower", pki_root=layout.root, hub_state=root / "hub-state", hub_port=port,
+            public_keys=public_keys,
+        )  # fmt: skip
+        if on_result is not None:
+            on_result(result)
         web = await web_stage.prepare(root / "hub-state", f"http://127.0.0.1:{web_port}")
         result.web = web
         if on_web is not None:
@@ -259,18 +270,26 @@ def print_hub_result(result: HubDemoResult) -> None:
 
 
 def main(root: Path, *, wait: bool = False) -> HubDemoResult:
-    """Stages 3 and 4; with ``wait`` the web UI stays up until Ctrl-C."""
+    """Stages 3 to 6, printed in order; with ``wait`` the web UI stays up until Ctrl-C."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
+    def on_result(result: HubDemoResult) -> None:
+        print_hub_result(result)
+        print(
+            "\nStage 4: site operations at an office tower on the same hub: a tenant invites a "
+            "visitor,\nthe garage lane is closed by its time profile, the fire alarm releases "
+            "the exits\n",
+            flush=True,
+        )
+        if result.site_ops is not None:
+            site_ops_stage.print_site_ops(result.site_ops)
+
     async def on_web(stage: WebStage) -> None:
+        web_stage.print_web(stage)
+        # Stage 6 on the running hub's database: its trace and reveal are then in the web UI
+        # the demo leaves up.
+        await asyncio.to_thread(tracing_tour.main, root)
         if wait:
-            # Stage 5 before the wait, on the running hub's database: its trace and reveal are
-            # then in the web UI the demo leaves up (without a wait it follows stage 4).
-            await asyncio.to_thread(tracing_tour.main, root)
             await web_stage.wait_for_ctrl_c(stage)
 
-    result = asyncio.run(run_hub_demo(root, on_web=on_web))
-    print_hub_result(result)
-    if result.web is not None and not wait:
-        web_stage.print_web(result.web)
-    return result
+    return asyncio.run(run_hub_demo(root, on_result=on_result, on_web=on_web))

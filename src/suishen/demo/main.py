@@ -4,8 +4,11 @@ Stage 1 (codes): make two issuers (ES256 and EdDSA), a trust file, and a handful
 person might show at a door — fresh, expired, not yet valid, tampered, from an untrusted issuer,
 garbage — then verify each offline and print the verdicts with their reason codes.
 
-Stage 3 (the hub): see suishen.demo.hub_stage.  Stage 4 (its web UI, one login per role, up
-until Ctrl-C unless --no-wait): see suishen.demo.web_stage.
+Stage 3 (the hub): see suishen.demo.hub_stage.  Stage 4 (site operations at a second building:
+an invited visitor, a lane closed by its time profile, a fire alarm releasing the exits with the
+muster list): suishen.demo.site_ops_stage.  Stage 5 (the web UI, one login per role, up until
+Ctrl-C unless --no-wait): suishen.demo.web_stage.  Stage 6 (a tracing case):
+suishen.demo.tracing_tour.
 
 Stage 2 (a site): simulated QR scanners on pty pairs and Modbus turnstiles on loopback TCP,
 wired to a real gateway (lanes, policy, journal, local HTTP). People scan at the door; the
@@ -27,7 +30,7 @@ from pathlib import Path
 import aiohttp
 import cbor2
 
-from suishen.demo import hub_stage, tracing_tour, web_stage
+from suishen.demo import hub_stage, web_stage
 from suishen.demo.issuer import IssuerKey, build_trust_file, generate_issuer
 from suishen.demo.simsite import LaneSpec, SimSite
 from suishen.gateway.config import load_config
@@ -218,8 +221,5 @@ def main(state_dir: Path | None = None, *, no_wait: bool = False) -> int:
             "over mutual TLS\nand long-polls signed lists; the hub puts a visitor on the "
             "watchlist\n"
         )
-        wait = web_stage.should_wait(no_wait)
-        hub_stage.main(root / "hub", wait=wait)
-        if not wait:  # with a wait, stage 5 runs before it (hub_stage.main)
-            tracing_tour.main(root / "hub")
+        hub_stage.main(root / "hub", wait=web_stage.should_wait(no_wait))
     return 0

@@ -32,6 +32,7 @@ class LaneSpec:
     zone: str = "main"
     has_passage_sensor: bool = True
     passage_timeout_s: float = 2.0
+    time_profile: str | None = None  # a [time_profiles.NAME] of the config's extra text
 
 
 @dataclass(slots=True)
@@ -54,6 +55,8 @@ class SimSite:
     pepper: bytes
     config_path: Path
     environ: dict[str, str] = field(default_factory=dict)
+    site_id: str = ""  # default: site-<kind>
+    gateway_id: str = ""  # default: gw-<kind>
 
     @classmethod
     async def create(
@@ -68,9 +71,12 @@ class SimSite:
         http_port: int = 0,
         extra_toml: str = "",
         hub_public_keys: tuple[bytes, bytes] | None = None,
+        site_id: str = "",
+        gateway_id: str = "",
     ) -> SimSite:
         """`hub_public_keys` (bundle key PEM, sealing key PEM) wires the site to a real hub's
-        keys instead of fresh local ones."""
+        keys instead of fresh local ones; `site_id` and `gateway_id` default to site-<kind> and
+        gw-<kind>."""
         bundle_key, seal_key = _make_keys(root / "keys", hub_public_keys)
         # The pepper is the secret's bytes exactly as the gateway reads them from the variable.
         pepper_text = secrets.token_hex(32)
@@ -96,6 +102,8 @@ class SimSite:
             pepper=pepper_text.encode(),
             config_path=root / "gateway.toml",
             environ={PEPPER_ENV: pepper_text},
+            site_id=site_id or f"site-{kind.value}",
+            gateway_id=gateway_id or f"gw-{kind.value}",
         )
         site.write_config(rules_toml=rules_toml, http_port=http_port, extra=extra_toml)
         return site
@@ -107,9 +115,9 @@ class SimSite:
     def config_text(self, *, rules_toml: str, http_port: int, extra: str) -> str:
         zones = sorted({lane.spec.zone for lane in self.lanes.values()})
         parts = [
-            f'[gateway]\nid = "gw-{self.kind.value}"\n',
+            f'[gateway]\nid = "{self.gateway_id}"\n',
             (
-                f'[site]\nid = "site-{self.kind.value}"\nkind = "{self.kind.value}"\n'
+                f'[site]\nid = "{self.site_id}"\nkind = "{self.kind.value}"\n'
                 f"zones = {json.dumps(zones)}\n"
             ),
             f"[site.rules]\n{rules_toml}\n",
@@ -127,11 +135,12 @@ class SimSite:
                 else '{ kind = "none" }'
             )
             sensor = "true" if spec.has_passage_sensor and lane.turnstile is not None else "false"
+            hours = "" if spec.time_profile is None else f'time_profile = "{spec.time_profile}"\n'
             parts.append(
                 f'[[lanes]]\nid = "{spec.id}"\ndirection = "{spec.direction.value}"\n'
                 f'zone = "{spec.zone}"\nhas_passage_sensor = {sensor}\n'
                 f"passage_timeout_s = {spec.passage_timeout_s}\n"
-                f"scanner = {scanner}\ngate = {gate}\n"
+                f"scanner = {scanner}\ngate = {gate}\n{hours}"
             )
         parts.append(
             '[lists]\ndirectory = "state/lists"\nbundle_key_file = "keys/hub-bundle.pub"\n'

@@ -1,4 +1,4 @@
-"""Demo stage 5: a tracing case at the demo's building, one trace and one audited reveal.
+"""Demo stage 6: a tracing case at the demo's building, one trace and one audited reveal.
 
 After the hub stage, on the same embedded PostgreSQL (the hub's state directory): an index
 person and the people around them pass the building's gates (scans with their identities sealed
@@ -184,10 +184,10 @@ def print_tour(result: TourResult) -> None:
 
 
 def main(hub_root: Path) -> None:
-    """Stage 5 on the hub stage's state (``hub_root``/hub-state), in a process of its own: the
+    """Stage 6 on the hub stage's state (``hub_root``/hub-state), in a process of its own: the
     embedded PostgreSQL is one handle per state directory per process, and this process let go
     of it at the end of stage 3."""
-    print("\nStage 5: a tracing case at the building: one trace, one audited reveal\n", flush=True)
+    print("\nStage 6: a tracing case at the building: one trace, one audited reveal\n", flush=True)
     subprocess.run(  # noqa: S603 - this module, a path we made
         [sys.executable, "-m", "suishen.demo.tracing_tour", str(hub_root / "hub-state")],
         check=True, timeout=300,

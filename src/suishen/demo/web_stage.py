@@ -1,4 +1,4 @@
-"""Demo stage 4: the hub's web UI over the demo's data (issue 10 item 5).
+"""Demo stage 5: the hub's web UI over the demo's data (issue 10 item 5).
 
 The hub of stage 3 also serves its web listener on loopback.  This stage makes one user per
 role with `suishen hub user add` (a random password through $SUISHEN_USER_PASSWORD, never
@@ -70,7 +70,7 @@ async def prepare(state_dir: Path, url: str) -> WebStage:
 
 
 def print_web(stage: WebStage) -> None:
-    print(f"\nStage 4: the hub's web UI on {stage.url}/ (Chinese; English by the switch)")
+    print(f"\nStage 5: the hub's web UI on {stage.url}/ (Chinese; English by the switch)")
     for role, (username, password) in stage.logins.items():
         status = stage.pages[role]
         note = "" if status == 200 else f"  (dashboard answered {status})"
@@ -82,9 +82,11 @@ def should_wait(no_wait: bool) -> bool:
 
 
 async def wait_for_ctrl_c(stage: WebStage) -> None:
-    """Print the logins and keep the hub serving until Ctrl-C (or SIGTERM)."""
-    print_web(stage)
-    print("\nPress Ctrl-C to stop the hub and end the demo.", flush=True)
+    """Keep the hub serving until Ctrl-C (or SIGTERM); the logins are printed already."""
+    print(
+        f"\nThe web UI stays up on {stage.url}/. Press Ctrl-C to stop the hub and end the demo.",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -91,7 +91,7 @@ def _screenshot_dir() -> Path:
     chosen = os.environ.get(SCREENSHOTS_ENV)
     if chosen:
         return Path(chosen)
-    global _TEMP_SHOTS  # noqa: PLW0603 - one temporary directory per test session
+    global _TEMP_SHOTS  # one temporary directory per test session
     if _TEMP_SHOTS is None:
         _TEMP_SHOTS = Path(tempfile.mkdtemp(prefix="suishen-screenshots-"))
     return _TEMP_SHOTS
