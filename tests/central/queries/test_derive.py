@@ -8,7 +8,7 @@ import zoneinfo
 
 import asyncpg
 
-from suishen.central import derive
+from suishen.central import derive, partitions
 from suishen.central.derive import DeriveSettings, close_stale, derive_scans, next_reset
 from suishen.central.ingest import ingest
 from suishen.sync.wire import parse_batch
@@ -108,6 +108,10 @@ async def test_open_visit_until_its_limit_then_closed_by_max_length(
     await register(con, "gw-1")
     config = DeriveSettings(reset_hour=4, max_visit_hours=2.0)
     start = h(0.25)
+    # The row goes in by plain INSERT (not through ingest, which makes its partitions): its UTC
+    # day can lie before the days the test template holds (BASE is a Shanghai-time reset up to
+    # two days back), so the test makes it, whatever the hour it runs at.
+    await partitions.ensure_partitions_for(con, "scans", [partitions.day_of(start)])
     await con.execute(
         "INSERT INTO scans (gateway_id, seq, ts, site_id, lane_id, direction, format, verdict, "
         "person_key) VALUES ('gw-1', 1, $1, $2, 'lane-1', 'in', 'SSC1', 'allow', $3)",
