@@ -268,8 +268,81 @@ def _time_claim(claims: Mapping[Any, Any], label: int, name: str) -> int | None:
     return int(value)
 
 
+# The SSC1 payload as every issuer of ours writes it (issue_ssc1: cbor2, insertion order):
+# {1: iss, 6: iat, 4: exp, 7: cti (16 bytes), -261: {"v": 1, "idt", "idn", "nat", "nm", "dob",
+# "st"}}, times as four-byte unsigned integers. The fixed bytes between the values:
+_SSC1_HEAD: Final = b"\xa5\x01"
+_SSC1_IAT: Final = b"\x06\x1a"
+_SSC1_EXP: Final = b"\x04\x1a"
+_SSC1_CTI: Final = b"\x07\x50"
+_SSC1_BODY: Final = b"\x39\x01\x04\xa7\x61v\x01\x63idt"
+_SSC1_KEYS: Final = (b"\x63idn", b"\x63nat", b"\x62nm", b"\x63dob", b"\x62st")
+
+
+def _ssc1_fast(p: bytes) -> dict[Any, Any] | None:
+    """The claims map of a payload in the common SSC1 shape above, decoded without the generic
+    decoder (about twice as fast); None for anything else (a longer time, another key order,
+    a text of 256 bytes or more, invalid UTF-8, trailing bytes...), which then takes
+    cbor.loads. Where this returns a map, cbor.loads returns an equal one (a property test
+    holds them equal over mutated payloads)."""
+    try:
+        if p[:2] != _SSC1_HEAD:
+            return None
+        head = p[2]
+        if not 0x60 <= head < 0x78:
+            return None
+        pos = 3 + head - 0x60
+        iss = p[3:pos].decode("utf-8")
+        if p[pos : pos + 2] != _SSC1_IAT:
+            return None
+        iat = int.from_bytes(p[pos + 2 : pos + 6], "big")
+        pos += 6
+        if p[pos : pos + 2] != _SSC1_EXP:
+            return None
+        exp = int.from_bytes(p[pos + 2 : pos + 6], "big")
+        pos += 6
+        if p[pos : pos + 2] != _SSC1_CTI:
+            return None
+        cti = p[pos + 2 : pos + 18]
+        pos += 18
+        if p[pos : pos + 11] != _SSC1_BODY:
+            return None
+        pos += 11
+        values = []
+        for key in (None, *_SSC1_KEYS):
+            if key is not None:
+                if p[pos : pos + len(key)] != key:
+                    return None
+                pos += len(key)
+            head = p[pos]
+            if 0x60 <= head < 0x78:
+                start = pos + 1
+                pos = start + head - 0x60
+            elif head == 0x78:
+                start = pos + 2
+                pos = start + p[pos + 1]
+            else:
+                return None
+            if pos > len(p):
+                return None
+            values.append(p[start:pos].decode("utf-8"))
+        if pos != len(p) or len(cti) != CTI_LENGTH:
+            return None
+    except (IndexError, UnicodeDecodeError):
+        return None
+    idt, idn, nat, nm, dob, st = values
+    body = {"v": 1, "idt": idt, "idn": idn, "nat": nat, "nm": nm, "dob": dob, "st": st}
+    return {CLAIM_ISS: iss, CLAIM_IAT: iat, CLAIM_EXP: exp, CLAIM_CTI: cti, CLAIM_SSC: body}
+
+
 def decode_claims(fmt: str, payload: bytes) -> Claims:
     """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable."""
+    if fmt == SSC1:
+        fast = _ssc1_fast(payload)
+        if fast is not None:  # the common shape: typed already, straight to the identity
+            return _ssc1_claims(
+                fast, fast[CLAIM_ISS], fast[CLAIM_IAT], fast[CLAIM_EXP], fast[CLAIM_CTI]
+            )
     try:
         claims = cbor.loads(payload)
     except cbor.CBORInvalid as exc:
