@@ -209,10 +209,11 @@ class Journal(SyncCursor, Retention):
         """
         if isinstance(record, ScanDecided):
             rows = [scan_row(record)]
-            rows += [
-                alert_row(a, ts=record.ts, site_id=record.site_id, lane_id=record.lane_id)
-                for a in record.decision.alerts
-            ]
+            if record.decision.alerts:
+                rows += [
+                    alert_row(a, ts=record.ts, site_id=record.site_id, lane_id=record.lane_id)
+                    for a in record.decision.alerts
+                ]
             identity = None
             if record.identity_clear is not None:
                 try:
