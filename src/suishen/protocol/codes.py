@@ -275,8 +275,11 @@ _SSC1_HEAD: Final = b"\xa5\x01"
 _SSC1_IAT: Final = b"\x06\x1a"
 _SSC1_EXP: Final = b"\x04\x1a"
 _SSC1_CTI: Final = b"\x07\x50"
-_SSC1_BODY: Final = b"\x39\x01\x04\xa7\x61v\x01\x63idt"
-_SSC1_KEYS: Final = (b"\x63idn", b"\x63nat", b"\x62nm", b"\x63dob", b"\x62st")
+_SSC1_BODY: Final = b"\x39\x01\x04\xa7\x61v\x01"
+_SSC1_KEYS: Final = tuple(
+    (bytes((0x60 | len(k),)) + k.encode(), 1 + len(k))
+    for k in ("idt", "idn", "nat", "nm", "dob", "st")
+)
 
 
 def _ssc1_fast(p: bytes) -> tuple[str, int, int, bytes, dict[str, Any]] | None:
@@ -286,34 +289,34 @@ def _ssc1_fast(p: bytes) -> tuple[str, int, int, bytes, dict[str, Any]] | None:
     then takes cbor.loads. Where this returns values, cbor.loads returns the same claims map
     (a property test holds them equal over mutated payloads)."""
     try:
-        if p[:2] != _SSC1_HEAD:
+        if not p.startswith(_SSC1_HEAD):
             return None
         head = p[2]
         if not 0x60 <= head < 0x78:
             return None
         pos = 3 + head - 0x60
         iss = p[3:pos].decode("utf-8")
-        if p[pos : pos + 2] != _SSC1_IAT:
+        if not p.startswith(_SSC1_IAT, pos):
             return None
         iat = int.from_bytes(p[pos + 2 : pos + 6], "big")
         pos += 6
-        if p[pos : pos + 2] != _SSC1_EXP:
+        if not p.startswith(_SSC1_EXP, pos):
             return None
         exp = int.from_bytes(p[pos + 2 : pos + 6], "big")
         pos += 6
-        if p[pos : pos + 2] != _SSC1_CTI:
+        if not p.startswith(_SSC1_CTI, pos):
             return None
         cti = p[pos + 2 : pos + 18]
         pos += 18
-        if p[pos : pos + 11] != _SSC1_BODY:
+        if not p.startswith(_SSC1_BODY, pos):
             return None
-        pos += 11
+        pos += len(_SSC1_BODY)
+        size = len(p)
         values = []
-        for key in (None, *_SSC1_KEYS):
-            if key is not None:
-                if p[pos : pos + len(key)] != key:
-                    return None
-                pos += len(key)
+        for key, key_len in _SSC1_KEYS:
+            if not p.startswith(key, pos):
+                return None
+            pos += key_len
             head = p[pos]
             if 0x60 <= head < 0x78:
                 start = pos + 1
@@ -323,10 +326,10 @@ def _ssc1_fast(p: bytes) -> tuple[str, int, int, bytes, dict[str, Any]] | None:
                 pos = start + p[pos + 1]
             else:
                 return None
-            if pos > len(p):
+            if pos > size:
                 return None
             values.append(p[start:pos].decode("utf-8"))
-        if pos != len(p) or len(cti) != CTI_LENGTH:
+        if pos != size or len(cti) != CTI_LENGTH:
             return None
     except (IndexError, UnicodeDecodeError):
         return None
