@@ -6,21 +6,43 @@ structlog.contextvars.bind_contextvars; every line then carries it.
 
 from __future__ import annotations
 
+import json as _json
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
+import msgspec
 import structlog
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+def _fallback(obj: Any) -> Any:
+    """What a value JSON cannot hold becomes: its __structlog__ form, else its repr (as
+    structlog's JSONRenderer does)."""
+    as_structlog = getattr(obj, "__structlog__", None)
+    return as_structlog() if callable(as_structlog) else repr(obj)
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_fallback)
+
+
+def render_json(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> str:
+    """The event as one JSON line, UTF-8 text kept as is (structlog's JSONRenderer with
+    ensure_ascii=False, through msgspec: ~4x faster, on every scan's log line).  Anything
+    msgspec refuses (a key that is not text, an integer beyond 64 bits) goes through json."""
+    try:
+        return _ENCODER.encode(event_dict).decode("utf-8")
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        return _json.dumps(event_dict, ensure_ascii=False, default=_fallback)
 
 
 def configure(level: str = "info", *, json: bool | None = None) -> None:
     """Configure structlog for the process. `json` None means: JSON unless stderr is a TTY."""
     as_json = (not sys.stderr.isatty()) if json is None else json
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        render_json if as_json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

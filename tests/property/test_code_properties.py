@@ -5,13 +5,15 @@ from __future__ import annotations
 import secrets
 import zlib
 
+import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suishen.protocol import base45
+from suishen.protocol import base45, cbor, codes
 from suishen.protocol.codes import Identity, Rejection, VerifiedCode, issue_ssc1, verify
-from suishen.protocol.cose import kid_of, spki_der
+from suishen.protocol.cose import decode_sign1, kid_of, spki_der
+from suishen.protocol.errors import DecodeError
 from suishen.protocol.reasons import VERIFICATION_REASONS, Reason
 from suishen.protocol.trust import TrustList, trusted_key_from_public_key
 
@@ -94,3 +96,83 @@ def test_deeply_nested_cbor_is_a_rejection():
     for nest in (b"\x81" * 60_000 + b"\x00", b"\xa1\x00" * 30_000 + b"\x00"):
         text = "SSC1:" + base45.encode(zlib.compress(nest))
         assert_result(verify(text, TRUST, 0))
+
+
+def _ssc1_payload(iss: str, iat: int, exp: int, cti: bytes, body: dict[str, object]) -> bytes:
+    """A claims payload as issue_ssc1 writes it (cbor2, insertion order)."""
+    return cbor2.dumps({1: iss, 6: iat, 4: exp, 7: cti, -261: body})
+
+
+texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=90)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    iss=texts,
+    iat=st.integers(0, 2**33),
+    exp=st.integers(-(2**33), 2**33),
+    cti=st.binary(min_size=15, max_size=17),
+    fields=st.lists(texts, min_size=6, max_size=6),
+    edits=st.lists(
+        st.tuples(st.integers(0, 10_000), st.integers(0, 255), st.sampled_from("xid")),
+        max_size=3,
+    ),
+)
+def test_the_ssc1_fast_path_decodes_as_the_strict_decoder(
+    *,
+    iss: str,
+    iat: int,
+    exp: int,
+    cti: bytes,
+    fields: list[str],
+    edits: list[tuple[int, int, str]],
+) -> None:
+    """decode_claims' fast path for the common SSC1 shape either declines (None) or gives
+    exactly the map protocol.cbor gives, for payloads of that shape with any texts (short and
+    long heads), times and cti lengths, and after any byte replaced, inserted or deleted."""
+    body = dict(zip(("idt", "idn", "nat", "nm", "dob", "st"), fields, strict=True))
+    data = bytearray(_ssc1_payload(iss, iat, exp, cti, {"v": 1, **body}))
+    for where, value, how in edits:
+        i = where % (len(data) + 1)
+        if how == "x" and i < len(data):
+            data[i] = value
+        elif how == "i":
+            data.insert(i, value)
+        elif how == "d" and i < len(data):
+            del data[i]
+    payload = bytes(data)
+    fast = codes._ssc1_fast(payload)
+    if fast is None:
+        return
+    assert dict(zip((1, 6, 4, 7, -261), fast, strict=True)) == cbor.loads(payload)
+    assert [type(v) for v in fast] == [str, int, int, bytes, dict]
+    # and decode_claims gives what the generic path (_ssc1_claims) gives for the same map
+    generic = cbor.loads(payload)
+    try:
+        want: object = codes._ssc1_claims(generic, *fast[:4])
+    except DecodeError as exc:
+        want = exc.reason
+    try:
+        got: object = codes.decode_claims(codes.SSC1, payload)
+    except DecodeError as exc:
+        got = exc.reason
+    assert got == want
+
+
+def test_the_ssc1_fast_path_takes_the_issued_shape() -> None:
+    """The payload issue_ssc1 writes takes the fast path (else it would never run)."""
+    text = issue_ssc1(
+        identity=Identity(
+            idt="RIC", idn="310101199001011234", nat="CHN", nm="张三明", dob="1990-01-01", st="G"
+        ),
+        key=KEYS[0],
+        kid=kid_of(spki_der(KEYS[0].public_key())),
+        iss="CN-SH",
+        iat=1_790_000_000,
+        ttl_s=120,
+        cti=secrets.token_bytes(16),
+    )
+    message = decode_sign1(zlib.decompress(base45.decode(text[5:])))
+    fast = codes._ssc1_fast(message.payload)
+    assert fast is not None
+    assert dict(zip((1, 6, 4, 7, -261), fast, strict=True)) == cbor.loads(message.payload)

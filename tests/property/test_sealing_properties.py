@@ -3,6 +3,7 @@ nothing else; any single-byte change is detected; identities survive encoding.""
 
 from __future__ import annotations
 
+import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given, settings
@@ -74,3 +75,16 @@ def test_any_byte_change_is_detected(plaintext: bytes, data: st.DataObject) -> N
 def test_identity_encoding_round_trips(identity: dict[str, str]) -> None:
     """Any map of identity fields to text survives encode/decode unchanged."""
     assert decode_identity(encode_identity(identity)) == identity
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from((*IDENTITY_FIELDS, "st", "v")),
+        st.text(alphabet=text, max_size=300),
+    )
+)
+def test_identity_encoding_is_cbor2_canonical_bytes(identity: dict[str, str]) -> None:
+    """The hand-made encoder gives exactly cbor2's canonical bytes for the identity fields
+    (other keys dropped), for texts of every head length (0..23, one and two length bytes)."""
+    picked = {k: v for k, v in identity.items() if k in IDENTITY_FIELDS}
+    assert encode_identity(identity) == cbor2.dumps(picked, canonical=True)

@@ -6,8 +6,16 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from suishen.protocol.person import canonical_identity, mask_name, mask_number, person_key
+from suishen.protocol.person import (
+    _mask_words,
+    canonical_identity,
+    mask_name,
+    mask_number,
+    person_key,
+)
 
 PEPPER = b"deployment-pepper-0123456789"
 
@@ -113,3 +121,9 @@ def test_mask_name(name: str, masked: str) -> None:
 def test_mask_number(number: str, masked: str) -> None:
     """First 3 and last 4 for long numbers; fewer for short ones; same length always."""
     assert mask_number(number) == masked
+
+
+@given(st.text(st.sampled_from(["张", "三", "A", "b", " ", "·", "-", ".", ",", "\t", "é", "<"])))
+def test_one_word_shortcut_masks_as_the_general_case(name: str) -> None:
+    """mask_name's one-word shortcut (no split) gives what the word-by-word path gives."""
+    assert mask_name(name) == _mask_words(name.strip())

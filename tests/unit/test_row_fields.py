@@ -13,6 +13,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from suishen.gateway.journal import Journal, JournalConfig, JournalRow
+from suishen.gateway.journal.rows import scan_row
+from suishen.gateway.records import Decision, Direction, Person, ScanDecided, ScanFormat, Verdict
 from suishen.protocol.vocabulary import AlertKind
 from suishen.sync import wire
 
@@ -83,3 +85,33 @@ def test_the_wire_takes_exactly_the_alert_kinds_of_the_vocabulary() -> None:
     batch = wire.parse_batch({"gateway_id": "gw", "rows": rows}, bound_gateway_id="gw")
     assert [alert[6] for alert in batch.alerts] == ["clock"]
     assert [(seq, reason.split(" must")[0]) for seq, reason in batch.rejected] == [(2, "'kind'")]
+
+
+def test_a_scan_row_has_every_column_and_nothing_else() -> None:
+    """scan_row writes its columns out by hand (on every scan's path): every wire field, plus
+    the frame's arrival that _prepare_item pops, and the values of a scan with a person."""
+    record = ScanDecided(
+        ts=1.5,
+        site_id="s",
+        lane_id="in-1",
+        direction=Direction.IN,
+        format=ScanFormat.SSC1,
+        decision=Decision(verdict=Verdict.ALLOW, reason=None, stay_id="stay-1"),
+        person=Person(
+            person_key="ab" * 32,
+            nationality="CHN",
+            minor=False,
+            status="G",
+            masked_name="张*明",
+            masked_number="310***0001",
+        ),
+        cti="00",
+        kid="a2lk",
+        received_mono=7.0,
+    )
+    row = scan_row(record)
+    assert list(row) == [*wire.ROW_FIELDS, "received_mono"]
+    assert row["minor"] == 0
+    assert row["verdict"] == "allow"
+    assert json.loads(row["detail"]) == {"stay_id": "stay-1"}
+    assert row["received_mono"] == 7.0

@@ -258,3 +258,10 @@ def test_identity_encoding_is_canonical_cbor() -> None:
     for bad in (b"\xff\xff", b"\x01", bytes.fromhex("a1617801")):
         with pytest.raises(OpenError):
             decode_identity(bad)
+
+
+def test_identity_with_a_lone_surrogate_is_a_sealing_error() -> None:
+    """Text that UTF-8 cannot encode is a typed SealingError (the journal turns it into a
+    JournalRecordError), not a UnicodeEncodeError escaping from the encoder."""
+    with pytest.raises(SealingError):
+        encode_identity({"nm": "A\ud800"})

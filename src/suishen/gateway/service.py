@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import ssl
 import time
@@ -290,6 +291,7 @@ class GatewayService:
                 http_port=self.http_port,
                 display_port=self.display_port,
             )
+            _freeze_startup_heap()
             try:
                 self._ready.set()
                 async with asyncio.TaskGroup() as group:
@@ -301,6 +303,7 @@ class GatewayService:
                     if self.fetcher is not None:
                         group.create_task(self._keep_running("bundle fetcher", self.fetcher.run))
             finally:
+                gc.unfreeze()  # in-process callers (tests) get their collector back as it was
                 if self.display is not None:
                     self.display.close()  # ends every event stream, so cleanup is prompt
                 if display_runner is not None:
@@ -780,3 +783,16 @@ def _client_cert_expiry(config: GatewayConfig) -> float | None:
     except (OSError, ValueError):
         return None
     return cert.not_valid_after_utc.timestamp()
+
+
+def _freeze_startup_heap() -> None:
+    """Collect once, then move every object alive after start-up (config, lists, drivers,
+    aiohttp, imported modules: ~10^5 objects) out of the cyclic collector's sight.
+
+    Without this, each full (generation 2) collection under load traverses that heap while
+    the lanes wait: ~26 ms measured at 32 lanes, the tail of scan -> open latency.  With it a
+    full collection sees only what was made since (~1.5 ms).  Frozen objects are still freed
+    by reference counting; only cycles among them would outlive the process's run.
+    """
+    gc.collect()
+    gc.freeze()

@@ -268,8 +268,98 @@ def _time_claim(claims: Mapping[Any, Any], label: int, name: str) -> int | None:
     return int(value)
 
 
+# The SSC1 payload as every issuer of ours writes it (issue_ssc1: cbor2, insertion order):
+# {1: iss, 6: iat, 4: exp, 7: cti (16 bytes), -261: {"v": 1, "idt", "idn", "nat", "nm", "dob",
+# "st"}}, times as four-byte unsigned integers. The fixed bytes between the values:
+_SSC1_HEAD: Final = b"\xa5\x01"
+_SSC1_IAT: Final = b"\x06\x1a"
+_SSC1_EXP: Final = b"\x04\x1a"
+_SSC1_CTI: Final = b"\x07\x50"
+_SSC1_BODY: Final = b"\x39\x01\x04\xa7\x61v\x01"
+_SSC1_KEYS: Final = tuple(
+    (bytes((0x60 | len(k),)) + k.encode(), 1 + len(k))
+    for k in ("idt", "idn", "nat", "nm", "dob", "st")
+)
+
+
+def _ssc1_fast(p: bytes) -> tuple[str, int, int, bytes, dict[str, Any]] | None:
+    """(iss, iat, exp, cti, -261 map) of a payload in the common SSC1 shape above, decoded
+    without the generic decoder (about twice as fast); None for anything else (a longer time,
+    another key order, a text of 256 bytes or more, invalid UTF-8, trailing bytes...), which
+    then takes cbor.loads. Where this returns values, cbor.loads returns the same claims map
+    (a property test holds them equal over mutated payloads)."""
+    try:
+        if not p.startswith(_SSC1_HEAD):
+            return None
+        head = p[2]
+        if not 0x60 <= head < 0x78:
+            return None
+        pos = 3 + head - 0x60
+        iss = p[3:pos].decode("utf-8")
+        if not p.startswith(_SSC1_IAT, pos):
+            return None
+        iat = int.from_bytes(p[pos + 2 : pos + 6], "big")
+        pos += 6
+        if not p.startswith(_SSC1_EXP, pos):
+            return None
+        exp = int.from_bytes(p[pos + 2 : pos + 6], "big")
+        pos += 6
+        if not p.startswith(_SSC1_CTI, pos):
+            return None
+        cti = p[pos + 2 : pos + 18]
+        pos += 18
+        if not p.startswith(_SSC1_BODY, pos):
+            return None
+        pos += len(_SSC1_BODY)
+        size = len(p)
+        values = []
+        for key, key_len in _SSC1_KEYS:
+            if not p.startswith(key, pos):
+                return None
+            pos += key_len
+            head = p[pos]
+            if 0x60 <= head < 0x78:
+                start = pos + 1
+                pos = start + head - 0x60
+            elif head == 0x78:
+                start = pos + 2
+                pos = start + p[pos + 1]
+            else:
+                return None
+            if pos > size:
+                return None
+            values.append(p[start:pos].decode("utf-8"))
+        if pos != size or len(cti) != CTI_LENGTH:
+            return None
+    except (IndexError, UnicodeDecodeError):
+        return None
+    idt, idn, nat, nm, dob, st = values
+    body = {"v": 1, "idt": idt, "idn": idn, "nat": nat, "nm": nm, "dob": dob, "st": st}
+    return iss, iat, exp, cti, body
+
+
+def _ssc1_fast_claims(iss: str, iat: int, exp: int, cti: bytes, body: dict[str, Any]) -> Claims:
+    """Claims from _ssc1_fast's values: only the identity is left to check."""
+    try:
+        identity = Identity(
+            idt=body["idt"],
+            idn=body["idn"],
+            nat=body["nat"],
+            nm=body["nm"],
+            dob=body["dob"],
+            st=body["st"],
+        )
+    except (TypeError, ValueError) as exc:
+        raise _bad_claims(f"SSC1 identity: {exc}") from exc
+    return Claims(iss=iss, iat=iat, exp=exp, cti=cti, body=body, identity=identity)
+
+
 def decode_claims(fmt: str, payload: bytes) -> Claims:
     """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable."""
+    if fmt == SSC1:
+        fast = _ssc1_fast(payload)
+        if fast is not None:  # the common shape: iss, iat, exp, cti and v are as SSC1 needs
+            return _ssc1_fast_claims(*fast)
     try:
         claims = cbor.loads(payload)
     except cbor.CBORInvalid as exc:

@@ -124,7 +124,15 @@ def _mask_single(word: str) -> str:
 
 def mask_name(name: str) -> str:
     """The masked display form of a personal name (see the module docstring)."""
-    parts = _SEPARATORS.split(name.strip())
+    text = name.strip()
+    if _SEPARATORS.search(text) is None:  # one word (most Chinese names): no split needed
+        return _mask_single(text)
+    return _mask_words(text)
+
+
+def _mask_words(text: str) -> str:
+    """mask_name of a stripped text, word by word (any text; mask_name's general case)."""
+    parts = _SEPARATORS.split(text)
     words = [p for i, p in enumerate(parts) if i % 2 == 0 and p]
     mask = _mask_single if len(words) <= 1 else _mask_word
     return "".join(p if i % 2 else mask(p) for i, p in enumerate(parts))

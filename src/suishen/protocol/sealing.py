@@ -162,17 +162,49 @@ def parse_sealed(sealed: bytes) -> tuple[int, bytes, bytes, bytes]:
     return version, epoch_id, nonce, sealed[HEADER_LEN:]
 
 
+# The identity keys in canonical CBOR order (RFC 8949 §4.2.1: by their encoded bytes, so the
+# two-letter key first), each with its encoded key in front (a text head 0x60 | length).
+_CANONICAL_KEYS: Final = tuple(
+    (name, bytes((0x60 | len(name),)) + name.encode("ascii"))
+    for name in sorted(IDENTITY_FIELDS, key=lambda k: (len(k), k))
+)
+
+
+def _text_item(value: str) -> bytes:
+    """One CBOR text string (definite length, shortest head)."""
+    data = value.encode("utf-8")
+    n = len(data)
+    if n < 24:
+        return bytes((0x60 | n,)) + data
+    if n < 0x100:
+        return bytes((0x78, n)) + data
+    if n < 0x10000:
+        return b"\x79" + n.to_bytes(2, "big") + data
+    if n < 0x100000000:
+        return b"\x7a" + n.to_bytes(4, "big") + data
+    return b"\x7b" + n.to_bytes(8, "big") + data
+
+
 def encode_identity(identity: Mapping[str, str]) -> bytes:
-    """The identity plaintext: canonical CBOR of the fields in IDENTITY_FIELDS that are present."""
-    picked: dict[str, str] = {}
-    for name in IDENTITY_FIELDS:
-        value = identity.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise SealingError(f"identity field {name} must be text")
-        picked[name] = value
-    return bytes(cbor2.dumps(picked, canonical=True))
+    """The identity plaintext: canonical CBOR of the fields in IDENTITY_FIELDS that are present.
+
+    Encoded here (a map of at most five text pairs, on every scan's path) rather than by
+    cbor2's canonical mode, about five times faster; the bytes are the same (a property test
+    holds them equal).  Text that is not UTF-8 encodable (a lone surrogate) is a SealingError.
+    """
+    parts = []
+    try:
+        for name, key in _CANONICAL_KEYS:
+            value = identity.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise SealingError(f"identity field {name} must be text")
+            parts.append(key)
+            parts.append(_text_item(value))
+    except UnicodeEncodeError as exc:
+        raise SealingError("identity text is not UTF-8 encodable") from exc
+    return bytes((0xA0 | (len(parts) >> 1),)) + b"".join(parts)
 
 
 def decode_identity(plaintext: bytes) -> dict[str, str]:
@@ -207,6 +239,9 @@ class _EpochState:
     aead: AESGCM | None
     counter: int = 0
     limit: int = field(default=MAX_RECORDS_PER_EPOCH)
+    # The AAD up to the seq for the last gateway_id sealed for (a gateway seals for one id).
+    aad_gateway: str | None = None
+    aad_head: bytes = b""
 
 
 class EpochSealer:
@@ -292,7 +327,12 @@ class EpochSealer:
         if state is None or state.aead is None:  # pragma: no cover - rotate() sets both
             raise SealingError("the sealer has no epoch key")
         epoch_id = state.epoch.epoch_id
-        aad = seal_aad(epoch_id, gateway_id, seq)
+        if gateway_id != state.aad_gateway or type(gateway_id) is not str:
+            state.aad_head = seal_aad(epoch_id, gateway_id, 0)[:-8]
+            state.aad_gateway = gateway_id
+        if not 0 <= seq <= MAX_SEQ:
+            raise SealingError("seq must fit an unsigned 64-bit integer")
+        aad = state.aad_head + seq.to_bytes(8, "big")  # = seal_aad(epoch_id, gateway_id, seq)
         nonce = _NONCE_PREFIX + state.counter.to_bytes(8, "big")
         state.counter += 1
         ciphertext = state.aead.encrypt(nonce, plaintext, aad)

@@ -135,31 +135,39 @@ def alert_row(
 
 
 def scan_row(r: ScanDecided) -> dict[str, Any]:
+    """A scan's row: every column, written out (a dict display, on every scan's path, instead
+    of blank(**values)); a test holds its keys to COLUMNS."""
     p = r.person
-    return blank(
-        ts=r.ts,
-        kind="scan",
-        site_id=r.site_id,
-        lane_id=r.lane_id,
-        direction=r.direction.value,
-        format=r.format.value,
-        verdict=r.decision.verdict.value,
-        reason=r.decision.reason.value if r.decision.reason is not None else None,
-        person_key=p.person_key if p else None,
-        nationality=p.nationality if p else None,
-        minor=None if p is None or p.minor is None else int(p.minor),
-        status=p.status if p else None,
-        masked_name=p.masked_name if p else None,
-        masked_number=p.masked_number if p else None,
-        cti=r.cti,
-        kid=r.kid,
-        zone=r.zone,
-        latency_us=r.latency_us,
-        received_mono=r.received_mono,  # popped by _prepare_item, which stamps latency_us
+    reason = r.decision.reason
+    return {
+        "seq": None,
+        "ts": r.ts,
+        "kind": "scan",
+        "site_id": r.site_id,
+        "lane_id": r.lane_id,
+        "direction": r.direction.value,
+        "format": r.format.value,
+        "verdict": r.decision.verdict.value,
+        "reason": reason.value if reason is not None else None,
+        "person_key": p.person_key if p else None,
+        "nationality": p.nationality if p else None,
+        "minor": None if p is None or p.minor is None else int(p.minor),
+        "status": p.status if p else None,
+        "masked_name": p.masked_name if p else None,
+        "masked_number": p.masked_number if p else None,
+        "cti": r.cti,
+        "kid": r.kid,
+        "zone": r.zone,
+        "latency_us": r.latency_us,
+        "scan_seq": None,
+        "outcome": None,
         # The hotel stay a check-in joined, so a restart rebuilds the same party; and the
         # lane's own facts (a folded burst of discards).
-        detail=_scan_detail(r),
-    )
+        "detail": _scan_detail(r) if r.detail or r.decision.stay_id else None,
+        "identity_sealed": None,
+        "epoch_id": None,
+        "received_mono": r.received_mono,  # popped by _prepare_item, which stamps latency_us
+    }
 
 
 def passage_row(r: PassageRecorded) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from suishen.gateway.journal.rows import (
 )
 from suishen.gateway.journal.schema import connect, create_schema, enable_wal
 from suishen.gateway.records import AlertKind, AlertRaised, AlertRoute, PassageRecorded, ScanDecided
-from suishen.protocol.sealing import EpochSealer, SealingError, encode_identity
+from suishen.protocol.sealing import Epoch, EpochSealer, SealingError, encode_identity
 
 log = structlog.get_logger("suishen.gateway.journal")
 
@@ -102,6 +102,7 @@ class Journal(SyncCursor, Retention):
         self._used_bytes = 0
         self._page_size = 4096
         self._published: set[str] = set()
+        self._epoch_hex: tuple[Epoch | None, str] = (None, "")  # the current epoch's id text
         self._alarm = False
         self._full = False
         self._commits = 0
@@ -208,10 +209,11 @@ class Journal(SyncCursor, Retention):
         """
         if isinstance(record, ScanDecided):
             rows = [scan_row(record)]
-            rows += [
-                alert_row(a, ts=record.ts, site_id=record.site_id, lane_id=record.lane_id)
-                for a in record.decision.alerts
-            ]
+            if record.decision.alerts:
+                rows += [
+                    alert_row(a, ts=record.ts, site_id=record.site_id, lane_id=record.lane_id)
+                    for a in record.decision.alerts
+                ]
             identity = None
             if record.identity_clear is not None:
                 try:
@@ -458,7 +460,9 @@ class Journal(SyncCursor, Retention):
             )
             epoch = self._sealer.current
             assert epoch is not None
-            epoch_id = epoch.epoch_id.hex()
+            if epoch is not self._epoch_hex[0]:  # a new epoch: its id as text, once
+                self._epoch_hex = (epoch, epoch.epoch_id.hex())
+            epoch_id = self._epoch_hex[1]
             if epoch_id not in self._published and epoch_id not in new_epochs:
                 db.execute(
                     "INSERT OR IGNORE INTO epochs (epoch_id, ephemeral_public, created_ts) "
