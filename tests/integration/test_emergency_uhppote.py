@@ -7,15 +7,22 @@ the bit clearing never ends the emergency; a controller that goes away declares 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 from uhppoted import codec
 
+from suishen.drivers.base import DeviceConfigError, DeviceState
 from suishen.drivers.sim.uhppote import UhppoteSimulator
-from suishen.drivers.uhppote import MODE_CONTROLLED, MODE_NORMALLY_OPEN
+from suishen.drivers.uhppote import MODE_CONTROLLED, MODE_NORMALLY_OPEN, UhppoteLink
+from suishen.drivers.uhppote_alarm import UhppoteAlarmInput
 from tests.integration.gateway_fixtures import RunningGateway, running_gateway
 from tests.integration.test_emergency import (
     ENTRIES,
@@ -26,6 +33,7 @@ from tests.integration.test_emergency import (
     relay,
     wait_for,
 )
+from tests.integration.test_uhppote import FAST, _free_udp_port
 
 SERIAL = 405419896
 
@@ -204,3 +212,96 @@ async def test_a_controller_that_goes_away_declares_nothing(tmp_path: Path) -> N
         assert not emergency.active
         sim.set_input(0, True)
         await wait_for(lambda: emergency.active)
+
+
+async def test_the_simulator_reports_its_inputs_byte_as_uhppoted_decodes_it() -> None:
+    """set_input sets and clears single bits of the get-status inputs byte, as uhppoted's
+    decoder reads it (offset 50); a bit outside 0..7 is refused."""
+    async with UhppoteSimulator(serial=SERIAL) as sim:
+        link = UhppoteLink(serial=SERIAL, address=sim.address, listen=None, **FAST)
+        await link.start()
+        try:
+            assert (await link.get_status()).inputs == 0
+            sim.set_input(0, True)
+            sim.set_input(3, True)
+            assert (await link.get_status()).inputs == 0b1001
+            sim.set_input(0, False)
+            assert (await link.get_status()).inputs == 0b1000
+        finally:
+            await link.aclose()
+        with pytest.raises(ValueError, match=r"0\.\.7"):
+            sim.set_input(8, True)
+
+
+async def test_the_alarm_input_driver_reads_its_bit_through_a_shared_link() -> None:
+    """UhppoteAlarmInput on a link a door also uses: levels of its bit only, each with a
+    monotonic time; its state mirrors the link's; closing it leaves the link running for the
+    other user. A bit outside 0..7 or a poll interval of 0 is a DeviceConfigError."""
+    async with UhppoteSimulator(serial=SERIAL) as sim:
+        link = UhppoteLink(serial=SERIAL, address=sim.address, listen=None, **FAST)
+        levels: list[bool] = []
+        alarm = UhppoteAlarmInput(
+            link,
+            device_id="emergency/alarm",
+            bit=1,
+            on_level=lambda level, _mono: levels.append(level),
+            poll_interval_s=0.02,
+        )
+        await link.start()  # the other user (a lane's door)
+        await alarm.start()
+        try:
+            await wait_for(lambda: alarm.state is DeviceState.CONNECTED and len(levels) > 2)
+            sim.set_input(0, True)  # not its bit
+            seen = len(levels)
+            await wait_for(lambda: len(levels) > seen + 2)
+            assert not any(levels) and alarm.level is False
+            sim.set_input(1, True)
+            await wait_for(lambda: alarm.level is True)
+        finally:
+            await alarm.aclose()
+        assert link.state is DeviceState.CONNECTED  # still started by its other user
+        await link.aclose()
+        for bad in ({"bit": 8}, {"bit": -1}, {"poll_interval_s": 0}):
+            with pytest.raises(DeviceConfigError):
+                UhppoteAlarmInput(link, device_id="a", on_level=lambda *_: None, **bad)
+
+
+async def test_the_cli_simulator_sets_an_input_typed_on_its_stdin() -> None:
+    """`suishen sim uhppote` reads "input 0 1" on its stdin: the next get-status reply carries
+    the fire-alarm bit; "input 0 0" clears it."""
+    port = _free_udp_port()
+    proc = subprocess.Popen(  # noqa: ASYNC220 (a child process for the whole test)
+        [sys.executable, "-m", "suishen", "sim", "uhppote", "--port", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    link = UhppoteLink(serial=SERIAL, address=("127.0.0.1", port), listen=None, **FAST)
+    inputs: list[int] = []
+
+    async def poll() -> None:
+        with contextlib.suppress(Exception):
+            inputs.append((await link.get_status()).inputs)
+
+    try:
+        await link.start()
+        await wait_for(lambda: link.state is DeviceState.CONNECTED, timeout_s=10.0)
+        assert proc.stdin is not None
+        for line, want in ((b"input 0 1\n", 1), (b"input 0 0\n", 0)):
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            async with asyncio.timeout(5.0):
+                while not inputs or inputs[-1] != want:
+                    await poll()
+                    await asyncio.sleep(0.02)
+    finally:
+        await link.aclose()
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()
