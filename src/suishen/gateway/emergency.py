@@ -42,6 +42,7 @@ from suishen.drivers.alarm_input import AlarmInput, ModbusAlarmInput
 from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import GatewayConfig
 from suishen.gateway.config.emergency import EntryMode, UhppoteAlarmSettings
+from suishen.gateway.devices import uhppote_link
 from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.lane import Lane
 from suishen.gateway.records import AlertKind, AlertRaised, AlertRoute, PassageRecorded, ScanDecided
@@ -225,7 +226,6 @@ class Emergency:
     ) -> AlarmInput:
         # Imported here: the UHPPOTE driver needs the optional `devices` extra (uhppoted).
         from suishen.drivers.uhppote_alarm import UhppoteAlarmInput  # noqa: PLC0415
-        from suishen.gateway.devices import uhppote_link  # noqa: PLC0415
 
         link = links.get(alarm.controller)
         if link is None:
