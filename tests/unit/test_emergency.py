@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from suishen.gateway.config import parse_config
-from suishen.gateway.config.emergency import EntryMode
+from suishen.gateway.config import ConfigError, parse_config
+from suishen.gateway.config.emergency import EntryMode, UhppoteAlarmSettings
 from suishen.protocol.emergency import (
     AlarmDebounce,
     EmergencyCommand,
@@ -168,3 +168,46 @@ def test_a_bad_emergency_section_names_the_key() -> None:
     desk["gate"] = {"kind": "none"}
     found = problems(emergency({"alarm": {"kind": "modbus", "input": 1, "lane": "in-1"}}, [desk]))
     assert "emergency.alarm.lane" in found
+
+
+def with_controller(section: dict[str, Any]) -> dict[str, Any]:
+    data = emergency(section)
+    data["uhppote"] = [{"id": "c1", "serial": 405419896}]
+    return data
+
+
+def test_a_uhppote_alarm_input_parses_with_its_defaults() -> None:
+    """alarm = { kind = "uhppote", controller = "c1" } names a configured controller; the bit
+    defaults to 0 (uhppoted decodes inputs bit 0 as the fire alarm) and has no Modbus board."""
+    config = parse_config(with_controller({"alarm": {"kind": "uhppote", "controller": "c1"}}))
+    alarm = config.emergency.alarm
+    assert isinstance(alarm, UhppoteAlarmSettings)
+    assert (alarm.controller, alarm.bit) == ("c1", 0)
+    assert config.emergency.alarm_board(config.lanes) is None
+    config = parse_config(
+        with_controller({"alarm": {"kind": "uhppote", "controller": "c1", "bit": 1}})
+    )
+    assert isinstance(config.emergency.alarm, UhppoteAlarmSettings)
+    assert config.emergency.alarm.bit == 1
+
+
+def test_a_bad_uhppote_alarm_input_names_the_key() -> None:
+    """An unknown controller (with or without any [[uhppote]]), no controller, a bit outside
+    0..7 or a Modbus-only key: a ConfigError naming the key, the whole config refused."""
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"kind": "uhppote", "controller": "nope"}, "emergency.alarm.controller"),
+        ({"kind": "uhppote"}, "emergency.alarm.controller"),
+        ({"kind": "uhppote", "controller": "c1", "bit": 8}, "emergency.alarm.bit"),
+        ({"kind": "uhppote", "controller": "c1", "bit": -1}, "emergency.alarm.bit"),
+        ({"kind": "uhppote", "controller": "c1", "input": 3}, "emergency.alarm.input"),
+    ]
+    for alarm, key in cases:
+        found = problems(with_controller({"alarm": alarm}))
+        assert key in found, (alarm, found)
+    no_controllers = problems(emergency({"alarm": {"kind": "uhppote", "controller": "c1"}}))
+    assert "emergency.alarm.controller" in no_controllers
+    assert "none configured" in no_controllers["emergency.alarm.controller"]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(with_controller({"alarm": {"kind": "uhppote", "controller": "c2"}}))
+    assert "emergency.alarm.controller" in str(caught.value)
+    assert "'c2'" in str(caught.value)

@@ -7,9 +7,9 @@ reconnects by itself with backoff and reports its state through a DeviceStatus (
 once, "back" once). While it is down no level is reported: a missing input says nothing about
 the fire (see gateway/emergency.py for why that does not declare an emergency).
 
-A UHPPOTE controller's inputs are not offered: the controller's status reply (uhppoted) carries
-door and button states and a "special info" byte, but no documented per-input level for a fire
-contact, and our simulator does not model one.
+The level source is pluggable: anything shaped like ``AlarmInput`` (start, aclose, state,
+level, and levels handed to an ``on_level`` listener) can feed the gateway's debounce. The
+other one is a UHPPOTE controller's fire-alarm input bit (drivers/uhppote_alarm.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
@@ -37,6 +38,21 @@ from suishen.protocol.turnstile import ReadDiscreteInputs, TurnstileConfigError,
 log = structlog.get_logger("suishen.drivers.alarm_input")
 
 LevelListener = Callable[[bool, float], None]  # (level, time.monotonic())
+
+
+class AlarmInput(Protocol):
+    """A polled fire-alarm input: levels go to the ``on_level`` it was built with; ``level``
+    is the last one read (None: never read, or the device is failing)."""
+
+    device_id: str
+    level: bool | None
+
+    @property
+    def state(self) -> DeviceState: ...
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ModbusAlarmInput:

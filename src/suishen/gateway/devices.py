@@ -55,7 +55,14 @@ from suishen.gateway.config import (
 )
 from suishen.protocol.framing import Discarded
 
-__all__ = ["DeviceSet", "LaneDevices", "LaneEvent", "LaneEventListener", "build_devices"]
+__all__ = [
+    "DeviceSet",
+    "LaneDevices",
+    "LaneEvent",
+    "LaneEventListener",
+    "build_devices",
+    "uhppote_link",
+]
 
 D = TypeVar("D")
 
@@ -149,19 +156,7 @@ class _Factory:
 
     def link(self, controller_id: str) -> Any:
         if controller_id not in self.links:
-            from suishen.drivers.uhppote import UhppoteLink  # noqa: PLC0415 (optional extra)
-
-            c: UhppoteControllerSettings = self.config.controller(controller_id)
-            self.links[controller_id] = UhppoteLink(
-                serial=c.serial,
-                address=(c.host, c.port),
-                listen=(c.listen_host, c.listen_port) if c.listen else None,
-                device_id=f"uhppote-{c.id}",
-                request_timeout_s=c.request_timeout_s,
-                heartbeat_s=c.heartbeat_s,
-                down_after=c.down_after,
-                set_clock=c.set_clock,
-            )
+            self.links[controller_id] = uhppote_link(self.config.controller(controller_id))
         return self.links[controller_id]
 
     def reader(self, bus_id: str, address: int, lane_id: str) -> Any:
@@ -316,6 +311,22 @@ class _Factory:
             return scanner
         assert isinstance(i, OsdpIndicatorSettings)
         return cast(Indicator, self.reader(i.bus, i.address, lane.id))
+
+
+def uhppote_link(c: UhppoteControllerSettings) -> Any:
+    """The UhppoteLink of one ``[[uhppote]]`` controller (not started)."""
+    from suishen.drivers.uhppote import UhppoteLink  # noqa: PLC0415 (optional extra)
+
+    return UhppoteLink(
+        serial=c.serial,
+        address=(c.host, c.port),
+        listen=(c.listen_host, c.listen_port) if c.listen else None,
+        device_id=f"uhppote-{c.id}",
+        request_timeout_s=c.request_timeout_s,
+        heartbeat_s=c.heartbeat_s,
+        down_after=c.down_after,
+        set_clock=c.set_clock,
+    )
 
 
 def build_devices(

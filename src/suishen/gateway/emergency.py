@@ -1,12 +1,14 @@
 """Emergency release at the gateway (issue 13, DESIGN §5): one ``Emergency`` per gateway
 (``GatewayService.emergency``).
 
-A fire-alarm input (drivers/alarm_input.py, debounced), a local command (POST /emergency,
-`suishen gateway emergency on|off`) or the hub's signed emergency bundle declares or ends it;
-the transition table is protocol/emergency.py. While active, every exit lane is released and
-its gate held open, entry lanes follow ``[emergency] entries`` / ``entry_overrides``; scans are
-still decided and journalled (gateway/lane.py). It ends only by an explicit command (LOCAL or
-HUB): the alarm input clearing is journalled and logged once, and changes nothing.
+A fire-alarm input (a Modbus discrete input, drivers/alarm_input.py, or a UHPPOTE
+controller's fire-alarm input bit, drivers/uhppote_alarm.py; either one debounced here), a
+local command (POST /emergency, `suishen gateway emergency on|off`) or the hub's signed
+emergency bundle declares or ends it; the transition table is protocol/emergency.py. While
+active, every exit lane is released and its gate held open, entry lanes follow ``[emergency]
+entries`` / ``entry_overrides``; scans are still decided and journalled (gateway/lane.py).
+It ends only by an explicit command (LOCAL or HUB): the alarm input clearing is journalled
+and logged once, and changes nothing.
 
 Each transition is, in this order: persisted (an atomic 0600 write of the state file, so a
 restart comes back in the same state and holds the exits before taking scans), applied to the
@@ -36,10 +38,11 @@ from typing import Any
 
 import structlog
 
-from suishen.drivers.alarm_input import ModbusAlarmInput
+from suishen.drivers.alarm_input import AlarmInput, ModbusAlarmInput
 from suishen.drivers.base import DeviceStateChanged
 from suishen.gateway.config import GatewayConfig
-from suishen.gateway.config.emergency import EntryMode
+from suishen.gateway.config.emergency import EntryMode, UhppoteAlarmSettings
+from suishen.gateway.devices import uhppote_link
 from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.lane import Lane
 from suishen.gateway.records import AlertKind, AlertRaised, AlertRoute, PassageRecorded, ScanDecided
@@ -92,7 +95,7 @@ class Emergency:
         self._names: dict[str, str] = {}  # person_key -> masked name (or number)
         self._debounce = AlarmDebounce(debounce_s=self.settings.alarm_debounce_ms / 1000)
         self._told_cleared = False
-        self.alarm: ModbusAlarmInput | None = None
+        self.alarm: AlarmInput | None = None
         self._alarm_state: DeviceStateChanged | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_muster_file: Path | None = None
@@ -180,28 +183,61 @@ class Emergency:
             elif lane.emergency is not None:
                 await lane.release()
 
-    async def start_alarm(self, on_state: Callable[[DeviceStateChanged], None]) -> None:
-        board = self.settings.alarm_board(self._config.lanes)
+    async def start_alarm(
+        self,
+        on_state: Callable[[DeviceStateChanged], None],
+        *,
+        uhppote_links: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Start the configured alarm input, if any. A UHPPOTE input uses the controller's link
+        from ``uhppote_links`` (the lanes' shared links, by controller id), or its own link
+        when no lane uses that controller."""
         alarm = self.settings.alarm
-        if board is None or alarm is None:
+        if alarm is None:
             return
 
         def state_changed(event: DeviceStateChanged) -> None:
             self._alarm_state = event
             on_state(event)
 
-        self.alarm = ModbusAlarmInput(
+        if isinstance(alarm, UhppoteAlarmSettings):
+            self.alarm = self._uhppote_alarm(alarm, uhppote_links or {}, state_changed)
+        else:
+            board = self.settings.alarm_board(self._config.lanes)
+            assert board is not None
+            self.alarm = ModbusAlarmInput(
+                device_id=ALARM_DEVICE_ID,
+                url=board[0],
+                unit=board[1],
+                input=alarm.input,
+                on_level=self._on_level,
+                poll_interval_s=self.settings.poll_interval_s,
+                command_timeout_s=alarm.command_timeout_s,
+                connect_timeout_s=alarm.connect_timeout_s,
+                on_state=state_changed,
+            )
+        await self.alarm.start()
+
+    def _uhppote_alarm(
+        self,
+        alarm: UhppoteAlarmSettings,
+        links: Mapping[str, Any],
+        on_state: Callable[[DeviceStateChanged], None],
+    ) -> AlarmInput:
+        # Imported here: the UHPPOTE driver needs the optional `devices` extra (uhppoted).
+        from suishen.drivers.uhppote_alarm import UhppoteAlarmInput  # noqa: PLC0415
+
+        link = links.get(alarm.controller)
+        if link is None:
+            link = uhppote_link(self._config.controller(alarm.controller))
+        return UhppoteAlarmInput(
+            link,
             device_id=ALARM_DEVICE_ID,
-            url=board[0],
-            unit=board[1],
-            input=alarm.input,
+            bit=alarm.bit,
             on_level=self._on_level,
             poll_interval_s=self.settings.poll_interval_s,
-            command_timeout_s=alarm.command_timeout_s,
-            connect_timeout_s=alarm.connect_timeout_s,
-            on_state=state_changed,
+            on_state=on_state,
         )
-        await self.alarm.start()
 
     async def aclose(self) -> None:
         if self.alarm is not None:

@@ -282,7 +282,9 @@ class GatewayService:
             self._build_lanes(pepper)
             # A restart during an emergency holds the exits open before any scan is taken.
             await self.emergency.apply_to_lanes()
-            await self.emergency.start_alarm(self._on_alarm_device)
+            await self.emergency.start_alarm(
+                self._on_alarm_device, uhppote_links=self.devices.uhppote_links
+            )
             runner = await self._start_status_http()
             display_runner = await self._start_display()
             log.info(

@@ -12,6 +12,10 @@ events of a remote open: "remote open door" (reason 44), then, if the person pas
 ``passage_probability``, after ``passage_delay_s``), "door open" (23) and "door closed" (24)
 ``door_hold_s`` later. Every event is kept in the event log that get-event reads.
 
+Inputs: the get-status reply's ``inputs`` byte (offset 50; uhppoted's GetStatusResponse.inputs:
+bit 0 the fire-alarm input, bit 1 "lock forced") is ``inputs``, set per bit with
+``set_input(bit, level)``; a real controller reports it only when asked, so nothing is sent.
+
 Faults: ``stall(True)`` stops answering and sending (events are still logged); ``stop()`` closes
 the socket (cable pull / power off) and ``start()`` brings it back on the same port, keeping its
 settings like a controller's flash.
@@ -21,9 +25,11 @@ In-process::
     sim = UhppoteSimulator(serial=405419896, port=0)     # ephemeral loopback port
     await sim.start(); sim.address                        # ("127.0.0.1", port)
     sim.swipe(10058400, door=1); sim.opens                 # [OpenReceived(door, received_mono)]
+    sim.set_input(0, True)                                 # the fire-alarm input set
     await sim.stop()
 
-CLI: ``suishen sim uhppote --serial 405419896 --port 60000 [--listener 127.0.0.1:60001]``.
+CLI: ``suishen sim uhppote --serial 405419896 --port 60000 [--listener 127.0.0.1:60001]``; on
+its stdin a card number (optionally ``CARD DOOR``) swipes, ``input BIT 1|0`` sets an input.
 """
 
 from __future__ import annotations
@@ -148,6 +154,7 @@ class UhppoteSimulator:
         )
         self.door_open = [False] * 4
         self.relays = 0
+        self.inputs = 0  # the status reply's inputs byte (bit 0: fire alarm)
         self.stalled = False
         self.opens: list[OpenReceived] = []
         self.requests: dict[int, int] = {}
@@ -220,6 +227,13 @@ class UhppoteSimulator:
             self.passage_probability = probability
         if delay_s is not None:
             self.passage_delay_s = delay_s
+
+    def set_input(self, bit: int, level: bool) -> None:
+        """Set (True) or clear one bit of the inputs byte the get-status reply carries."""
+        if not 0 <= bit <= 7:
+            raise ValueError("input bit must be 0..7")
+        mask = 1 << bit
+        self.inputs = (self.inputs | mask) if level else (self.inputs & ~mask)
 
     @property
     def open_count(self) -> int:
@@ -321,7 +335,7 @@ class UhppoteSimulator:
         self._sequence += 1
         pack_uint32(self._sequence, packet, 40)
         pack_uint8(self.relays, packet, 49)
-        pack_uint8(sum(1 << i for i in range(4) if self.door_open[i]), packet, 50)
+        pack_uint8(self.inputs, packet, 50)
         packet[51:54] = _bcd(f"{now:%y%m%d}")
         return packet
 
@@ -454,7 +468,8 @@ def add_cli(sub: Any) -> None:
         "uhppote",
         help="a UHPPOTE access controller on UDP",
         description="Simulate a UHPPOTE controller. Type a card number (optionally 'CARD DOOR') "
-        "and Enter to swipe it; the event goes to the listener address.",
+        "and Enter to swipe it; the event goes to the listener address. 'input BIT 1' (or 0) "
+        "sets (clears) an input bit of the status reply (bit 0: the fire-alarm input).",
     )
     parser.add_argument("--serial", type=int, default=405419896, help="controller serial number")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
@@ -497,7 +512,10 @@ async def _serve(sim: UhppoteSimulator) -> None:
             return
         parts = line.split()
         with contextlib.suppress(ValueError):
-            if parts:
+            if len(parts) == 3 and parts[0] == "input":
+                sim.set_input(int(parts[1]), parts[2] not in ("0", "off"))
+                print(f"input {parts[1]} -> {parts[2]} (inputs 0x{sim.inputs:02x})", flush=True)
+            elif parts:
                 door = int(parts[1]) if len(parts) > 1 else 1
                 index = sim.swipe(int(parts[0]), door=door)
                 print(f"swipe {parts[0]} door {door} -> event {index}", flush=True)

@@ -5,6 +5,7 @@
     entry_overrides = { garage-in = "released" }   # per entry lane (exits are always released)
     alarm = { kind = "modbus", url = "tcp://127.0.0.1:1503", unit = 1, input = 0 }
     # or on a lane's own Modbus board:  alarm = { kind = "modbus", lane = "in-1", input = 4 }
+    # or a UHPPOTE controller's fire-alarm input:  alarm = { kind = "uhppote", controller = "c1" }
     poll_interval_s = 0.1
     alarm_debounce_ms = 200
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +62,26 @@ class ModbusAlarmSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class UhppoteAlarmSettings:
+    """The fire-alarm input of a UHPPOTE controller: one bit of its get-status inputs byte.
+
+    Read through the controller's link, shared with the lanes that use its doors or readers.
+    """
+
+    kind: Literal["uhppote"] = setting("input kind", "uhppote")
+    controller: str = setting("the [[uhppote]] controller id whose input is read")
+    bit: int = setting(
+        "the bit of the status reply's inputs byte (0: the fire-alarm input, 1: lock forced)",
+        0,
+        ge=0,
+        le=7,
+    )
+
+
+AlarmSettings = ModbusAlarmSettings | UhppoteAlarmSettings
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class EmergencySettings:
     """Emergency release: exits held open, entries per config, until an explicit command."""
 
@@ -71,7 +92,7 @@ class EmergencySettings:
     entry_overrides: dict[str, EntryMode] = setting(
         "entry lane id -> held_shut | released, overriding entries for that lane", factory=dict
     )
-    alarm: ModbusAlarmSettings | None = optional(
+    alarm: AlarmSettings | None = optional(
         "the fire-alarm input (absent: emergencies only by command)"
     )
     poll_interval_s: float = setting("how often the alarm input is read", 0.1, ge=0.01, le=5)
@@ -92,9 +113,9 @@ class EmergencySettings:
         return self.entry_overrides.get(lane.id, self.entries)
 
     def alarm_board(self, lanes: Sequence[LaneSettings]) -> tuple[str, int] | None:
-        """(url, unit) of the alarm input's board, or None without an alarm input."""
+        """(url, unit) of the Modbus alarm input's board, or None without one."""
         alarm = self.alarm
-        if alarm is None:
+        if not isinstance(alarm, ModbusAlarmSettings):
             return None
         if alarm.url is not None:
             return alarm.url, alarm.unit
@@ -104,9 +125,12 @@ class EmergencySettings:
 
 
 def emergency_problems(
-    settings: EmergencySettings, lanes: Sequence[LaneSettings]
+    settings: EmergencySettings,
+    lanes: Sequence[LaneSettings],
+    controllers: Collection[str] = (),
 ) -> Iterator[tuple[str, str]]:
-    """Checks against the lanes: overrides name entry lanes, alarm.lane a Modbus-gated lane."""
+    """Checks against the lanes and the [[uhppote]] controller ids: overrides name entry lanes,
+    alarm.lane a Modbus-gated lane, alarm.controller a configured controller."""
     by_id = {lane.id: lane for lane in lanes}
     for lane_id in settings.entry_overrides:
         lane = by_id.get(lane_id)
@@ -121,6 +145,14 @@ def emergency_problems(
                 "an exit lane is always released in an emergency",
             )
     alarm = settings.alarm
+    if isinstance(alarm, UhppoteAlarmSettings):
+        if alarm.controller not in controllers:
+            known = choices(sorted(controllers)) if controllers else "none configured"
+            yield (
+                "emergency.alarm.controller",
+                f"no [[uhppote]] controller with id {alarm.controller!r} (controllers: {known})",
+            )
+        return
     if alarm is not None and alarm.lane is not None:
         lane = by_id.get(alarm.lane)
         if lane is None:

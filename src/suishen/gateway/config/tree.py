@@ -123,7 +123,9 @@ def _cross_check(config: GatewayConfig) -> Iterator[tuple[str, str]]:
     for group, profile in config.hours.groups.items():
         if profile not in config.time_profiles:
             yield (f"hours.groups.{group}", f"no [time_profiles.{profile}]")
-    yield from emergency_problems(config.emergency, config.lanes)
+    yield from emergency_problems(
+        config.emergency, config.lanes, controllers={c.id for c in config.uhppote}
+    )
     display = config.display
     if display.enabled and display.port != 0 and display.port == config.http.port:
         yield ("display.port", f"{display.port} is already the status listener's (http.port)")
