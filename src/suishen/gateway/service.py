@@ -263,16 +263,7 @@ class GatewayService:
             )
             log.info("state rebuilt from journal", records=rebuilt, inside=self.state.count())
             self._backlog = await self.journal.backlog()
-            session = None
-            if config.hub is not None:
-                session = _open_hub_session(config.hub)
-                self.uploader = Uploader(
-                    self.journal, session, config.hub, gateway_id=config.gateway.id
-                )
-                self.fetcher = BundleFetcher(
-                    self.lists, session, config.hub, gateway_id=config.gateway.id,
-                    **self._fetched_kinds(),
-                )  # fmt: skip
+            session = self._start_sync()
             self.devices = build_devices(
                 config,
                 environ=self._environ,
@@ -321,6 +312,19 @@ class GatewayService:
                 await asyncio.gather(*self._background, return_exceptions=True)
             await self.journal.close()
             log.info("gateway stopped", journal=self.journal.status().last_seq)
+
+    def _start_sync(self) -> aiohttp.ClientSession | None:
+        """The uploader and the bundle fetcher over one hub session (None: no [hub])."""
+        hub = self.config.hub
+        if hub is None:
+            return None
+        session = _open_hub_session(hub)
+        gateway_id = self.config.gateway.id
+        self.uploader = Uploader(self.journal, session, hub, gateway_id=gateway_id)
+        self.fetcher = BundleFetcher(
+            self.lists, session, hub, gateway_id=gateway_id, **self._fetched_kinds()
+        )
+        return session
 
     async def _start_status_http(self) -> web.AppRunner:
         """/health, /status, /metrics; a port that cannot be bound is a ConfigError naming
