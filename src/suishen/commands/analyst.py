@@ -287,6 +287,23 @@ def _runner(
 
 
 def _run(args: argparse.Namespace, job: Job) -> int:
+    def with_context(config: Any, con: Any, user: Any) -> Awaitable[int]:
+        return job(Context(args=args, config=config, con=con, user=user))
+
+    name = f"suishen analyst {args.analyst_command}"
+    return run_as_hub_user(args, name=name, resolve_user=_user, job=with_context)
+
+
+def run_as_hub_user(
+    args: argparse.Namespace,
+    *,
+    name: str,
+    resolve_user: Callable[[Any, str], Awaitable[Any]],
+    job: Callable[[Any, Any, Any], Awaitable[int]],
+) -> int:
+    """Run ``job(config, con, user)`` on the hub database as ``--as`` (``resolve_user(con,
+    username)`` checks the role), logs on stderr; hub errors become one line and an exit code.
+    The runner of `suishen analyst ...` and `suishen hub visitor ...`."""
     import asyncpg  # noqa: PLC0415 (lazy CLI)
 
     from suishen.central.db import DatabaseError, open_database  # noqa: PLC0415
@@ -300,15 +317,13 @@ def _run(args: argparse.Namespace, job: Job) -> int:
     from suishen.central.migrate import MigrationError  # noqa: PLC0415
     from suishen.settings import ConfigError  # noqa: PLC0415
 
-    name = f"suishen analyst {args.analyst_command}"
-
     async def main() -> int:
         config = _hub_config(args)
         settings = database_settings(args)
         try:
             async with open_database(settings) as pool, pool.acquire() as con:
-                user = await _user(con, args.as_user)
-                return await job(Context(args=args, config=config, con=con, user=user))
+                user = await resolve_user(con, args.as_user)
+                return await job(config, con, user)
         except (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
             raise DatabaseError(str(exc)) from exc
 
@@ -549,12 +564,15 @@ async def _run_audit(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _read_number() -> str:
+def read_document_number(field: str = "") -> str:
+    """A document number from standard input (never argv: other local users can read a
+    process's arguments), with a prompt on a terminal; ``field`` names it in the error."""
     if sys.stdin.isatty():
         print("document number: ", end="", file=sys.stderr, flush=True)
     number = sys.stdin.readline().strip()
     if not number:
-        raise CliError(EXIT_USAGE, "no document number on standard input")
+        where = f"{field}: " if field else ""
+        raise CliError(EXIT_USAGE, f"{where}no document number on standard input")
     return number
 
 
@@ -573,7 +591,7 @@ async def _run_watchlist_add(ctx: Context) -> int:
     args = ctx.args
     document = None
     if args.document_type:
-        document = wl.Document(idt=args.document_type, idn=_read_number(), nat=args.nationality)
+        document = wl.Document(idt=args.document_type, idn=read_document_number(), nat=args.nationality)
     entry = wl.WatchlistAdd(
         level=args.level, route=args.route, purpose=args.purpose, case_ref=args.case_ref,
         expires_at=_expiry(args.expires), document=document, person_key=args.person_key,
@@ -609,7 +627,7 @@ async def _run_access_report(ctx: Context) -> int:
     args = ctx.args
     audit.require_role(ctx.user, frozenset({"admin"}))
     request = AccessReportRequest(
-        document=Document(idt=args.document_type, idn=_read_number(), nat=args.nationality),
+        document=Document(idt=args.document_type, idn=read_document_number(), nat=args.nationality),
         reason=args.reason, case_ref=args.case_ref,
     )  # fmt: skip
     report = await access_report(ctx.con, ctx.user, request, pepper=ctx.pepper())

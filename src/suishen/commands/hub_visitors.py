@@ -26,12 +26,11 @@ import sys
 from typing import Any
 
 from suishen.commands.analyst import (
-    EXIT_DATABASE,
-    EXIT_FORBIDDEN,
-    EXIT_NOT_FOUND,
     EXIT_USAGE,
     FORMATS,
     CliError,
+    read_document_number,
+    run_as_hub_user,
 )
 from suishen.commands.hub import add_database_arguments
 
@@ -120,15 +119,6 @@ def parse_until(text: str, *, start: dt.datetime, zone: dt.tzinfo, now: dt.datet
     return parse_time(text, zone=zone, now=now, field="valid_until")
 
 
-def _read_number() -> str:
-    if sys.stdin.isatty():
-        print("document number: ", end="", file=sys.stderr, flush=True)
-    number = sys.stdin.readline().strip()
-    if not number:
-        raise CliError(EXIT_USAGE, "id_number: no document number on standard input")
-    return number
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -175,7 +165,7 @@ async def _invite(ctx: Any) -> int:
     document = None
     if args.document is not None:
         parse_document(args.document, "0")  # the shape first: nothing is read for a bad one
-        document = parse_document(args.document, _read_number())
+        document = parse_document(args.document, read_document_number("id_number"))
     request = inv.InviteRequest(
         site_id=args.site, valid_from=start, valid_until=until, document=document,
         person_key=args.person_key, name=args.name, lanes=inv.split_places(args.lanes),
@@ -236,51 +226,16 @@ class Context:
 
 def _run(args: argparse.Namespace, job: Any) -> int:
     """Run ``job(ctx)`` as the named user on the hub database, mapping errors to exit codes."""
-    import asyncio  # noqa: PLC0415 (lazy CLI)
-
-    import asyncpg  # noqa: PLC0415
-
-    from suishen.central.db import DatabaseError, open_database  # noqa: PLC0415
-    from suishen.central.errors import BadRequest, Forbidden, HubError, NotFound  # noqa: PLC0415
-    from suishen.central.migrate import MigrationError  # noqa: PLC0415
     from suishen.central.store.invitations import named_inviter  # noqa: PLC0415
-    from suishen.commands.analyst import _hub_config  # noqa: PLC0415
     from suishen.commands.extras import require_extras  # noqa: PLC0415
-    from suishen.commands.hub import database_settings  # noqa: PLC0415
-    from suishen.settings import ConfigError  # noqa: PLC0415
 
     require_extras("suishen hub visitor", "hub")
+
+    def with_context(config: Any, con: Any, user: Any) -> Any:
+        return job(Context(args=args, config=config, con=con, user=user))
+
     name = f"suishen hub visitor {args.visitor_command}"
-
-    async def main() -> int:
-        config = _hub_config(args)
-        try:
-            async with open_database(database_settings(args)) as pool, pool.acquire() as con:
-                user = await named_inviter(con, args.as_user)
-                return int(await job(Context(args=args, config=config, con=con, user=user)))
-        except (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
-            raise DatabaseError(str(exc)) from exc
-
-    mapping: tuple[tuple[type[BaseException], int], ...] = (
-        (CliError, -1),
-        (Forbidden, EXIT_FORBIDDEN),
-        (NotFound, EXIT_NOT_FOUND),
-        (BadRequest, EXIT_USAGE),
-        (ConfigError, EXIT_USAGE),
-        (MigrationError, EXIT_USAGE),
-        (ValueError, EXIT_USAGE),
-        (HubError, EXIT_USAGE),
-        (DatabaseError, EXIT_DATABASE),
-        (OSError, EXIT_DATABASE),
-    )
-    try:
-        return asyncio.run(main())
-    except Exception as exc:
-        for kind, code in mapping:
-            if isinstance(exc, kind):
-                print(f"{name}: {exc}", file=sys.stderr)
-                return exc.code if isinstance(exc, CliError) else code
-        raise
+    return run_as_hub_user(args, name=name, resolve_user=named_inviter, job=with_context)
 
 
 __all__ = ["add_commands", "parse_document", "parse_time", "parse_until"]

@@ -37,13 +37,13 @@ import asyncio
 import contextlib
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
 
-from suishen.drivers.base import DriverError, PassageOutcome, RawScan, Signal
+from suishen.drivers.base import DriverError, Gate, PassageOutcome, RawScan, Signal
 from suishen.gateway.devices import LaneDevices
 from suishen.gateway.journal import Journal, JournalError
 from suishen.gateway.metrics import Counter, Histogram
@@ -291,28 +291,12 @@ class Lane:
     async def hold(self, *, released: bool) -> None:
         """Emergency: hold the gate open (released) or shut; scans stop commanding it."""
         self.emergency = "released" if released else "held_shut"
-        gate = self.devices.gate
-        if gate is None:
-            return
-        try:
-            await (gate.hold_open() if released else gate.keep_shut())
-        except Exception as exc:  # noqa: BLE001 - a gate fault never stops the lane
-            self._device_error(gate.device_id, exc)
-        else:
-            self._device_ok(gate.device_id)
+        await self._command_gate(lambda gate: gate.hold_open() if released else gate.keep_shut())
 
     async def release(self) -> None:
         """The emergency ended: the gate back to normal (shut)."""
         self.emergency = None
-        gate = self.devices.gate
-        if gate is None:
-            return
-        try:
-            await gate.release_hold()
-        except Exception as exc:  # noqa: BLE001 - a gate fault never stops the lane
-            self._device_error(gate.device_id, exc)
-        else:
-            self._device_ok(gate.device_id)
+        await self._command_gate(lambda gate: gate.release_hold())
 
     def _in_emergency(self, record: ScanDecided) -> ScanDecided:
         detail = {**(record.detail or {}), "emergency": self.emergency}
@@ -428,18 +412,25 @@ class Lane:
         )
 
     async def _open(self) -> None:
-        gate = self.devices.gate
-        if gate is None:
-            return
-        try:
-            await gate.open(pulse_ms=self.setup.open_pulse_ms)
-        except Exception as exc:  # noqa: BLE001 - a gate fault never stops the lane
-            self._device_error(gate.device_id, exc)
-        else:
-            self._device_ok(gate.device_id)
+        pulse_ms = self.setup.open_pulse_ms
+        if await self._command_gate(lambda gate: gate.open(pulse_ms=pulse_ms)):
             self.counters.gate_opens += 1
             if self.metrics.gate_opens is not None:
                 self.metrics.gate_opens.inc(self.setup.lane_id)
+
+    async def _command_gate(self, command: Callable[[Gate], Awaitable[None]]) -> bool:
+        """Send the lane's gate one command; a failure is logged (once per outage) and
+        counted, never raised: a gate fault never stops the lane.  True when it was done."""
+        gate = self.devices.gate
+        if gate is None:
+            return False
+        try:
+            await command(gate)
+        except Exception as exc:  # noqa: BLE001 - a gate fault never stops the lane
+            self._device_error(gate.device_id, exc)
+            return False
+        self._device_ok(gate.device_id)
+        return True
 
     async def _passage(self, record: ScanDecided, seq: int) -> None:
         gate = self.devices.gate
