@@ -591,7 +591,8 @@ async def _run_watchlist_add(ctx: Context) -> int:
     args = ctx.args
     document = None
     if args.document_type:
-        document = wl.Document(idt=args.document_type, idn=read_document_number(), nat=args.nationality)
+        number = read_document_number()
+        document = wl.Document(idt=args.document_type, idn=number, nat=args.nationality)
     entry = wl.WatchlistAdd(
         level=args.level, route=args.route, purpose=args.purpose, case_ref=args.case_ref,
         expires_at=_expiry(args.expires), document=document, person_key=args.person_key,

@@ -22,7 +22,6 @@ import dataclasses
 import datetime as dt
 import json
 import re
-import sys
 from typing import Any
 
 from suishen.commands.analyst import (
