@@ -33,9 +33,14 @@ arrives.  Two gateways of a site uploading the same person at once serialise on 
 advisory lock per (site, person) (taken in key order, last in the ingest transaction, after
 the gateway's own row lock), so the later one reads the other's committed scans.
 
-``derive_ingested(con, site_id, scans, now=...)`` is the one call the ingest makes, in its
-transaction, with the batch's scan tuples (wire.SCAN_COLUMNS order); settings come from
-``configure`` (the hub calls it at start with its config's ``[visits]`` section).
+``derive_scans`` is that recomputation.  ``derive_ingested(con, site_id, scans, now=...)`` is
+the one call the ingest makes, in its transaction, with the batch's scan tuples
+(wire.SCAN_COLUMNS order), and gives the same visits cheaper: the batch's events are in hand,
+so one statement per kind only counts each person's window and returns the events of the
+persons whose window holds others (an earlier visit, an out-of-order upload); the others'
+visits come from the batch alone, and a recomputed visit whose end did not change is not
+sent again (tests/central/queries/test_derive_fast.py holds the two to each other).
+Settings come from ``configure`` (the hub calls it at start with its ``[visits]`` section).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import operator
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -149,6 +155,12 @@ STAYS: Final = _Kind(
 _KIND_OF: Final = {"in": VISITS, "out": VISITS, "checkin": STAYS, "checkout": STAYS}
 
 _I = {name: SCAN_COLUMNS.index(name) for name in SCAN_COLUMNS}
+_DIRECTION, _VERDICT, _PERSON, _SITE = (
+    _I["direction"],
+    _I["verdict"],
+    _I["person_key"],
+    _I["site_id"],
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -165,6 +177,10 @@ class _Event:
     masked_number: str | None
 
 
+# A scan tuple's columns of an _Event, in its field order.
+_EVENT_FIELDS: Final = operator.itemgetter(*(_I[f.name] for f in dataclasses.fields(_Event)))
+
+
 def _lock_key(site_id: str, person_key: str) -> int:
     digest = hashlib.sha256(f"suishen:derive:{site_id}:{person_key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -177,6 +193,22 @@ def next_reset(ts: dt.datetime, tz: dt.tzinfo, hour: int) -> dt.datetime:
     if candidate <= local:
         candidate = (candidate.replace(tzinfo=None) + dt.timedelta(days=1)).replace(tzinfo=tz)
     return candidate.astimezone(dt.UTC)
+
+
+_RESETS: dict[tuple[dt.tzinfo, int, dt.date, int, bool], dt.datetime] = {}
+
+
+def _next_reset_cached(ts: dt.datetime, tz: dt.tzinfo, hour: int) -> dt.datetime:
+    """``next_reset(ts, tz, hour)``, remembered: its value depends only on ts's local date,
+    its fold and whether its local hour is past ``hour`` (one astimezone per call)."""
+    local = ts.astimezone(tz)
+    key = (tz, hour, local.date(), local.fold, local.hour >= hour)
+    found = _RESETS.get(key)
+    if found is None:
+        if len(_RESETS) > 4096:
+            _RESETS.clear()
+        found = _RESETS[key] = next_reset(ts, tz, hour)
+    return found
 
 
 def _close(
@@ -193,7 +225,7 @@ def _close(
     max_at = start.ts + limit
     close_by, reason = max_at, "max_length"
     if kind.daily_reset:
-        reset_at = next_reset(start.ts, tz, config.reset_hour)
+        reset_at = _next_reset_cached(start.ts, tz, config.reset_hour)
         if reset_at < max_at:
             close_by, reason = reset_at, "reset"
     if following is not None and following.ts <= close_by:
@@ -254,6 +286,115 @@ WHERE (stays.checkout_gateway_id, stays.checkout_seq, stays.checkout_ts, stays.c
 """
 
 
+def _window_sql(kind: _Kind) -> str:
+    """The fast path's one look-up for a batch (see ``_derive_batch``): per person, the events
+    in the window of their batch events, returned only for a person whose window holds more
+    than those (``$5``: how many the batch has); each opening event with the end columns of
+    the visit or stay keyed by it, when there is one.  Both look-ups are fenced laterals
+    (index probes per person and per event, never a join over the table)."""
+    in_gateway, _journal, in_seq, in_ts, out_gateway, out_seq, out_ts = kind.columns
+    # Column and table names are the _Kind constants above, never input.
+    return f"""
+SELECT u.p AS person_key, s.ts, s.gateway_id, s.seq, s.journal_id, s.direction, s.zone,
+       s.nationality, s.minor, s.masked_name, s.masked_number, k.held, k.end_gateway_id,
+       k.end_seq, k.end_ts, k.close_reason, k.close_by
+FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[], $5::bigint[]) AS u(p, lo, hi, n)
+JOIN LATERAL (
+    SELECT mine.*, count(*) OVER () AS c FROM (
+        SELECT ts, gateway_id, seq, journal_id, direction, zone, nationality, minor, site_id,
+               verdict, masked_name, masked_number
+        FROM scans WHERE person_key = u.p AND ts >= u.lo AND ts <= u.hi OFFSET 0
+    ) AS mine
+    WHERE site_id = $1 AND verdict = 'allow' AND direction = ANY($6::text[])
+) AS s ON s.c <> u.n
+LEFT JOIN LATERAL (
+    SELECT true AS held, {out_gateway} AS end_gateway_id, {out_seq} AS end_seq,
+           {out_ts} AS end_ts, close_reason, close_by
+    FROM {kind.table}
+    WHERE s.direction = $7 AND {in_gateway} = s.gateway_id AND {in_seq} = s.seq
+      AND {in_ts} = s.ts
+    OFFSET 0
+) AS k ON true
+"""  # noqa: S608
+
+
+_WINDOW: Final = {VISITS: _window_sql(VISITS), STAYS: _window_sql(STAYS)}
+# The locks, and the site's timezone with them (one round trip).
+_LOCK = """
+SELECT (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k) AS locked,
+       (SELECT timezone FROM sites WHERE site_id = $2) AS timezone
+"""
+
+_End = tuple[str | None, int | None, dt.datetime | None, str | None, dt.datetime]
+
+
+def _order(event: _Event) -> tuple[dt.datetime, str, str, int]:
+    return (event.ts, event.gateway_id, event.journal_id, event.seq)
+
+
+def _event(r: Any) -> _Event:
+    return _Event(
+        r["ts"],
+        r["gateway_id"],
+        r["seq"],
+        r["journal_id"],
+        r["direction"],
+        r["zone"],
+        r["nationality"],
+        r["minor"],
+        r["masked_name"],
+        r["masked_number"],
+    )
+
+
+def _rows_of(
+    kind: _Kind,
+    site_id: str,
+    person: str,
+    events: Sequence[_Event],
+    window: tuple[dt.datetime, dt.datetime],
+    *,
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    config: DeriveSettings,
+    held: dict[tuple[str, int, dt.datetime], _End] | None = None,
+) -> list[tuple[Any, ...]]:
+    """The visits (stays) of ``person`` whose opening event lies in ``window``, from their
+    ``events`` (sorted, every event within the limit after those openings); a row ``held``
+    (key -> end columns as stored) with the same end is left out: writing it changes nothing."""
+    low, high = window
+    out: list[tuple[Any, ...]] = []
+    for i, start in enumerate(events):
+        if start.direction != kind.opens or not low <= start.ts <= high:
+            continue
+        following = events[i + 1] if i + 1 < len(events) else None
+        closing, out_ts, reason, close_by = _close(
+            kind, start, following, tz=tz, now=now, config=config
+        )
+        end: _End = (
+            closing.gateway_id if closing else None,
+            closing.seq if closing else None,
+            out_ts,
+            reason,
+            close_by,
+        )
+        if held is not None and held.get((start.gateway_id, start.seq, start.ts)) == end:
+            continue
+        first = (
+            site_id,
+            start.zone if kind is VISITS else start.nationality,
+            person,
+            start.gateway_id,
+            start.journal_id,
+            start.seq,
+            start.ts,
+            *end,
+        )
+        extra = (start.masked_name, start.masked_number) if kind is VISITS else (start.minor,)
+        out.append((*first, *extra))
+    return out
+
+
 async def _ensure_partitions(con: Connection, table: str, days: set[dt.date]) -> None:
     names = {partition_name(table, day): day for day in days}
     missing = await con.fetch(
@@ -262,6 +403,29 @@ async def _ensure_partitions(con: Connection, table: str, days: set[dt.date]) ->
     )
     if missing:
         await ensure_partitions_for(con, table, {names[r["name"]] for r in missing})
+
+
+async def _write(con: Connection, kind: _Kind, out: list[tuple[Any, ...]]) -> int:
+    """Upsert the rows (only the end columns change on conflict); return how many."""
+    if not out:
+        return 0
+    await _ensure_partitions(con, kind.table, {row[6].astimezone(dt.UTC).date() for row in out})
+    columns = [list(c) for c in zip(*out, strict=True)]
+    await con.execute(_UPSERT_VISITS if kind is VISITS else _UPSERT_STAYS, *columns)
+    return len(out)
+
+
+async def _lock(con: Connection, site_id: str, persons: Iterable[str]) -> dt.tzinfo:
+    """Take the (site, person) transaction locks in key order in one statement (no deadlock
+    between two batches sharing persons; gateways of a site with different people derive in
+    parallel); return the site's timezone."""
+    locks = sorted({_lock_key(site_id, person) for person in persons})
+    found = await con.fetchrow(_LOCK, locks, site_id)
+    tz_name = None if found is None else found["timezone"]
+    try:
+        return zoneinfo.ZoneInfo(tz_name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
 
 
 async def _derive_kind(
@@ -274,6 +438,7 @@ async def _derive_kind(
     now: dt.datetime,
     config: DeriveSettings,
 ) -> int:
+    """The full recomputation: every event of each person in [first - limit, last + limit]."""
     limit = config.max_visit if kind is VISITS else config.max_stay
     persons = sorted(spans)
     rows = await con.fetch(
@@ -286,53 +451,75 @@ async def _derive_kind(
     )
     events: dict[str, list[_Event]] = {}
     for r in rows:
-        events.setdefault(r["person_key"], []).append(
-            _Event(
-                r["ts"],
-                r["gateway_id"],
-                r["seq"],
-                r["journal_id"],
-                r["direction"],
-                r["zone"],
-                r["nationality"],
-                r["minor"],
-                r["masked_name"],
-                r["masked_number"],
-            )
-        )
+        events.setdefault(r["person_key"], []).append(_event(r))
     out: list[tuple[Any, ...]] = []
     for person, evs in events.items():
-        evs.sort(key=lambda e: (e.ts, e.gateway_id, e.journal_id, e.seq))
-        low, high = spans[person][0] - limit, spans[person][1]
-        for i, start in enumerate(evs):
-            if start.direction != kind.opens or not low <= start.ts <= high:
-                continue
-            following = evs[i + 1] if i + 1 < len(evs) else None
-            closing, out_ts, reason, close_by = _close(
-                kind, start, following, tz=tz, now=now, config=config
+        evs.sort(key=_order)
+        window = (spans[person][0] - limit, spans[person][1])
+        out += _rows_of(kind, site_id, person, evs, window, tz=tz, now=now, config=config)
+    return await _write(con, kind, out)
+
+
+async def _derive_batch(
+    con: Connection,
+    kind: _Kind,
+    site_id: str,
+    batch: dict[str, list[_Event]],
+    *,
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    config: DeriveSettings,
+) -> int:
+    """The full recomputation of ``_derive_kind`` for a stored batch's events, cheaper.
+
+    A person's recomputation reads their events in the window [first - limit, last + limit]
+    of their batch events.  When that window holds nothing but the batch's own events (the
+    usual case: a new arrival's in, or an in and its out, in one upload), those are the
+    events: the visits come from the batch alone.  One statement counts each window and
+    returns the events only of the others (an event of another upload in the window: a late
+    or out-of-order upload, or the person's earlier visit), with the end columns of the
+    visits already keyed by them; these persons are recomputed as ``_derive_kind`` does, and
+    a visit whose end did not change is not written again.  The batch's events are stored
+    (in this transaction or before, identical), so a window holds at least them."""
+    limit = config.max_visit if kind is VISITS else config.max_stay
+    persons = sorted(batch)
+    for person in persons:
+        batch[person].sort(key=_order)
+    rows = await con.fetch(
+        _WINDOW[kind],
+        site_id,
+        persons,
+        [batch[p][0].ts - limit for p in persons],
+        [batch[p][-1].ts + limit for p in persons],
+        [len(batch[p]) for p in persons],
+        [kind.opens, kind.closes],
+        kind.opens,
+    )
+    windows: dict[str, list[_Event]] = {}
+    held: dict[tuple[str, int, dt.datetime], _End] = {}
+    for r in rows:
+        windows.setdefault(r["person_key"], []).append(_event(r))
+        if r["held"]:
+            held[(r["gateway_id"], r["seq"], r["ts"])] = (
+                r["end_gateway_id"],
+                r["end_seq"],
+                r["end_ts"],
+                r["close_reason"],
+                r["close_by"],
             )
-            first = (
-                site_id,
-                start.zone if kind is VISITS else start.nationality,
-                person,
-                start.gateway_id,
-                start.journal_id,
-                start.seq,
-                start.ts,
-                closing.gateway_id if closing else None,
-                closing.seq if closing else None,
-                out_ts,
-                reason,
-                close_by,
+    out: list[tuple[Any, ...]] = []
+    for person in persons:
+        evs = batch[person]
+        window = (evs[0].ts - limit, evs[-1].ts)
+        others = windows.get(person)
+        if others is None:
+            out += _rows_of(kind, site_id, person, evs, window, tz=tz, now=now, config=config)
+        else:
+            others.sort(key=_order)
+            out += _rows_of(
+                kind, site_id, person, others, window, tz=tz, now=now, config=config, held=held
             )
-            extra = (start.masked_name, start.masked_number) if kind is VISITS else (start.minor,)
-            out.append((*first, *extra))
-    if not out:
-        return 0
-    await _ensure_partitions(con, kind.table, {row[6].astimezone(dt.UTC).date() for row in out})
-    columns = [list(c) for c in zip(*out, strict=True)]
-    await con.execute(_UPSERT_VISITS if kind is VISITS else _UPSERT_STAYS, *columns)
-    return len(out)
+    return await _write(con, kind, out)
 
 
 async def derive_scans(
@@ -345,7 +532,8 @@ async def derive_scans(
 ) -> int:
     """Re-derive the visits and stays touched by ``events`` ((person_key, direction, ts) of
     allowed scans at ``site_id``, already stored); return how many visits/stays were written
-    (inserted or confirmed).  Must run inside a transaction."""
+    (inserted or confirmed).  Must run inside a transaction.  (The full recomputation: the
+    ingest's ``derive_ingested`` gives the same visits, cheaper.)"""
     config = _active if config is None else config
     spans: dict[_Kind, dict[str, tuple[dt.datetime, dt.datetime]]] = {VISITS: {}, STAYS: {}}
     for person, direction, ts in events:
@@ -356,20 +544,7 @@ async def derive_scans(
         spans[kind][person] = (ts, ts) if span is None else (min(span[0], ts), max(span[1], ts))
     if not spans[VISITS] and not spans[STAYS]:
         return 0
-    # One transaction lock per (site, person) touched, taken in key order in one statement
-    # (no deadlock between two batches sharing persons); gateways of a site with different
-    # people derive in parallel.
-    locks = sorted(
-        {_lock_key(site_id, person) for kind_spans in spans.values() for person in kind_spans}
-    )
-    await con.execute(
-        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k", locks
-    )
-    tz_name = await con.fetchval("SELECT timezone FROM sites WHERE site_id = $1", site_id)
-    try:
-        tz: dt.tzinfo = zoneinfo.ZoneInfo(tz_name or "UTC")
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        tz = dt.UTC
+    tz = await _lock(con, site_id, [p for kind_spans in spans.values() for p in kind_spans])
     written = 0
     for kind in (VISITS, STAYS):
         if spans[kind]:
@@ -380,29 +555,41 @@ async def derive_scans(
 
 
 async def derive_ingested(
-    con: Connection, site_id: str, scans: Sequence[tuple[Any, ...]], *, now: dt.datetime
+    con: Connection,
+    site_id: str,
+    scans: Sequence[tuple[Any, ...]],
+    *,
+    now: dt.datetime,
+    config: DeriveSettings | None = None,
 ) -> int:
     """The ingest's hook: derive from a batch's stored scan tuples (wire.SCAN_COLUMNS order;
-    denied, keyless and other-site rows are skipped).  Nothing when ``in_ingest`` is off."""
-    if not _active.in_ingest:
+    denied, keyless and other-site rows are skipped), in the ingest's transaction; return how
+    many visits/stays were written (those that did not change are not).  The same visits as
+    ``derive_scans`` of the batch's events.  Nothing when ``in_ingest`` is off."""
+    config = _active if config is None else config
+    if not config.in_ingest:
         return 0
-    verdict, person, direction, ts, site = (
-        _I["verdict"],
-        _I["person_key"],
-        _I["direction"],
-        _I["ts"],
-        _I["site_id"],
-    )
-    return await derive_scans(
-        con,
-        site_id,
-        (
-            (row[person], row[direction], row[ts])
-            for row in scans
-            if row[verdict] == "allow" and row[person] is not None and row[site] == site_id
-        ),
-        now=now,
-    )
+    batch: dict[_Kind, dict[str, list[_Event]]] = {VISITS: {}, STAYS: {}}
+    for row in scans:
+        kind = _KIND_OF.get(row[_DIRECTION])
+        if (
+            kind is None
+            or row[_VERDICT] != "allow"
+            or row[_PERSON] is None
+            or row[_SITE] != site_id
+        ):
+            continue
+        batch[kind].setdefault(row[_PERSON], []).append(_Event(*_EVENT_FIELDS(row)))
+    if not batch[VISITS] and not batch[STAYS]:
+        return 0
+    tz = await _lock(con, site_id, [p for kind_batch in batch.values() for p in kind_batch])
+    written = 0
+    for kind in (VISITS, STAYS):
+        if batch[kind]:
+            written += await _derive_batch(
+                con, kind, site_id, batch[kind], tz=tz, now=now, config=config
+            )
+    return written
 
 
 async def close_stale(
