@@ -319,10 +319,12 @@ LEFT JOIN LATERAL (
 
 
 _WINDOW: Final = {VISITS: _window_sql(VISITS), STAYS: _window_sql(STAYS)}
-# The locks, and the site's timezone with them (one round trip).
+# The locks, the site's timezone and which of the partitions $3 are missing (one round trip).
 _LOCK = """
 SELECT (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k) AS locked,
-       (SELECT timezone FROM sites WHERE site_id = $2) AS timezone
+       (SELECT timezone FROM sites WHERE site_id = $2) AS timezone,
+       ARRAY(SELECT name FROM unnest($3::text[]) AS name
+             WHERE to_regclass(quote_ident(name)) IS NULL) AS missing
 """
 
 _End = tuple[str | None, int | None, dt.datetime | None, str | None, dt.datetime]
@@ -405,23 +407,45 @@ async def _ensure_partitions(con: Connection, table: str, days: set[dt.date]) ->
         await ensure_partitions_for(con, table, {names[r["name"]] for r in missing})
 
 
-async def _write(con: Connection, kind: _Kind, out: list[tuple[Any, ...]]) -> int:
-    """Upsert the rows (only the end columns change on conflict); return how many."""
+async def _write(
+    con: Connection, kind: _Kind, out: list[tuple[Any, ...]], ensured: frozenset[dt.date]
+) -> int:
+    """Upsert the rows (only the end columns change on conflict), making the partitions they
+    need unless ``ensured`` holds their days; return how many were inserted or changed."""
     if not out:
         return 0
-    await _ensure_partitions(con, kind.table, {row[6].astimezone(dt.UTC).date() for row in out})
+    days = {row[6].astimezone(dt.UTC).date() for row in out}
+    if not days <= ensured:
+        await _ensure_partitions(con, kind.table, days)
     columns = [list(c) for c in zip(*out, strict=True)]
-    await con.execute(_UPSERT_VISITS if kind is VISITS else _UPSERT_STAYS, *columns)
-    return len(out)
+    return _count(await con.execute(_UPSERT_VISITS if kind is VISITS else _UPSERT_STAYS, *columns))
 
 
-async def _lock(con: Connection, site_id: str, persons: Iterable[str]) -> dt.tzinfo:
+def _count(status: str) -> int:
+    """Rows affected from a command status tag ("INSERT 0 12")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _lock(
+    con: Connection,
+    site_id: str,
+    persons: Iterable[str],
+    partitions: dict[str, tuple[str, dt.date]] | None = None,
+) -> dt.tzinfo:
     """Take the (site, person) transaction locks in key order in one statement (no deadlock
     between two batches sharing persons; gateways of a site with different people derive in
-    parallel); return the site's timezone."""
+    parallel); make those of ``partitions`` (name -> (table, day)) that are missing; return
+    the site's timezone."""
     locks = sorted({_lock_key(site_id, person) for person in persons})
-    found = await con.fetchrow(_LOCK, locks, site_id)
+    wanted = partitions or {}
+    found = await con.fetchrow(_LOCK, locks, site_id, list(wanted))
     tz_name = None if found is None else found["timezone"]
+    missing: dict[str, set[dt.date]] = {}
+    for name in [] if found is None else found["missing"]:
+        table, day = wanted[name]
+        missing.setdefault(table, set()).add(day)
+    for table, days in sorted(missing.items()):
+        await ensure_partitions_for(con, table, days)
     try:
         return zoneinfo.ZoneInfo(tz_name or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -457,7 +481,8 @@ async def _derive_kind(
         evs.sort(key=_order)
         window = (spans[person][0] - limit, spans[person][1])
         out += _rows_of(kind, site_id, person, evs, window, tz=tz, now=now, config=config)
-    return await _write(con, kind, out)
+    await _write(con, kind, out, frozenset())
+    return len(out)
 
 
 async def _derive_batch(
@@ -466,6 +491,7 @@ async def _derive_batch(
     site_id: str,
     batch: dict[str, list[_Event]],
     *,
+    ensured: frozenset[dt.date],
     tz: dt.tzinfo,
     now: dt.datetime,
     config: DeriveSettings,
@@ -519,7 +545,7 @@ async def _derive_batch(
             out += _rows_of(
                 kind, site_id, person, others, window, tz=tz, now=now, config=config, held=held
             )
-    return await _write(con, kind, out)
+    return await _write(con, kind, out, ensured)
 
 
 async def derive_scans(
@@ -582,12 +608,26 @@ async def derive_ingested(
         batch[kind].setdefault(row[_PERSON], []).append(_Event(*_EVENT_FIELDS(row)))
     if not batch[VISITS] and not batch[STAYS]:
         return 0
-    tz = await _lock(con, site_id, [p for kind_batch in batch.values() for p in kind_batch])
+    # The days of the batch's openings: the partitions their visits (stays) need, looked up
+    # (and made when missing) with the locks.
+    days = {
+        kind: frozenset(
+            e.ts.astimezone(dt.UTC).date()
+            for events in batch[kind].values()
+            for e in events
+            if e.direction == kind.opens
+        )
+        for kind in (VISITS, STAYS)
+    }
+    wanted = {
+        partition_name(kind.table, day): (kind.table, day) for kind in days for day in days[kind]
+    }
+    tz = await _lock(con, site_id, [p for kind_batch in batch.values() for p in kind_batch], wanted)
     written = 0
     for kind in (VISITS, STAYS):
         if batch[kind]:
             written += await _derive_batch(
-                con, kind, site_id, batch[kind], tz=tz, now=now, config=config
+                con, kind, site_id, batch[kind], ensured=days[kind], tz=tz, now=now, config=config
             )
     return written
 
