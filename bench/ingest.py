@@ -88,7 +88,12 @@ def _rows(start: int, now: float, people: int = 0) -> list[dict]:
 
 def _bodies(gateway_id: str, now: float, sample: int = 0) -> list[bytes]:
     first = 1 + sample * BATCHES * ROWS
-    people = int(gateway_id.rsplit("-", 1)[1]) * 10**7
+    # Each gateway its own people, the raw side's apart from the hub's: the raw rows lie in
+    # the same scans table at the same site and times, and sharing person keys with them
+    # would pair the hub's visits with the raw rows (and send every person of a batch down
+    # the derivation's recomputation, the window holding the raw side's events too).
+    number = int(gateway_id.rsplit("-", 1)[1]) + (GATEWAYS if "-raw-" in gateway_id else 0)
+    people = number * 10**7
     return [
         json.dumps(encode_batch(gateway_id, _rows(first + b * ROWS, now, people))).encode()
         for b in range(BATCHES)
