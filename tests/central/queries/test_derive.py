@@ -9,9 +9,15 @@ import zoneinfo
 import asyncpg
 
 from suishen.central import derive, partitions
-from suishen.central.derive import DeriveSettings, close_stale, derive_scans, next_reset
+from suishen.central.derive import (
+    DeriveSettings,
+    close_stale,
+    derive_ingested,
+    derive_scans,
+    next_reset,
+)
 from suishen.central.ingest import ingest
-from suishen.sync.wire import parse_batch
+from suishen.sync.wire import SCAN_COLUMNS, parse_batch
 from tests.central.hubkit import SITE, body, person, register, scan_row
 
 P = person(1)
@@ -177,3 +183,39 @@ async def test_two_gateways_of_a_site_uploading_at_once_still_pair(
     got = await visits(db_pool)
     assert len(got) == 4
     assert all(v[3] == "gw-2" and v[5] == "out" for v in got), got
+
+
+async def test_ingest_derivation_writes_only_the_visits_that_changed(
+    con: asyncpg.Connection,
+) -> None:
+    """derive_ingested counts the visits it inserted or changed: a batch's two new visits; the
+    same batch again, nothing (no visit re-written); a late out from another gateway that
+    closes the second visit, that one visit (the first, recomputed alongside, is unchanged
+    and not written again)."""
+    await register(con, "gw-1")
+    await register(con, "gw-2")
+    first = parse_batch(
+        body("gw-1", [row(1, 0), row(2, 1, "out"), row(3, 2)]), bound_gateway_id="gw-1"
+    ).scans
+    late = parse_batch(body("gw-2", [row(1, 3, "out")]), bound_gateway_id="gw-2").scans
+    await partitions.ensure_partitions_for(
+        con, "scans", {partitions.day_of(h(0)), partitions.day_of(h(3))}
+    )
+
+    async def upload(scans: list[tuple]) -> int:
+        async with con.transaction():
+            await con.executemany(
+                f"INSERT INTO scans ({', '.join(SCAN_COLUMNS)}) VALUES "
+                f"({', '.join(f'${i + 1}' for i in range(len(SCAN_COLUMNS)))}) "
+                "ON CONFLICT DO NOTHING",
+                scans,
+            )
+            return await derive_ingested(con, SITE, scans, now=NOW)
+
+    assert await upload(first) == 2
+    assert await upload(first) == 0
+    assert await upload(late) == 1
+    got = await con.fetch(
+        "SELECT in_ts, out_gateway_id, out_ts, close_reason FROM visits ORDER BY in_ts"
+    )
+    assert [tuple(r) for r in got] == [(h(0), "gw-1", h(1), "out"), (h(2), "gw-2", h(3), "out")]
