@@ -15,7 +15,6 @@ other one is a UHPPOTE controller's fire-alarm input bit (drivers/uhppote_alarm.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -30,7 +29,7 @@ from suishen.drivers.base import (
     StateListener,
     reconnect_backoff,
 )
-from suishen.drivers.modbus_adapter import ModbusClientLink
+from suishen.drivers.modbus_adapter import ModbusClientLink, stop_task
 from suishen.protocol.backoff import Backoff
 from suishen.protocol.device_state import DeviceState
 from suishen.protocol.turnstile import ReadDiscreteInputs, TurnstileConfigError, parse_endpoint
@@ -103,12 +102,7 @@ class ModbusAlarmInput:
     async def aclose(self) -> None:
         self._closed = True
         task, self._task = self._task, None
-        while task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.05)
-        if task is not None and not task.cancelled():
-            with contextlib.suppress(Exception):
-                task.result()
+        await stop_task(task)
         self._link.close()
 
     def _mark_lost(self, reason: str) -> None:

@@ -179,6 +179,18 @@ class ModbusClientLink:
         return None
 
 
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a driver's background task and wait until it has really ended (its error, if
+    any, is dropped: the driver is closing). Python 3.11's wait_for (inside pymodbus's connect)
+    can swallow a cancellation that lands as its inner call completes, so cancel until done."""
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    if task is not None and not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.result()
+
+
 async def _send(client: AsyncModbusTcpClient | AsyncModbusSerialClient, command: Command) -> Any:
     match command:
         case WriteCoil(unit=unit, address=address, value=value):

@@ -33,7 +33,6 @@ Construction::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import structlog
@@ -50,7 +49,7 @@ from suishen.drivers.base import (
     StateListener,
     reconnect_backoff,
 )
-from suishen.drivers.modbus_adapter import Answer, ModbusClientLink
+from suishen.drivers.modbus_adapter import Answer, ModbusClientLink, stop_task
 from suishen.protocol.backoff import Backoff
 from suishen.protocol.device_state import DeviceState
 from suishen.protocol.turnstile import (
@@ -134,14 +133,7 @@ class ModbusGate:
     async def aclose(self) -> None:
         self._closed = True
         for task in (self._supervisor, self._release_task):
-            # Python 3.11's wait_for (inside pymodbus's connect) can swallow a cancellation
-            # that lands as its inner call completes: cancel until the task is really done.
-            while task is not None and not task.done():
-                task.cancel()
-                await asyncio.wait({task}, timeout=0.05)
-            if task is not None and not task.cancelled():
-                with contextlib.suppress(Exception):
-                    task.result()
+            await stop_task(task)
         self._supervisor = self._release_task = None
         self._link.close()
 

@@ -28,6 +28,7 @@ from suishen.central import auth
 from suishen.central.config import HubConfig
 from suishen.central.store import users
 from suishen.central.web.app import web_app
+from suishen.central.web.pageparams import PEPPER
 from suishen.protocol.vocabulary import Role
 
 # argon2id at a tenth of the default cost: the same code path, without 100 ms per login.
@@ -66,9 +67,20 @@ def web_config() -> HubConfig:
 
 
 @pytest.fixture
-async def web_server(db_pool: asyncpg.Pool, web_config: HubConfig) -> AsyncIterator[TestServer]:
+def web_pepper() -> bytes | None:
+    """The deployment pepper the web app holds (the hub's [privacy]); a test module that
+    needs one (document number -> person key) overrides this fixture."""
+    return None
+
+
+@pytest.fixture
+async def web_server(
+    db_pool: asyncpg.Pool, web_config: HubConfig, web_pepper: bytes | None
+) -> AsyncIterator[TestServer]:
     app = web_app(pool=db_pool, config=web_config)
     app[auth.PASSWORD_HASHER] = TEST_HASHER
+    if web_pepper is not None:
+        app[PEPPER] = web_pepper
     server = TestServer(app)
     await server.start_server()
     try:

@@ -8,23 +8,17 @@ route; bad parameters are 400."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestServer
 
-from suishen.central import auth
-from suishen.central.config import HubConfig
 from suishen.central.store import audit
-from suishen.central.web.app import web_app
-from suishen.central.web.pageparams import PEPPER
 from suishen.protocol.person import person_key
 from suishen.protocol.vocabulary import Role
 from tests.central.queries.citykit import City, key
 from tests.central.queries.test_watchlist_hits import alert
-from tests.central.web.conftest import TEST_HASHER, WebClientFactory
+from tests.central.web.conftest import WebClientFactory
 from tests.central.web.test_construction_queries import ric
 
 SECRET_PEPPER = b"r" * 32
@@ -32,17 +26,9 @@ ROUTES = ("/analyst", "/analyst/trace", "/analyst/crowd", "/analyst/watchlist", 
 
 
 @pytest.fixture
-async def web_server(db_pool: asyncpg.Pool, web_config: HubConfig) -> AsyncIterator[TestServer]:
-    """The web app as conftest makes it, with a deployment pepper."""
-    app = web_app(pool=db_pool, config=web_config)
-    app[auth.PASSWORD_HASHER] = TEST_HASHER
-    app[PEPPER] = SECRET_PEPPER
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        yield server
-    finally:
-        await server.close()
+def web_pepper() -> bytes:
+    """The web app holds a deployment pepper (conftest's web_server reads this)."""
+    return SECRET_PEPPER
 
 
 @pytest.fixture

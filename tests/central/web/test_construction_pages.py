@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
 
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestServer
 
-from suishen.central import auth
 from suishen.central.bundle_service import read_body
-from suishen.central.config import HubConfig
-from suishen.central.web.app import web_app
-from suishen.central.web.views.construction import PEPPER
 from suishen.protocol.listbodies import roster_workers
 from suishen.protocol.person import person_key
 from suishen.protocol.vocabulary import Role
 from tests.central.hubkit import register
-from tests.central.web.conftest import TEST_HASHER, WebClient, WebClientFactory
+from tests.central.web.conftest import WebClient, WebClientFactory
 from tests.central.web.test_construction_queries import key_of, ric, scan
 
 SITE = "build-a"
@@ -35,17 +29,9 @@ M = dt.timedelta(minutes=1)
 
 
 @pytest.fixture
-async def web_server(db_pool: asyncpg.Pool, web_config: HubConfig) -> AsyncIterator[TestServer]:
-    """The web app as conftest makes it, with a deployment pepper (the hub's [privacy])."""
-    app = web_app(pool=db_pool, config=web_config)
-    app[auth.PASSWORD_HASHER] = TEST_HASHER
-    app[PEPPER] = SECRET_PEPPER
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        yield server
-    finally:
-        await server.close()
+def web_pepper() -> bytes:
+    """The web app holds a deployment pepper (conftest's web_server reads this)."""
+    return SECRET_PEPPER
 
 
 @pytest.fixture

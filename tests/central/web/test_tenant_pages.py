@@ -6,22 +6,16 @@ naming the field, nothing written, the number never echoed."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestServer
 
-from suishen.central import auth
-from suishen.central.config import HubConfig
-from suishen.central.web.app import web_app
-from suishen.central.web.pageparams import PEPPER
 from suishen.protocol.person import person_key
 from suishen.protocol.vocabulary import Role
 from tests.central.test_invitations import ric
-from tests.central.web.conftest import TEST_HASHER, WebClient, WebClientFactory
+from tests.central.web.conftest import WebClient, WebClientFactory
 
 SITE, OTHER = "tower-a", "tower-b"
 SECRET_PEPPER = b"t" * 32
@@ -29,17 +23,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
-async def web_server(db_pool: asyncpg.Pool, web_config: HubConfig) -> AsyncIterator[TestServer]:
-    """The web app as conftest makes it, with a deployment pepper (the hub's [privacy])."""
-    app = web_app(pool=db_pool, config=web_config)
-    app[auth.PASSWORD_HASHER] = TEST_HASHER
-    app[PEPPER] = SECRET_PEPPER
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        yield server
-    finally:
-        await server.close()
+def web_pepper() -> bytes:
+    """The web app holds a deployment pepper (conftest's web_server reads this)."""
+    return SECRET_PEPPER
 
 
 async def post(wc: WebClient, path: str, data: dict[str, str]) -> aiohttp.ClientResponse:
