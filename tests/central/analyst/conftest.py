@@ -4,5 +4,6 @@ from tests.central.web.conftest import (  # noqa: F401 - fixtures, re-exported f
     anon_client,
     web_client,
     web_config,
+    web_pepper,
     web_server,
 )
