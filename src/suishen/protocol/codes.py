@@ -9,6 +9,8 @@ check_times), so conformance tests can check each published expectation at its o
 from __future__ import annotations
 
 import math
+import re
+import struct
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from suishen.protocol.cose import (
     PS256,
     PrivateKey,
     Sign1,
+    common_shape,
     decode_sign1,
     sig_structure,
     sign1,
@@ -270,96 +273,135 @@ def _time_claim(claims: Mapping[Any, Any], label: int, name: str) -> int | None:
 
 # The SSC1 payload as every issuer of ours writes it (issue_ssc1: cbor2, insertion order):
 # {1: iss, 6: iat, 4: exp, 7: cti (16 bytes), -261: {"v": 1, "idt", "idn", "nat", "nm", "dob",
-# "st"}}, times as four-byte unsigned integers. The fixed bytes between the values:
-_SSC1_HEAD: Final = b"\xa5\x01"
-_SSC1_IAT: Final = b"\x06\x1a"
-_SSC1_EXP: Final = b"\x04\x1a"
-_SSC1_CTI: Final = b"\x07\x50"
-_SSC1_BODY: Final = b"\x39\x01\x04\xa7\x61v\x01"
-_SSC1_KEYS: Final = tuple(
-    (bytes((0x60 | len(k),)) + k.encode(), 1 + len(k))
-    for k in ("idt", "idn", "nat", "nm", "dob", "st")
-)
+# "st"}}, times as four-byte unsigned integers. One regular expression reads it and checks the
+# identity's ASCII fields as Identity does (idt one of the four, idn 1..32 ASCII letters or
+# digits, nat three capitals, dob YYYY-MM-DD, st G/Y/R); what it cannot check, the declared
+# lengths of the three variable texts (iss, idn, nm) and nm's UTF-8 and characters, is checked
+# after the match. With those lengths equal, the match is the one parse a CBOR decoder makes.
+_SSC1_SHAPE: Final = re.compile(
+    rb"\xa5\x01([\x60-\x77])(.*?)"  # iss: head, text
+    rb"\x06\x1a(.{4}\x04\x1a.{4})"  # iat, exp: four-byte unsigned (_TIMES)
+    rb"\x07\x50(.{16})"  # cti: 16 bytes
+    rb"\x39\x01\x04\xa7\x61v\x01"  # -261: a map of 7, "v": 1
+    rb"\x63idt(?:\x63(RIC|HMT|FPR)|\x62(PP))"
+    rb"\x63idn(?:([\x61-\x77])|\x78(.))([0-9A-Za-z]{1,32})"
+    rb"\x63nat\x63([A-Z]{3})"
+    rb"\x62nm(?:([\x61-\x77])|\x78(.)|\x79\x01\x00)(.+)"  # 64 characters: <= 256 bytes
+    rb"\x63dob\x6a([0-9]{4}-[0-9]{2}-[0-9]{2})"
+    rb"\x62st\x61([GYR])",
+    re.DOTALL,
+).fullmatch
+
+_TIMES: Final = struct.Struct(">I2xI").unpack  # iat, 06 1a, exp
+_SSC1Fields = tuple[str, int, int, bytes, str, str, str, str, str, str]
+
+
+def _ssc1_fields(p: bytes) -> _SSC1Fields | None:
+    """(iss, iat, exp, cti, idt, idn, nat, nm, dob, st) of a payload in the common SSC1 shape
+    above whose identity passes Identity's checks, read without the generic decoder; None for
+    anything else (a longer time, another key order, a long iss, an identity Identity refuses,
+    invalid UTF-8, trailing bytes...), which then takes cbor.loads and _ssc1_claims. Where this
+    returns values, cbor.loads gives the same claims map (property-tested over mutations)."""
+    m = _SSC1_SHAPE(p)
+    if m is None:
+        return None
+    (
+        iss_head,
+        iss,
+        times,
+        cti,
+        idt3,
+        idt2,
+        idn_head,
+        idn_long,
+        idn,
+        nat,
+        nm_head,
+        nm_long,
+        nm,
+        dob,
+        st,
+    ) = m.groups()
+    if (
+        len(iss) != iss_head[0] - 0x60
+        or len(idn) != (idn_head[0] - 0x60 if idn_head is not None else idn_long[0])
+        or len(nm)
+        != (nm_head[0] - 0x60 if nm_head is not None else 256 if nm_long is None else nm_long[0])
+    ):
+        return None
+    try:
+        iss_text = iss.decode()
+        nm_text = nm.decode()
+    except UnicodeDecodeError:
+        return None
+    if len(nm_text) > 64 or not nm_text.isprintable():
+        return None
+    return (
+        iss_text,
+        *_TIMES(times),
+        cti,
+        (idt3 or idt2).decode(),
+        idn.decode(),
+        nat.decode(),
+        nm_text,
+        dob.decode(),
+        st.decode(),
+    )
 
 
 def _ssc1_fast(p: bytes) -> tuple[str, int, int, bytes, dict[str, Any]] | None:
-    """(iss, iat, exp, cti, -261 map) of a payload in the common SSC1 shape above, decoded
-    without the generic decoder (about twice as fast); None for anything else (a longer time,
-    another key order, a text of 256 bytes or more, invalid UTF-8, trailing bytes...), which
-    then takes cbor.loads. Where this returns values, cbor.loads returns the same claims map
-    (a property test holds them equal over mutated payloads)."""
-    try:
-        if not p.startswith(_SSC1_HEAD):
-            return None
-        head = p[2]
-        if not 0x60 <= head < 0x78:
-            return None
-        pos = 3 + head - 0x60
-        iss = p[3:pos].decode("utf-8")
-        if not p.startswith(_SSC1_IAT, pos):
-            return None
-        iat = int.from_bytes(p[pos + 2 : pos + 6], "big")
-        pos += 6
-        if not p.startswith(_SSC1_EXP, pos):
-            return None
-        exp = int.from_bytes(p[pos + 2 : pos + 6], "big")
-        pos += 6
-        if not p.startswith(_SSC1_CTI, pos):
-            return None
-        cti = p[pos + 2 : pos + 18]
-        pos += 18
-        if not p.startswith(_SSC1_BODY, pos):
-            return None
-        pos += len(_SSC1_BODY)
-        size = len(p)
-        values = []
-        for key, key_len in _SSC1_KEYS:
-            if not p.startswith(key, pos):
-                return None
-            pos += key_len
-            head = p[pos]
-            if 0x60 <= head < 0x78:
-                start = pos + 1
-                pos = start + head - 0x60
-            elif head == 0x78:
-                start = pos + 2
-                pos = start + p[pos + 1]
-            else:
-                return None
-            if pos > size:
-                return None
-            values.append(p[start:pos].decode("utf-8"))
-        if pos != size or len(cti) != CTI_LENGTH:
-            return None
-    except (IndexError, UnicodeDecodeError):
+    """(iss, iat, exp, cti, -261 map) of _ssc1_fields' payloads, None for the rest: the claims
+    map cbor.loads gives, for the property test that holds the two decoders equal."""
+    fields = _ssc1_fields(p)
+    if fields is None:
         return None
-    idt, idn, nat, nm, dob, st = values
+    iss, iat, exp, cti, idt, idn, nat, nm, dob, st = fields
     body = {"v": 1, "idt": idt, "idn": idn, "nat": nat, "nm": nm, "dob": dob, "st": st}
     return iss, iat, exp, cti, body
 
 
-def _ssc1_fast_claims(iss: str, iat: int, exp: int, cti: bytes, body: dict[str, Any]) -> Claims:
-    """Claims from _ssc1_fast's values: only the identity is left to check."""
-    try:
-        identity = Identity(
-            idt=body["idt"],
-            idn=body["idn"],
-            nat=body["nat"],
-            nm=body["nm"],
-            dob=body["dob"],
-            st=body["st"],
-        )
-    except (TypeError, ValueError) as exc:
-        raise _bad_claims(f"SSC1 identity: {exc}") from exc
-    return Claims(iss=iss, iat=iat, exp=exp, cti=cti, body=body, identity=identity)
+# Frozen records built on the hot path from values already checked as their __post_init__
+# checks them: each slot set through its descriptor (what the dataclass __init__ does through
+# object.__setattr__, at a third of the cost). Equal to the records the constructors build
+# (property-tested); everything else still goes through the constructors.
+_new: Final = object.__new__
+_SET_IDT, _SET_IDN, _SET_NAT, _SET_NM, _SET_DOB, _SET_ST = (
+    Identity.__dict__[name].__set__ for name in _IDENTITY_FIELDS
+)
+_SET_ISS, _SET_IAT, _SET_EXP, _SET_CTI, _SET_BODY, _SET_IDENTITY = (
+    Claims.__dict__[name].__set__ for name in ("iss", "iat", "exp", "cti", "body", "identity")
+)
+_SET_FORMAT, _SET_KID, _SET_CLAIMS = (
+    VerifiedCode.__dict__[name].__set__ for name in ("format", "kid", "claims")
+)
+
+
+def _ssc1_checked_claims(fields: _SSC1Fields) -> Claims:
+    """The Claims of _ssc1_fields' values (their identity already checked)."""
+    iss, iat, exp, cti, idt, idn, nat, nm, dob, st = fields
+    identity = _new(Identity)
+    _SET_IDT(identity, idt)
+    _SET_IDN(identity, idn)
+    _SET_NAT(identity, nat)
+    _SET_NM(identity, nm)
+    _SET_DOB(identity, dob)
+    _SET_ST(identity, st)
+    claims = _new(Claims)
+    _SET_ISS(claims, iss)
+    _SET_IAT(claims, iat)
+    _SET_EXP(claims, exp)
+    _SET_CTI(claims, cti)
+    _SET_BODY(claims, {"v": 1, "idt": idt, "idn": idn, "nat": nat, "nm": nm, "dob": dob, "st": st})
+    _SET_IDENTITY(claims, identity)
+    return claims
 
 
 def decode_claims(fmt: str, payload: bytes) -> Claims:
     """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable."""
     if fmt == SSC1:
-        fast = _ssc1_fast(payload)
-        if fast is not None:  # the common shape: iss, iat, exp, cti and v are as SSC1 needs
-            return _ssc1_fast_claims(*fast)
+        fields = _ssc1_fields(payload)
+        if fields is not None:  # the common shape, all as SSC1 needs (only times are left)
+            return _ssc1_checked_claims(fields)
     try:
         claims = cbor.loads(payload)
     except cbor.CBORInvalid as exc:
@@ -461,30 +503,129 @@ def verify(
     Bad input is a Rejection with its reason; an unexpected exception (a bug) is a Rejection
     too, with internal=True, malformed_cose before the signature checks out and
     malformed_claims after, so a lane never stops on a scan.
+
+    An SSC1 code in the shape our issuers write takes one fused path (_verify_ssc1); it
+    returns exactly what the step-by-step path (_verify_steps) returns for the same input
+    (property-tested), and hands anything else to it.
     """
+    if type(text) is str and text.startswith("SSC1:"):
+        result = _verify_ssc1(text, trust, now, options)
+        if result is not None:
+            return result
+    return _verify_steps(text, trust, now, options)
+
+
+def _verify_steps(
+    text: str, trust: TrustList, now: float, options: VerifyOptions
+) -> VerifiedCode | Rejection:
+    """verify() one step at a time: any format, any shape."""
     kid: bytes | None = None
-    on_bug = Reason.MALFORMED_COSE
     try:
         fmt, cose = unwrap(text, options)
         message = decode_sign1(cose)
         kid = message.kid
         check_alg(fmt, message, options)
         key = check_signature(message, fmt, trust, now)
-        on_bug = Reason.MALFORMED_CLAIMS
-        claims = decode_claims(fmt, message.payload)
-        check_issuer(fmt, claims, key)
-        check_times(fmt, claims, now, options)
     except CodeRejected as exc:
         return Rejection(reason=exc.reason, detail=str(exc), format=_format_of(text), kid=kid)
     except Exception as exc:  # noqa: BLE001 - a bug must not stop the lane: reject, flag it
         return Rejection(
-            reason=on_bug,
+            reason=Reason.MALFORMED_COSE,
             detail=f"internal error: {type(exc).__name__}",
             format=_format_of(text),
             kid=kid,
             internal=True,
         )
-    return VerifiedCode(format=fmt, kid=message.kid, claims=claims)
+    return _verify_signed(fmt, message.kid, key, message.payload, now=now, options=options)
+
+
+def _verify_signed(
+    fmt: str, kid: bytes, key: TrustedKey, payload: bytes, *, now: float, options: VerifyOptions
+) -> VerifiedCode | Rejection:
+    """The steps after a good signature: claims, issuer and times."""
+    try:
+        claims = decode_claims(fmt, payload)
+        check_issuer(fmt, claims, key)
+        check_times(fmt, claims, now, options)
+    except CodeRejected as exc:
+        return Rejection(reason=exc.reason, detail=str(exc), format=fmt, kid=kid)
+    except Exception as exc:  # noqa: BLE001 - a bug must not stop the lane: reject, flag it
+        return Rejection(
+            reason=Reason.MALFORMED_CLAIMS,
+            detail=f"internal error: {type(exc).__name__}",
+            format=fmt,
+            kid=kid,
+            internal=True,
+        )
+    return VerifiedCode(format=fmt, kid=kid, claims=claims)
+
+
+_decompressobj: Final = zlib.decompressobj
+
+
+def _verify_ssc1(
+    text: str, trust: TrustList, now: float, options: VerifyOptions
+) -> VerifiedCode | Rejection | None:
+    """The SSC1 code of every scan, in one function: prefix -> base45 -> zlib -> the common
+    COSE shape (cose.common_shape) -> its one key -> signature -> the common claims shape
+    (_ssc1_fields) -> issuer and times, with no intermediate records. Returns None before the
+    signature check for anything else (the step-by-step path then gives its answer), a
+    bad_signature Rejection like check_signature's, and after a good signature either the
+    VerifiedCode or, for anything but a valid code in the common claims shape, what
+    _verify_signed gives (so no input has its signature checked twice, barring a bug)."""
+    try:
+        if len(text) > options.max_text_chars or SSC1 not in options.formats:
+            return None
+        compressed = base45.decode(text[5:])
+        decompressor = _decompressobj()
+        cose = decompressor.decompress(compressed, options.max_payload_bytes + 1)
+        if len(cose) > options.max_payload_bytes or not decompressor.eof:
+            return None
+        parts = common_shape(cose)
+        if parts is None:
+            return None
+        protected_raw, alg, kid, payload, signature = parts
+        if alg not in options.algorithms.get(SSC1, ()):
+            return None
+        candidates = trust.candidates(kid)
+        if len(candidates) != 1:
+            return None
+        key = candidates[0]
+        not_before, not_after = key.not_before, key.not_after
+        if (
+            (not_before is not None and now < not_before)
+            or (not_after is not None and now > not_after)
+            or SSC1 not in key.formats
+        ):
+            return None
+        if not key.verifier(alg, signature, sig_structure(protected_raw, payload)):
+            return Rejection(
+                reason=Reason.BAD_SIGNATURE,
+                detail="signature does not verify",
+                format=SSC1,
+                kid=kid,
+            )
+        fields = _ssc1_fields(payload)
+        if fields is None:
+            return _verify_signed(SSC1, kid, key, payload, now=now, options=options)
+        iat, exp = fields[1], fields[2]
+        limit = options.max_lifetime_s.get(SSC1)
+        skew = options.clock_skew_s
+        if (
+            fields[0] != key.issuer
+            or exp < iat
+            or (limit is not None and exp - iat > limit)
+            or iat > now + skew
+            or exp < now - skew
+        ):
+            return _verify_signed(SSC1, kid, key, payload, now=now, options=options)
+        code = _new(VerifiedCode)
+        _SET_FORMAT(code, SSC1)
+        _SET_KID(code, kid)
+        _SET_CLAIMS(code, _ssc1_checked_claims(fields))
+    except Exception:  # noqa: BLE001 - the step-by-step path meets the same input and says why
+        return None
+    return code
 
 
 def _format_of(text: object) -> str | None:

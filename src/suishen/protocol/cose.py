@@ -173,10 +173,22 @@ _SIGNATURE_TAIL: Final = b"\x58\x40"  # a byte string of 64 bytes: ES256 r||s, E
 
 
 def _decode_common_shape(data: bytes) -> Sign1 | None:
-    """The fixed outer shape every issuer key of ours produces, without a CBOR decoder:
-    [tag 18] array of 4: protected bytes (< 24, seen before), {}, payload bytes, 64-byte
-    signature, nothing after. Anything else (or not yet seen) returns None and takes the
-    generic path, which gives the same Sign1 for these bytes."""
+    """The Sign1 of common_shape's parts, or None (then the generic path decodes)."""
+    parts = common_shape(data)
+    if parts is None:
+        return None
+    protected_raw, alg, kid, payload, signature = parts
+    return Sign1(
+        protected_raw=protected_raw, alg=alg, kid=kid, payload=payload, signature=signature
+    )
+
+
+def common_shape(data: bytes) -> tuple[bytes, int, bytes, bytes, bytes] | None:
+    """(protected bytes, alg, kid, payload, signature) of the fixed outer shape every issuer
+    key of ours produces, read without a CBOR decoder: [tag 18] array of 4: protected bytes
+    (< 24, seen before), {}, payload bytes, 64-byte signature, nothing after. Anything else
+    (or not yet seen) returns None and takes the generic path, which gives the same Sign1 for
+    these bytes."""
     try:
         pos = 2 if data[0] == 0xD2 and data[1] == 0x84 else 1 if data[0] == 0x84 else 0
         if not pos:
@@ -203,14 +215,7 @@ def _decode_common_shape(data: bytes) -> Sign1 | None:
             return None
     except IndexError:
         return None
-    alg, kid = headers
-    return Sign1(
-        protected_raw=protected_raw,
-        alg=alg,
-        kid=kid,
-        payload=data[start:pos],
-        signature=data[pos + 2 :],
-    )
+    return protected_raw, headers[0], headers[1], data[start:pos], data[pos + 2 :]
 
 
 # Every code of one issuer key carries the same protected bytes: parse them once.
@@ -273,6 +278,29 @@ def verify_signature(alg: int, key: PublicKey, signature: bytes, to_be_signed: b
     return False
 
 
+# DER (SEQUENCE of two INTEGERs) heads for r||s where neither half has a leading zero byte
+# (255 signatures in 256 per half): indexed by (r's high bit, s's high bit), each pair is the
+# bytes before r and the bytes between r and s; a set high bit needs a 0x00 (INTEGERs are signed).
+_DER_PARTS: Final = (
+    (b"\x30\x44\x02\x20", b"\x02\x20"),
+    (b"\x30\x45\x02\x20", b"\x02\x21\x00"),
+    (b"\x30\x45\x02\x21\x00", b"\x02\x20"),
+    (b"\x30\x46\x02\x21\x00", b"\x02\x21\x00"),
+)
+
+
+def raw_to_der(signature: bytes) -> bytes:
+    """A 64-byte ES256 r||s as the DER that cryptography verifies: the same bytes as
+    encode_dss_signature of the two halves, by byte operations for the common case."""
+    r_head, s_head = signature[0], signature[32]
+    if r_head and s_head:
+        head, middle = _DER_PARTS[(r_head >> 7) << 1 | s_head >> 7]
+        return head + signature[:32] + middle + signature[32:]
+    return encode_dss_signature(
+        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    )
+
+
 SignatureCheck = Callable[[int, bytes, bytes], bool]
 
 
@@ -296,16 +324,13 @@ def make_verifier(key: PublicKey) -> SignatureCheck:
 
         return check_ed
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        verify_ec, from_bytes = key.verify, int.from_bytes
+        verify_ec = key.verify
 
         def check_es(alg: int, signature: bytes, to_be_signed: bytes) -> bool:
             if alg != ES256 or len(signature) != 64:
                 return False
             try:
-                der = encode_dss_signature(
-                    from_bytes(signature[:32], "big"), from_bytes(signature[32:], "big")
-                )
-                verify_ec(der, to_be_signed, _ECDSA_SHA256)
+                verify_ec(raw_to_der(signature), to_be_signed, _ECDSA_SHA256)
             except (InvalidSignature, ValueError):
                 return False
             return True
