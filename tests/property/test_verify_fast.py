@@ -29,7 +29,7 @@ from suishen.protocol.codes import (
     verify,
 )
 from suishen.protocol.reasons import Reason
-from suishen.protocol.trust import TrustList, trusted_key_from_public_key
+from suishen.protocol.trust import TrustedKey, TrustList, trusted_key_from_public_key
 
 KEYS = [ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()]
 UNTRUSTED = ed25519.Ed25519PrivateKey.generate()
@@ -88,17 +88,25 @@ def _mutate(data: bytes | str, edits: list[tuple[int, int, str]]) -> bytearray |
     return out
 
 
+# Replacement bytes: any, and often letters and digits (they keep the shape of an ID number,
+# so a length that no longer matches its head is what tells) or the heads of short texts.
+byte_values = st.integers(0, 255) | st.sampled_from(b"0aZc\x60\x61\x62\x63\x77\x78\x79")
 edits = st.lists(
-    st.tuples(st.integers(0, 10_000), st.integers(0, 255), st.sampled_from("xid")),
+    st.tuples(st.integers(0, 10_000), byte_values, st.sampled_from("xid")),
     min_size=1,
     max_size=3,
 )
 
 
-def _assert_same(text: str, now: float, options: VerifyOptions = codes.DEFAULT_OPTIONS) -> None:
+def _assert_same(
+    text: str,
+    now: float,
+    options: VerifyOptions = codes.DEFAULT_OPTIONS,
+    trust: TrustList = TRUST,
+) -> None:
     """The fused verify and the steps agree, field for field (detail and kid included)."""
-    fused = verify(text, TRUST, now, options)
-    steps = codes._verify_steps(text, TRUST, now, options)
+    fused = verify(text, trust, now, options)
+    steps = codes._verify_steps(text, trust, now, options)
     assert fused == steps
     assert type(fused) is type(steps)
     if isinstance(fused, VerifiedCode):
@@ -180,6 +188,103 @@ def test_fused_equals_steps_for_mutated_signed_payloads(
     claims = {1: "CN-SH", 6: IAT, 4: IAT + 120, 7: b"c" * 16, -261: identity.to_claim()}
     payload = bytes(_mutate(cbor2.dumps(claims), changes))  # type: ignore[arg-type]
     _assert_same(_wrap(cose.sign1(payload=payload, key=key, kid=_kid(key))), IAT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    identity=identities, field=st.sampled_from(codes._IDENTITY_FIELDS), value=st.text(max_size=70)
+)
+def test_fast_claims_refuse_each_field_as_identity_does(
+    identity: Identity, field: str, value: str
+) -> None:
+    """A valid identity with one field replaced by any text: the fused verify accepts it
+    exactly when Identity does, and otherwise gives the steps' malformed_claims."""
+    claim = identity.to_claim()
+    claim[field] = value
+    claims = {1: "CN-SH", 6: IAT, 4: IAT + 120, 7: b"c" * 16, -261: claim}
+    text = _wrap(cose.sign1(payload=cbor2.dumps(claims), key=KEYS[1], kid=_kid(KEYS[1])))
+    try:
+        Identity(**{k: v for k, v in claim.items() if k != "v"})
+        valid = True
+    except (TypeError, ValueError):
+        valid = False
+    assert isinstance(verify(text, TRUST, IAT), VerifiedCode) == valid
+    _assert_same(text, IAT)
+
+
+@given(key=st.sampled_from(KEYS), ttl=st.sampled_from([0, 120, 300, 301]))
+@settings(max_examples=20, deadline=None)
+def test_fused_equals_steps_at_every_time_boundary(key: cose.PrivateKey, ttl: int) -> None:
+    """At and next to each boundary (iat - skew, exp + skew, the 300 s lifetime), to the
+    second and to the millisecond."""
+    text = _issue(
+        Identity(idt="RIC", idn="1", nat="CHN", nm="n", dob="1990-01-01", st="G"), key, ttl
+    )
+    for base in (IAT - 60, IAT + ttl + 60):
+        for delta in (-1, -0.001, 0, 0.001, 1):
+            _assert_same(text, base + delta)
+            _assert_same(text, base + delta, VerifyOptions(clock_skew_s=0))
+
+
+@given(key=st.sampled_from(KEYS), text_field=st.sampled_from(["iss", "idn", "nm"]))
+@settings(max_examples=20, deadline=None)
+def test_a_text_head_that_disagrees_with_its_text_is_never_read_fast(
+    key: cose.PrivateKey, text_field: str
+) -> None:
+    """The head of iss, idn or nm declaring any other length (each byte value), signed: the
+    fused path gives the steps' answer (the shape alone would still match the pattern)."""
+    identity = Identity(
+        idt="RIC", idn="31010119900101", nat="CHN", nm="张三明", dob="1990-01-01", st="G"
+    )
+    claims = {1: "CN-SH", 6: IAT, 4: IAT + 120, 7: b"c" * 16, -261: identity.to_claim()}
+    payload = cbor2.dumps(claims)
+    at = {"iss": 2, "idn": payload.index(b"\x63idn") + 4, "nm": payload.index(b"\x62nm") + 3}
+    where = at[text_field]
+    for head in range(0x60, 0x7A):
+        signed = payload[:where] + bytes((head,)) + payload[where + 1 :]
+        _assert_same(_wrap(cose.sign1(payload=signed, key=key, kid=_kid(key))), IAT)
+
+
+def test_fused_equals_steps_for_key_validity_formats_and_shared_kids() -> None:
+    """Keys with a validity window, keys trusted for HC1 only, and two keys under one kid:
+    the fused path declines them or answers as the steps do."""
+    identity = Identity(idt="RIC", idn="1", nat="CHN", nm="n", dob="1990-01-01", st="G")
+    for key in KEYS:
+        text = _issue(identity, key)
+        public = key.public_key()
+        for trusted in (
+            [trusted_key_from_public_key(public, issuer="CN-SH", not_before=IAT + 10)],
+            [trusted_key_from_public_key(public, issuer="CN-SH", not_after=IAT - 10)],
+            [trusted_key_from_public_key(public, issuer="CN-SH", not_before=IAT, not_after=IAT)],
+            [trusted_key_from_public_key(public, issuer="CN-SH", formats=("HC1",))],
+            [trusted_key_from_public_key(public, issuer="CN-BJ")],
+            [
+                trusted_key_from_public_key(public, issuer="CN-BJ"),
+                trusted_key_from_public_key(public, issuer="CN-SH"),
+            ],
+            [  # another key under the same kid (a collision): the second one verifies
+                _other_key_with_kid(_kid(key)),
+                trusted_key_from_public_key(public, issuer="CN-SH"),
+            ],
+            [
+                trusted_key_from_public_key(public, issuer="CN-SH", not_after=IAT - 10),
+                trusted_key_from_public_key(public, issuer="CN-SH"),
+            ],
+        ):
+            for now in (IAT - 10, IAT, IAT + 10, IAT + 11):
+                _assert_same(text, now, trust=TrustList(trusted))
+
+
+def _other_key_with_kid(kid: bytes) -> TrustedKey:
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return TrustedKey(
+        kid=kid,
+        issuer="CN-SH",
+        formats=frozenset({SSC1}),
+        public_key=other,
+        anchor_der=cose.spki_der(other),
+        anchor_kind="spki",
+    )
 
 
 field_texts = st.one_of(

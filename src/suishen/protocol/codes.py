@@ -349,17 +349,6 @@ def _ssc1_fields(p: bytes) -> _SSC1Fields | None:
     )
 
 
-def _ssc1_fast(p: bytes) -> tuple[str, int, int, bytes, dict[str, Any]] | None:
-    """(iss, iat, exp, cti, -261 map) of _ssc1_fields' payloads, None for the rest: the claims
-    map cbor.loads gives, for the property test that holds the two decoders equal."""
-    fields = _ssc1_fields(p)
-    if fields is None:
-        return None
-    iss, iat, exp, cti, idt, idn, nat, nm, dob, st = fields
-    body = {"v": 1, "idt": idt, "idn": idn, "nat": nat, "nm": nm, "dob": dob, "st": st}
-    return iss, iat, exp, cti, body
-
-
 # Frozen records built on the hot path from values already checked as their __post_init__
 # checks them: each slot set through its descriptor (what the dataclass __init__ does through
 # object.__setattr__, at a third of the cost). Equal to the records the constructors build
@@ -397,11 +386,9 @@ def _ssc1_checked_claims(fields: _SSC1Fields) -> Claims:
 
 
 def decode_claims(fmt: str, payload: bytes) -> Claims:
-    """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable."""
-    if fmt == SSC1:
-        fields = _ssc1_fields(payload)
-        if fields is not None:  # the common shape, all as SSC1 needs (only times are left)
-            return _ssc1_checked_claims(fields)
+    """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable. The generic
+    reader: verify()'s fused path reads the common SSC1 shape itself (_ssc1_fields) and is
+    held equal to this one."""
     try:
         claims = cbor.loads(payload)
     except cbor.CBORInvalid as exc:
