@@ -2,7 +2,7 @@
 
 decode() is on every scan's hot path, so it has no Python-level loop per character triple: all
 triples are combined at once in one big integer with 24-bit slots (see the comment inside); a
-slot above 0xFFFF (RFC 9285 §4.2: invalid) shows up as a non-zero high byte.
+slot above 0xFFFF (RFC 9285 §4.2: invalid) shows up as its bit 16 set.
 """
 
 from __future__ import annotations
@@ -33,17 +33,21 @@ def encode(data: bytes) -> str:
     return "".join(out)
 
 
-_MASKS: dict[int, int] = {}
+_MASKS: dict[int, tuple[int, int]] = {}
 
 
-def _mask(triples: int) -> int:
-    """0xFF in the low byte of each of `triples` 24-bit slots (cached per length)."""
-    mask = _MASKS.get(triples)
-    if mask is None:
-        mask = int.from_bytes(b"\xff\x00\x00" * triples, "little")
+def _masks(triples: int) -> tuple[int, int]:
+    """For `triples` 24-bit slots (cached per length): 0xFF in each slot's low byte, and each
+    slot's bit 16."""
+    masks = _MASKS.get(triples)
+    if masks is None:
+        masks = (
+            int.from_bytes(b"\x00\x00\xff" * triples, "big"),
+            int.from_bytes(b"\x01\x00\x00" * triples, "big"),
+        )
         if len(_MASKS) < 4096:  # texts are <= 4096 chars, so lengths are bounded anyway
-            _MASKS[triples] = mask
-    return mask
+            _MASKS[triples] = masks
+    return masks
 
 
 def _fail(message: str) -> DecodeError:
@@ -63,23 +67,21 @@ def decode(text: str) -> bytes:
     if rest == 1:
         raise _fail("base45 text length leaves a dangling character")
     m = 3 * triples
-    out = bytearray(2 * triples)
-    if triples:
-        # Read the digits little-endian as one integer: triple i is the 24-bit slot i, holding
-        # d0 + 256*d1 + 65536*d2. Masks pick each digit out of every slot at once; re-weighting
-        # them by 1, 45 and 2025 leaves d0 + 45*d1 + 2025*d2 (< 2**17, so no slot carries).
-        mask = _mask(triples)
-        packed = int.from_bytes(digits[:m], "little")
-        values = (
-            (packed & mask) + 45 * ((packed >> 8) & mask) + 2025 * ((packed >> 16) & mask)
-        ).to_bytes(m, "little")
-        if values[2::3].count(0) != triples:
-            raise _fail("base45 triple encodes a value above 0xFFFF")
-        out[0::2] = values[1::3]
-        out[1::2] = values[0::3]
+    # Read the digits big-endian as one integer: triple i is the 24-bit slot i from the top,
+    # holding 65536*d0 + 256*d1 + d2. The masks pick each digit out of every slot at once;
+    # weighting them by 1, 45 and 2025 leaves d0 + 45*d1 + 2025*d2 in each slot (< 2**17, so
+    # no slot carries into the next, and a value above 0xFFFF has bit 16 set). Written out
+    # big-endian, each slot is a zero byte (when valid) and the two output bytes.
+    mask, high = _masks(triples)
+    packed = int.from_bytes(digits[:m] if rest else digits, "big")
+    value = ((packed >> 16) & mask) + 45 * ((packed >> 8) & mask) + 2025 * (packed & mask)
+    if value & high:
+        raise _fail("base45 triple encodes a value above 0xFFFF")
+    out = bytearray(value.to_bytes(m, "big"))
+    del out[0::3]
     if rest == 2:
-        value = digits[m] + 45 * digits[m + 1]
-        if value > 0xFF:
+        last = digits[m] + 45 * digits[m + 1]
+        if last > 0xFF:
             raise _fail("base45 final pair encodes a value above 0xFF")
-        out.append(value)
+        out.append(last)
     return bytes(out)
