@@ -6,6 +6,7 @@ import secrets
 import zlib
 
 import cbor2
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from suishen.protocol import base45, cbor, codes
 from suishen.protocol.codes import Identity, Rejection, VerifiedCode, issue_ssc1, verify
 from suishen.protocol.cose import decode_sign1, kid_of, spki_der
+from suishen.protocol.errors import DecodeError
 from suishen.protocol.reasons import VERIFICATION_REASONS, Reason
 from suishen.protocol.trust import TrustList, trusted_key_from_public_key
 
@@ -88,6 +90,41 @@ def test_any_base45_bytes_give_a_result(data, prefix):
 def test_base45_round_trips(data):
     """decode(encode(b)) == b for any bytes."""
     assert base45.decode(base45.encode(data)) == data
+
+
+def _base45_by_the_rfc(text: str) -> bytes | None:
+    """RFC 9285 §4.2, one triple at a time: the reference the packed decoder must equal."""
+    if any(c not in base45.ALPHABET for c in text) or len(text) % 3 == 1:
+        return None
+    out = bytearray()
+    for i in range(0, len(text), 3):
+        chunk = [base45.ALPHABET.index(c) for c in text[i : i + 3]]
+        value = sum(d * 45**k for k, d in enumerate(chunk))
+        if value > (0xFFFF if len(chunk) == 3 else 0xFF):
+            return None
+        out += value.to_bytes(2 if len(chunk) == 3 else 1, "big")
+    return bytes(out)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(base45.ALPHABET, max_size=400)
+    | st.text(base45.ALPHABET[-12:] + "é", max_size=40)
+    | st.lists(st.sampled_from(["000", "GGW", "FGW", "ZZZ", "::", "U7", "a"]), max_size=200).map(
+        "".join
+    )
+)
+def test_base45_decodes_as_the_rfc_says(text):
+    """Any text (valid, triples above 0xFFFF, a final pair above 0xFF, a dangling character,
+    characters outside the alphabet): the same bytes as a triple-by-triple RFC 9285 decoder,
+    or malformed_base45 exactly where that decoder refuses."""
+    want = _base45_by_the_rfc(text)
+    if want is None:
+        with pytest.raises(DecodeError) as refused:
+            base45.decode(text)
+        assert refused.value.reason is Reason.MALFORMED_BASE45
+    else:
+        assert base45.decode(text) == want
 
 
 def test_deeply_nested_cbor_is_a_rejection():
