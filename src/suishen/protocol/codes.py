@@ -293,15 +293,28 @@ _SSC1_SHAPE: Final = re.compile(
 ).fullmatch
 
 _TIMES: Final = struct.Struct(">I2xI").unpack  # iat, 06 1a, exp
-_SSC1Fields = tuple[str, int, int, bytes, str, str, str, str, str, str]
+# Frozen records built on the hot path from values already checked as their __post_init__
+# checks them: each slot set through its descriptor (what the dataclass __init__ does through
+# object.__setattr__, at a third of the cost). Equal to the records the constructors build
+# (property-tested); everything else still goes through the constructors.
+_new: Final = object.__new__
+_SET_IDT, _SET_IDN, _SET_NAT, _SET_NM, _SET_DOB, _SET_ST = (
+    Identity.__dict__[name].__set__ for name in _IDENTITY_FIELDS
+)
+_SET_ISS, _SET_IAT, _SET_EXP, _SET_CTI, _SET_BODY, _SET_IDENTITY = (
+    Claims.__dict__[name].__set__ for name in ("iss", "iat", "exp", "cti", "body", "identity")
+)
+_SET_FORMAT, _SET_KID, _SET_CLAIMS = (
+    VerifiedCode.__dict__[name].__set__ for name in ("format", "kid", "claims")
+)
 
 
-def _ssc1_fields(p: bytes) -> _SSC1Fields | None:
-    """(iss, iat, exp, cti, idt, idn, nat, nm, dob, st) of a payload in the common SSC1 shape
-    above whose identity passes Identity's checks, read without the generic decoder; None for
-    anything else (a longer time, another key order, a long iss, an identity Identity refuses,
-    invalid UTF-8, trailing bytes...), which then takes cbor.loads and _ssc1_claims. Where this
-    returns values, cbor.loads gives the same claims map (property-tested over mutations)."""
+def _ssc1_fast_claims(p: bytes) -> Claims | None:
+    """The Claims of a payload in the common SSC1 shape above whose identity passes Identity's
+    checks, read without the generic decoder; None for anything else (a longer time, another
+    key order, a long iss, an identity Identity refuses, invalid UTF-8, trailing bytes...),
+    which then takes cbor.loads and _ssc1_claims. Where this returns Claims, the generic
+    path builds equal Claims from the same bytes (property-tested over mutations)."""
     m = _SSC1_SHAPE(p)
     if m is None:
         return None
@@ -336,59 +349,41 @@ def _ssc1_fields(p: bytes) -> _SSC1Fields | None:
         return None
     if len(nm_text) > 64 or not nm_text.isprintable():
         return None
-    return (
-        iss_text,
-        *_TIMES(times),
-        cti,
-        (idt3 or idt2).decode(),
-        idn.decode(),
-        nat.decode(),
-        nm_text,
-        dob.decode(),
-        st.decode(),
-    )
-
-
-# Frozen records built on the hot path from values already checked as their __post_init__
-# checks them: each slot set through its descriptor (what the dataclass __init__ does through
-# object.__setattr__, at a third of the cost). Equal to the records the constructors build
-# (property-tested); everything else still goes through the constructors.
-_new: Final = object.__new__
-_SET_IDT, _SET_IDN, _SET_NAT, _SET_NM, _SET_DOB, _SET_ST = (
-    Identity.__dict__[name].__set__ for name in _IDENTITY_FIELDS
-)
-_SET_ISS, _SET_IAT, _SET_EXP, _SET_CTI, _SET_BODY, _SET_IDENTITY = (
-    Claims.__dict__[name].__set__ for name in ("iss", "iat", "exp", "cti", "body", "identity")
-)
-_SET_FORMAT, _SET_KID, _SET_CLAIMS = (
-    VerifiedCode.__dict__[name].__set__ for name in ("format", "kid", "claims")
-)
-
-
-def _ssc1_checked_claims(fields: _SSC1Fields) -> Claims:
-    """The Claims of _ssc1_fields' values (their identity already checked)."""
-    iss, iat, exp, cti, idt, idn, nat, nm, dob, st = fields
+    iat, exp = _TIMES(times)
+    idt = (idt3 or idt2).decode()
+    idn_text, nat_text, dob_text, st_text = idn.decode(), nat.decode(), dob.decode(), st.decode()
     identity = _new(Identity)
     _SET_IDT(identity, idt)
-    _SET_IDN(identity, idn)
-    _SET_NAT(identity, nat)
-    _SET_NM(identity, nm)
-    _SET_DOB(identity, dob)
-    _SET_ST(identity, st)
+    _SET_IDN(identity, idn_text)
+    _SET_NAT(identity, nat_text)
+    _SET_NM(identity, nm_text)
+    _SET_DOB(identity, dob_text)
+    _SET_ST(identity, st_text)
     claims = _new(Claims)
-    _SET_ISS(claims, iss)
+    _SET_ISS(claims, iss_text)
     _SET_IAT(claims, iat)
     _SET_EXP(claims, exp)
     _SET_CTI(claims, cti)
-    _SET_BODY(claims, {"v": 1, "idt": idt, "idn": idn, "nat": nat, "nm": nm, "dob": dob, "st": st})
+    _SET_BODY(
+        claims,
+        {
+            "v": 1,
+            "idt": idt,
+            "idn": idn_text,
+            "nat": nat_text,
+            "nm": nm_text,
+            "dob": dob_text,
+            "st": st_text,
+        },
+    )
     _SET_IDENTITY(claims, identity)
     return claims
 
 
 def decode_claims(fmt: str, payload: bytes) -> Claims:
     """CWT payload -> Claims; raise DecodeError(malformed_claims) when unusable. The generic
-    reader: verify()'s fused path reads the common SSC1 shape itself (_ssc1_fields) and is
-    held equal to this one."""
+    reader: verify()'s fused path reads the common SSC1 shape itself (_ssc1_fast_claims) and
+    is held equal to this one."""
     try:
         claims = cbor.loads(payload)
     except cbor.CBORInvalid as exc:
@@ -479,6 +474,9 @@ def check_times(
 # --------------------------------------------------------------------------- verify
 
 
+_decompressobj: Final = zlib.decompressobj
+
+
 def verify(
     text: str,
     trust: TrustList,
@@ -491,15 +489,69 @@ def verify(
     too, with internal=True, malformed_cose before the signature checks out and
     malformed_claims after, so a lane never stops on a scan.
 
-    An SSC1 code in the shape our issuers write takes one fused path (_verify_ssc1); it
-    returns exactly what the step-by-step path (_verify_steps) returns for the same input
-    (property-tested), and hands anything else to it.
+    The SSC1 code of every scan takes one fused path, here: prefix -> base45 -> zlib -> the
+    common COSE shape (cose.common_shape) -> its one key -> signature -> the common claims
+    shape (_ssc1_fast_claims) -> issuer and times, with no intermediate records. Anything else
+    is handed, before the signature check, to the step-by-step path (_verify_steps), which
+    then gives its answer; a bad signature is answered here as check_signature answers it;
+    after a good signature, anything but a valid code in the common claims shape gets what
+    _verify_signed gives (so no input has its signature checked twice, barring a bug). The
+    two paths give equal results for any input (property-tested).
     """
-    if type(text) is str and text.startswith("SSC1:"):
-        result = _verify_ssc1(text, trust, now, options)
-        if result is not None:
-            return result
-    return _verify_steps(text, trust, now, options)
+    try:
+        if type(text) is not str or not text.startswith("SSC1:"):
+            return _verify_steps(text, trust, now, options)
+        if len(text) > options.max_text_chars or SSC1 not in options.formats:
+            return _verify_steps(text, trust, now, options)
+        compressed = base45.decode(text[5:])
+        decompressor = _decompressobj()
+        cose = decompressor.decompress(compressed, options.max_payload_bytes + 1)
+        if len(cose) > options.max_payload_bytes or not decompressor.eof:
+            return _verify_steps(text, trust, now, options)
+        parts = common_shape(cose)
+        if parts is None:
+            return _verify_steps(text, trust, now, options)
+        protected_raw, alg, kid, payload, signature = parts
+        key = trust.sole_keys.get(kid)
+        if key is None or alg not in options.algorithms.get(SSC1, ()):
+            return _verify_steps(text, trust, now, options)
+        not_before, not_after = key.not_before, key.not_after
+        if (
+            (not_before is not None and now < not_before)
+            or (not_after is not None and now > not_after)
+            or SSC1 not in key.formats
+        ):
+            return _verify_steps(text, trust, now, options)
+        if not key.verifier(alg, signature, sig_structure(protected_raw, payload)):
+            return Rejection(
+                reason=Reason.BAD_SIGNATURE,
+                detail="signature does not verify",
+                format=SSC1,
+                kid=kid,
+            )
+        claims = _ssc1_fast_claims(payload)
+        if claims is None:
+            return _verify_signed(SSC1, kid, key, payload, now=now, options=options)
+        iat, exp = claims.iat, claims.exp
+        limit = options.max_lifetime_s.get(SSC1)
+        skew = options.clock_skew_s
+        if (
+            iat is None
+            or exp is None
+            or claims.iss != key.issuer
+            or exp < iat
+            or (limit is not None and exp - iat > limit)
+            or iat > now + skew
+            or exp < now - skew
+        ):
+            return _verify_signed(SSC1, kid, key, payload, now=now, options=options)
+        code = _new(VerifiedCode)
+        _SET_FORMAT(code, SSC1)
+        _SET_KID(code, kid)
+        _SET_CLAIMS(code, claims)
+    except Exception:  # noqa: BLE001 - the step-by-step path meets the same input and says why
+        return _verify_steps(text, trust, now, options)
+    return code
 
 
 def _verify_steps(
@@ -545,74 +597,6 @@ def _verify_signed(
             internal=True,
         )
     return VerifiedCode(format=fmt, kid=kid, claims=claims)
-
-
-_decompressobj: Final = zlib.decompressobj
-
-
-def _verify_ssc1(
-    text: str, trust: TrustList, now: float, options: VerifyOptions
-) -> VerifiedCode | Rejection | None:
-    """The SSC1 code of every scan, in one function: prefix -> base45 -> zlib -> the common
-    COSE shape (cose.common_shape) -> its one key -> signature -> the common claims shape
-    (_ssc1_fields) -> issuer and times, with no intermediate records. Returns None before the
-    signature check for anything else (the step-by-step path then gives its answer), a
-    bad_signature Rejection like check_signature's, and after a good signature either the
-    VerifiedCode or, for anything but a valid code in the common claims shape, what
-    _verify_signed gives (so no input has its signature checked twice, barring a bug)."""
-    try:
-        if len(text) > options.max_text_chars or SSC1 not in options.formats:
-            return None
-        compressed = base45.decode(text[5:])
-        decompressor = _decompressobj()
-        cose = decompressor.decompress(compressed, options.max_payload_bytes + 1)
-        if len(cose) > options.max_payload_bytes or not decompressor.eof:
-            return None
-        parts = common_shape(cose)
-        if parts is None:
-            return None
-        protected_raw, alg, kid, payload, signature = parts
-        if alg not in options.algorithms.get(SSC1, ()):
-            return None
-        candidates = trust.candidates(kid)
-        if len(candidates) != 1:
-            return None
-        key = candidates[0]
-        not_before, not_after = key.not_before, key.not_after
-        if (
-            (not_before is not None and now < not_before)
-            or (not_after is not None and now > not_after)
-            or SSC1 not in key.formats
-        ):
-            return None
-        if not key.verifier(alg, signature, sig_structure(protected_raw, payload)):
-            return Rejection(
-                reason=Reason.BAD_SIGNATURE,
-                detail="signature does not verify",
-                format=SSC1,
-                kid=kid,
-            )
-        fields = _ssc1_fields(payload)
-        if fields is None:
-            return _verify_signed(SSC1, kid, key, payload, now=now, options=options)
-        iat, exp = fields[1], fields[2]
-        limit = options.max_lifetime_s.get(SSC1)
-        skew = options.clock_skew_s
-        if (
-            fields[0] != key.issuer
-            or exp < iat
-            or (limit is not None and exp - iat > limit)
-            or iat > now + skew
-            or exp < now - skew
-        ):
-            return _verify_signed(SSC1, kid, key, payload, now=now, options=options)
-        code = _new(VerifiedCode)
-        _SET_FORMAT(code, SSC1)
-        _SET_KID(code, kid)
-        _SET_CLAIMS(code, _ssc1_checked_claims(fields))
-    except Exception:  # noqa: BLE001 - the step-by-step path meets the same input and says why
-        return None
-    return code
 
 
 def _format_of(text: object) -> str | None:

@@ -89,7 +89,7 @@ class TrustedKey:
 class TrustList:
     """Trusted keys by kid; a kid may (rarely) map to more than one key."""
 
-    __slots__ = ("_by_kid", "version")
+    __slots__ = ("_by_kid", "sole_keys", "version")
 
     def __init__(self, keys: Iterable[TrustedKey] = (), *, version: int = 0) -> None:
         self.version = version
@@ -97,6 +97,11 @@ class TrustList:
         for key in keys:
             by_kid[key.kid] = (*by_kid.get(key.kid, ()), key)
         self._by_kid = by_kid
+        # kid -> key, for the kids held by exactly one key (all but a collision): verify()'s
+        # fused path looks a code's key up here in one step.
+        self.sole_keys: dict[bytes, TrustedKey] = {
+            kid: found[0] for kid, found in by_kid.items() if len(found) == 1
+        }
 
     def candidates(self, kid: bytes) -> tuple[TrustedKey, ...]:
         return self._by_kid.get(kid, ())
