@@ -101,3 +101,42 @@ def test_mutated_messages_decode_alike(data, key, payload) -> None:
         "delete": good[:i] + good[i + 1 :],
     }[op]
     assert _same(_warm(bad), _generic(bad))
+
+
+def _message(protected_raw: bytes, payload_head: bytes, payload: bytes) -> bytes:
+    """A tagged COSE_Sign1 written by hand, with the payload's head as given."""
+    return (
+        b"\xd2\x84"
+        + bytes((0x40 | len(protected_raw),))
+        + protected_raw
+        + b"\xa0"
+        + payload_head
+        + payload
+        + b"\x58\x40"
+        + b"s" * 64
+    )
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize(
+    ("size", "head"),
+    [
+        (24, b"\x58\x18"),
+        (255, b"\x58\xff"),
+        (256, b"\x59\x01\x00"),
+        (65535, b"\x59\xff\xff"),
+        (5, b"\x58\x05"),  # longer heads than needed: valid CBOR, not the shortest form
+        (30, b"\x59\x00\x1e"),
+        (0, b"\x59\x00\x00"),
+    ],
+)
+def test_the_common_shape_gives_the_sig_structure(key, size, head) -> None:
+    """common_shape's Sig_structure is sig_structure(protected, payload) for every payload
+    head it reads, the shortest form (reused as received) or a longer one (re-encoded)."""
+    protected_raw = cbor2.dumps({1: cose.alg_for_key(key), 4: _kid(key)}, canonical=True)
+    cose.decode_sign1(cose.sign1(payload=b"x" * 30, key=key, kid=_kid(key)))  # warm the cache
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    parts = cose.common_shape(_message(protected_raw, head, payload))
+    assert parts is not None
+    assert parts[3] == payload
+    assert parts[5] == cose.sig_structure(protected_raw, payload)

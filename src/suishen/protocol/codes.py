@@ -511,7 +511,7 @@ def verify(
         parts = common_shape(cose)
         if parts is None:
             return _verify_steps(text, trust, now, options)
-        protected_raw, alg, kid, payload, signature = parts
+        _, alg, kid, payload, signature, to_be_signed = parts
         key = trust.sole_keys.get(kid)
         if key is None or alg not in options.algorithms.get(SSC1, ()):
             return _verify_steps(text, trust, now, options)
@@ -522,7 +522,7 @@ def verify(
             or SSC1 not in key.formats
         ):
             return _verify_steps(text, trust, now, options)
-        if not key.verifier(alg, signature, sig_structure(protected_raw, payload)):
+        if not key.verifier(alg, signature, to_be_signed):
             return Rejection(
                 reason=Reason.BAD_SIGNATURE,
                 detail="signature does not verify",

@@ -160,15 +160,16 @@ def decode_sign1(data: bytes) -> Sign1:
         # alg and kid came from these protected bytes alone: the common shape may reuse them.
         if len(_HEADERS_CACHE) >= _PROTECTED_CACHE_MAX:
             _HEADERS_CACHE.clear()
-        _HEADERS_CACHE[protected_raw] = (alg, kid)
+        _HEADERS_CACHE[protected_raw] = (alg, kid, _SIG1_HEAD + _bstr(protected_raw) + b"\x40")
     return Sign1(
         protected_raw=protected_raw, alg=alg, kid=kid, payload=payload, signature=signature
     )
 
 
-# (alg, kid) of protected header bytes that decode_sign1 has accepted with an empty
-# unprotected map: what the generic path would find again for the same bytes.
-_HEADERS_CACHE: dict[bytes, tuple[int, bytes]] = {}
+# (alg, kid, Sig_structure prefix) of protected header bytes that decode_sign1 has accepted
+# with an empty unprotected map: what the generic path would find again for the same bytes,
+# and the bytes a signature over them covers before the payload (no external_aad).
+_HEADERS_CACHE: dict[bytes, tuple[int, bytes, bytes]] = {}
 _SIGNATURE_TAIL: Final = b"\x58\x40"  # a byte string of 64 bytes: ES256 r||s, Ed25519
 
 
@@ -177,18 +178,20 @@ def _decode_common_shape(data: bytes) -> Sign1 | None:
     parts = common_shape(data)
     if parts is None:
         return None
-    protected_raw, alg, kid, payload, signature = parts
+    protected_raw, alg, kid, payload, signature, _ = parts
     return Sign1(
         protected_raw=protected_raw, alg=alg, kid=kid, payload=payload, signature=signature
     )
 
 
-def common_shape(data: bytes) -> tuple[bytes, int, bytes, bytes, bytes] | None:
-    """(protected bytes, alg, kid, payload, signature) of the fixed outer shape every issuer
-    key of ours produces, read without a CBOR decoder: [tag 18] array of 4: protected bytes
-    (< 24, seen before), {}, payload bytes, 64-byte signature, nothing after. Anything else
-    (or not yet seen) returns None and takes the generic path, which gives the same Sign1 for
-    these bytes."""
+def common_shape(data: bytes) -> tuple[bytes, int, bytes, bytes, bytes, bytes] | None:
+    """(protected bytes, alg, kid, payload, signature, Sig_structure) of the fixed outer shape
+    every issuer key of ours produces, read without a CBOR decoder: [tag 18] array of 4:
+    protected bytes (< 24, seen before), {}, payload bytes (24..65535), 64-byte signature,
+    nothing after. Anything else (or not yet seen) returns None and takes the generic path,
+    which gives the same Sign1 for these bytes. The Sig_structure is sig_structure(protected,
+    payload): the cached prefix and the payload with its head as received when that head is
+    the shortest form (as CBOR's deterministic encoding, and so sig_structure, writes it)."""
     try:
         pos = 2 if data[0] == 0xD2 and data[1] == 0x84 else 1 if data[0] == 0x84 else 0
         if not pos:
@@ -205,17 +208,23 @@ def common_shape(data: bytes) -> tuple[bytes, int, bytes, bytes, bytes] | None:
         head = data[pos + 1]
         if head == 0x58:
             start = pos + 3
-            pos = start + data[pos + 2]
+            size = data[pos + 2]
+            shortest = size >= 24
         elif head == 0x59:
             start = pos + 4
-            pos = start + ((data[pos + 2] << 8) | data[pos + 3])
+            size = (data[pos + 2] << 8) | data[pos + 3]
+            shortest = size >= 0x100
         else:
             return None
-        if pos + 66 != len(data) or data[pos : pos + 2] != _SIGNATURE_TAIL:
+        end = start + size
+        if end + 66 != len(data) or data[end : end + 2] != _SIGNATURE_TAIL:
             return None
     except IndexError:
         return None
-    return protected_raw, headers[0], headers[1], data[start:pos], data[pos + 2 :]
+    alg, kid, prefix = headers
+    payload = data[start:end]
+    tbs = prefix + (data[pos + 1 : end] if shortest else _bstr(payload))
+    return protected_raw, alg, kid, payload, data[end + 2 :], tbs
 
 
 # Every code of one issuer key carries the same protected bytes: parse them once.
