@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, TypeVar
 
 import structlog
@@ -27,10 +28,11 @@ from suishen.gateway.journal.config import (
 from suishen.gateway.journal.cursor import SyncCursor
 from suishen.gateway.journal.retention import Retention
 from suishen.gateway.journal.rows import (
-    INSERT_VALUES,
+    INSERT_CHUNK,
     SELECT,
     alert_row,
     blank,
+    insert_rows_sql,
     passage_row,
     record_of,
     row_of,
@@ -415,7 +417,11 @@ class Journal(SyncCursor, Retention):
                 pending.extend(item.rows)
                 self._rows += len(item.rows)
                 results.append(first)
-            db.executemany(INSERT_VALUES, map(values_of, pending))
+            for start in range(0, len(pending), INSERT_CHUNK):
+                chunk = pending[start : start + INSERT_CHUNK]
+                db.execute(
+                    insert_rows_sql(len(chunk)), [*chain.from_iterable(map(values_of, chunk))]
+                )
             db.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
