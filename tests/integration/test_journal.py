@@ -583,3 +583,16 @@ async def test_a_group_commit_runs_a_few_statements_not_one_per_row(make_journal
     assert [row.seq for row in rows] == list(range(1, 42))
     assert [row.cti for row in rows] == [f"{i:032x}" for i in range(41)]
     assert all(row.identity_sealed for row in rows)
+
+
+async def test_status_counts_the_writer_threads_cpu(make_journal) -> None:
+    """status().writer_cpu_s is the writer thread's CPU in group commits: zero before any
+    append, positive after some, and growing with more (bench/gateway.py splits a scan's cost
+    with it)."""
+    async with make_journal() as journal:
+        assert journal.status().writer_cpu_s == 0.0
+        await asyncio.gather(*(journal.append(scan(i)) for i in range(200)))
+        first = journal.status().writer_cpu_s
+        assert first > 0
+        await asyncio.gather(*(journal.append(scan(i)) for i in range(200)))
+        assert journal.status().writer_cpu_s > first

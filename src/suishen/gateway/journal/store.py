@@ -62,6 +62,7 @@ class JournalStatus:
     commits: int
     appended: int
     epoch_id: str | None
+    writer_cpu_s: float = 0.0  # CPU time the writer thread spent in group commits (incl. fsync)
 
 
 # --------------------------------------------------------------------------- the journal
@@ -109,6 +110,7 @@ class Journal(SyncCursor, Retention):
         self._full = False
         self._commits = 0
         self._appended = 0
+        self._writer_cpu_s = 0.0
         # event-loop state
         self._reader_db: sqlite3.Connection | None = None
         self._writer_pool: ThreadPoolExecutor | None = None
@@ -320,6 +322,7 @@ class Journal(SyncCursor, Retention):
             commits=self._commits,
             appended=self._appended,
             epoch_id=epoch.epoch_id.hex() if epoch is not None else None,
+            writer_cpu_s=self._writer_cpu_s,
         )
 
     # ------------------------------------------------------------------ replay
@@ -388,6 +391,14 @@ class Journal(SyncCursor, Retention):
                 db.close()
 
     def _write_batch(self, batch: list[_Item]) -> list[int | Exception]:
+        """One transaction for the whole batch (see _write_items); counts the thread's CPU."""
+        started = time.thread_time()
+        try:
+            return self._write_items(batch)
+        finally:
+            self._writer_cpu_s += time.thread_time() - started
+
+    def _write_items(self, batch: list[_Item]) -> list[int | Exception]:
         """One transaction for the whole batch.  Items beyond max_rows fail alone; SQLite
         reporting SQLITE_FULL (max_bytes or the disk) rolls back the whole transaction, so
         then every item of the batch fails with JournalFullError (none was written)."""
