@@ -35,6 +35,10 @@
     under the site's bundle key); peak RSS (VmHWM of /proc/PID/status) after start and after
     the load of (b). So (b) is measured on a gateway holding the 1M-entry watchlist. The floor
     is the peak RSS of a bare ``python -c 'import suishen.gateway.service'``. Target <= 200 MB.
+
+Options (environment): SUISHEN_BENCH_GATEWAY_PARTS=pipeline runs (a) alone, =lanes runs (b) and
+(c) alone (default: all three); a partial run writes gateway-pipeline.json or gateway-lanes.json
+(the README's table reads gateway.json, written by a full run).
 """
 
 from __future__ import annotations
@@ -323,6 +327,9 @@ def pipeline_summary(
         "scans_per_sample": PER_SAMPLE,
         "producers": PRODUCERS,
         "verdicts": verdicts,
+        # Measured directly (not a difference of medians): the journal writer thread's CPU
+        # per row over every sample, warm-up included (sealing, SQLite insert, commit + fsync).
+        "journal_writer_cpu_us_per_row": status.writer_cpu_s / max(1, status.appended) * 1e6,
         "journal_commits": status.commits,
         "journal_rows": status.appended,
         "mean_batch": status.appended / max(1, status.commits),
@@ -636,34 +643,67 @@ def _gates(site: SimSite):
 
 def main() -> dict:
     configure_logs("warning")
+    parts = os.environ.get("SUISHEN_BENCH_GATEWAY_PARTS", "pipeline,lanes").split(",")
     load_before = os.getloadavg()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     root = disk_tmpdir()
+    pipeline: dict[str, Any] | None = None
+    lanes: dict[str, Any] | None = None
     try:
-        pin_one_core()
-        gc.collect()
-        gc.freeze()
-        pipeline = asyncio.run(pipeline_rate(root))
-        pipeline["log_line"] = log_line_us()
-        gc.unfreeze()
-        sim_core = cores[0] if cores else None
-        gw_core = cores[-1] if len(cores) >= 2 else sim_core
-        lanes = asyncio.run(lanes_and_memory(root, sim_core, gw_core))
-        floor_mb = baseline_rss_mb()
+        if "pipeline" in parts:
+            pin_one_core()
+            gc.collect()
+            gc.freeze()
+            pipeline = asyncio.run(pipeline_rate(root))
+            pipeline["log_line"] = log_line_us()
+            gc.unfreeze()
+        if "lanes" in parts:
+            sim_core = cores[0] if cores else None
+            gw_core = cores[-1] if len(cores) >= 2 else sim_core
+            lanes = asyncio.run(lanes_and_memory(root, sim_core, gw_core))
+            lanes["memory"]["import_floor_mb"] = baseline_rss_mb()
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if cores:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, set(cores))
-    latency, memory = lanes["latency"], lanes["memory"]
-    memory["import_floor_mb"] = floor_mb
-    memory["ratio"] = memory["peak_rss_mb"] / TARGET_RSS_MB
-    latency["ratio"] = latency["p99_us"] / TARGET_P99_US
+    results: dict[str, Any] = {}
+    rows: list[tuple[str, str, float, str, str, str]] = []
+    titles = []
+    if pipeline is not None:
+        rows += pipeline_rows(pipeline)
+        results["pipeline"] = pipeline
+        titles.append(f"(a) median of {SAMPLES} x {PER_SAMPLE} codes, {PRODUCERS} producers")
+    if lanes is not None:
+        latency, memory = lanes["latency"], lanes["memory"]
+        memory["ratio"] = memory["peak_rss_mb"] / TARGET_RSS_MB
+        latency["ratio"] = latency["p99_us"] / TARGET_P99_US
+        rows += lanes_rows(latency, memory)
+        results["latency"], results["memory"] = latency, memory
+        titles.append(
+            f"(b) {LANES} lanes x {1 / SPACING_S:.0f} scans/s, {latency['scans']} scans; "
+            f"(c) {WATCHLIST_ENTRIES:,}-entry watchlist"
+        )
+    print_table(
+        "gateway: " + "; ".join(titles),
+        ("measurement", "unit", "value", "ratio", "target", "met"),
+        rows,
+    )
+    # Other work on the machine skews every number here: the load before and after.
+    results["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    name = "gateway" if pipeline is not None and lanes is not None else f"gateway-{parts[0]}"
+    path = write_results(name, results)
+    print(f"wrote {path}")
+    return results
 
-    def met(flag: bool) -> str:
-        return "yes" if flag else "NO"
 
-    rows = [
+def _met(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
+def pipeline_rows(pipeline: dict[str, Any]) -> list[tuple[str, str, float, str, str, str]]:
+    met = _met
+    return [
         ("(a) bare ES256 verify", "sig/s", pipeline["bare_verify_per_s"], "", "", ""),
         (
             "(a) our verify alone",
@@ -674,6 +714,14 @@ def main() -> dict:
             "",
         ),
         ("(a) decide + apply", "scans/s", pipeline["decide_per_s"], "", "", ""),
+        (
+            "(a) journal writer CPU per row",
+            "us",
+            pipeline["journal_writer_cpu_us_per_row"],
+            "",
+            "",
+            "",
+        ),
         ("(a) per-scan log line, info", "us", pipeline["log_line"]["info_json_us"], "", "", ""),
         (
             "(a) pipeline, 1 core",
@@ -691,6 +739,14 @@ def main() -> dict:
             "",
             "",
         ),
+    ]
+
+
+def lanes_rows(
+    latency: dict[str, Any], memory: dict[str, Any]
+) -> list[tuple[str, str, float, str, str, str]]:
+    met = _met
+    return [
         ("(b) scan -> open p50", "us", latency["p50_us"], "", "", ""),
         (
             "(b) scan -> open p99",
@@ -700,7 +756,7 @@ def main() -> dict:
             f"<= {TARGET_P99_US:.0f}",
             met(latency["met"]),
         ),
-        ("(c) import floor RSS", "MB", floor_mb, "", "", ""),
+        ("(c) import floor RSS", "MB", memory["import_floor_mb"], "", "", ""),
         ("(c) peak RSS after start", "MB", memory["peak_rss_after_start_mb"], "", "", ""),
         (
             "(c) peak RSS after load",
@@ -711,23 +767,6 @@ def main() -> dict:
             met(memory["met"]),
         ),
     ]
-    print_table(
-        f"gateway: (a) median of {SAMPLES} x {PER_SAMPLE} codes, {PRODUCERS} producers; "
-        f"(b) {LANES} lanes x {1 / SPACING_S:.0f} scans/s, {latency['scans']} scans; "
-        f"(c) {WATCHLIST_ENTRIES:,}-entry watchlist",
-        ("measurement", "unit", "value", "ratio", "target", "met"),
-        rows,
-    )
-    results = {
-        "pipeline": pipeline,
-        "latency": latency,
-        "memory": memory,
-        # Other work on the machine skews every number here: the load before and after.
-        "load_average": {"before": load_before, "after": os.getloadavg()},
-    }
-    path = write_results("gateway", results)
-    print(f"wrote {path}")
-    return results
 
 
 if __name__ == "__main__":

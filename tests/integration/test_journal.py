@@ -561,3 +561,38 @@ async def test_a_hotel_stay_survives_replay(tmp_path: Path) -> None:
         ((_seq, again),) = list(journal.replay())
     assert isinstance(again, ScanDecided)
     assert again.decision.stay_id == "room:1203@1790000000.000"
+
+
+async def test_a_group_commit_runs_a_few_statements_not_one_per_row(make_journal) -> None:
+    """A batch of 40 appends is written by a handful of SQLite statement runs (BEGIN, one
+    multi-row INSERT, COMMIT, the size check), not one per row: sqlite3 gives up the GIL at
+    every statement run and the writer thread waits for the busy event loop to get it back, so
+    per-row runs stretched each commit (and the lanes' scan -> open tail) by up to a wait per
+    row.  The rows are all there, in seq order, with their own values."""
+    async with make_journal() as journal:
+        await journal.append(scan(0))  # the first epoch, caches
+        runs: list[str] = []
+        journal._db.set_trace_callback(runs.append)  # the writer's connection (idle now)
+        seqs = await asyncio.gather(*(journal.append(scan(i)) for i in range(1, 41)))
+        journal._db.set_trace_callback(None)
+        assert sorted(seqs) == list(range(2, 42))
+        assert journal.status().commits == 2
+        statements = [sql for sql in runs if not sql.startswith("--")]  # not nested ones
+        assert len(statements) <= 5, statements
+        rows = await journal.read_unsynced(0)
+    assert [row.seq for row in rows] == list(range(1, 42))
+    assert [row.cti for row in rows] == [f"{i:032x}" for i in range(41)]
+    assert all(row.identity_sealed for row in rows)
+
+
+async def test_status_counts_the_writer_threads_cpu(make_journal) -> None:
+    """status().writer_cpu_s is the writer thread's CPU in group commits: zero before any
+    append, positive after some, and growing with more (bench/gateway.py splits a scan's cost
+    with it)."""
+    async with make_journal() as journal:
+        assert journal.status().writer_cpu_s == 0.0
+        await asyncio.gather(*(journal.append(scan(i)) for i in range(200)))
+        first = journal.status().writer_cpu_s
+        assert first > 0
+        await asyncio.gather(*(journal.append(scan(i)) for i in range(200)))
+        assert journal.status().writer_cpu_s > first

@@ -50,13 +50,32 @@ INSERT = (
     f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed column names
     f"VALUES ({', '.join(':' + c for c in COLUMNS)})"
 )
-# The batch insert takes each row's values by position (sqlite3 binds a tuple faster than it
+# The batch insert takes each row's values by position (sqlite3 binds a sequence faster than it
 # looks 25 names up in a dict); values_of picks them from a row dict in one C call.
-INSERT_VALUES = (
-    f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed column names
-    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
-)
 values_of = operator.itemgetter(*COLUMNS)
+# A group commit inserts its rows with one multi-row INSERT per INSERT_CHUNK rows rather than
+# executemany: sqlite3 releases the GIL around every statement step, and under load each
+# re-acquisition waits for the event loop to yield, so a batch of n rows stretched its commit by
+# up to n waits (the tail of scan -> open latency).  INSERT_CHUNK x the columns stays below
+# SQLite's oldest bound-parameter limit (999).
+INSERT_CHUNK = 999 // len(COLUMNS)
+_ROW_PLACEHOLDERS = f"({', '.join('?' for _ in COLUMNS)})"
+_INSERT_MANY: dict[int, str] = {}
+
+
+def insert_rows_sql(n: int) -> str:
+    """The INSERT of ``n`` rows (1 <= n <= INSERT_CHUNK) in one statement, made once per n."""
+    sql = _INSERT_MANY.get(n)
+    if sql is None:
+        if not 1 <= n <= INSERT_CHUNK:
+            raise ValueError(f"1..{INSERT_CHUNK} rows per INSERT")
+        sql = _INSERT_MANY[n] = (
+            f"INSERT INTO events ({', '.join(COLUMNS)}) "  # noqa: S608 - fixed column names
+            f"VALUES {', '.join(_ROW_PLACEHOLDERS for _ in range(n))}"
+        )
+    return sql
+
+
 SELECT = ", ".join(f"e.{c}" for c in COLUMNS)
 
 
