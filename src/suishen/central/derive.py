@@ -47,13 +47,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import operator
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, NamedTuple
 
 from suishen.central.connection import Connection
+from suishen.central.derive_sql import derive_sql
 from suishen.central.partitions import ensure_partitions_for, partition_name
 from suishen.settings import SettingError, setting
 from suishen.sync.wire import SCAN_COLUMNS
@@ -181,11 +181,6 @@ class _Event(NamedTuple):
 
 # A scan tuple's columns of an _Event, in its field order.
 _EVENT_FIELDS: Final = operator.itemgetter(*(_I[name] for name in _Event._fields))
-
-
-def _lock_key(site_id: str, person_key: str) -> int:
-    digest = hashlib.sha256(f"suishen:derive:{site_id}:{person_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def next_reset(ts: dt.datetime, tz: dt.tzinfo, hour: int) -> dt.datetime:
@@ -322,8 +317,12 @@ LEFT JOIN LATERAL (
 
 _WINDOW: Final = {VISITS: _window_sql(VISITS), STAYS: _window_sql(STAYS)}
 # The locks, the site's timezone and which of the partitions $3 are missing (one round trip).
+# The (site, person) lock key is hashtextextended('suishen:derive:<site>:<person>', 0) (the
+# server's stable 64-bit text hash, the one hash partitioning uses); taken in key order.
 _LOCK = """
-SELECT (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k) AS locked,
+SELECT (SELECT count(pg_advisory_xact_lock(k)) FROM (
+            SELECT DISTINCT hashtextextended('suishen:derive:' || $2 || ':' || p, 0) AS k
+            FROM unnest($1::text[]) AS p ORDER BY 1 OFFSET 0) AS keys) AS locked,
        (SELECT timezone FROM sites WHERE site_id = $2) AS timezone,
        ARRAY(SELECT name FROM unnest($3::text[]) AS name
              WHERE to_regclass(quote_ident(name)) IS NULL) AS missing
@@ -438,9 +437,8 @@ async def _lock(
     between two batches sharing persons; gateways of a site with different people derive in
     parallel); make those of ``partitions`` (name -> (table, day)) that are missing; return
     the site's timezone."""
-    locks = sorted({_lock_key(site_id, person) for person in persons})
     wanted = partitions or {}
-    found = await con.fetchrow(_LOCK, locks, site_id, list(wanted))
+    found = await con.fetchrow(_LOCK, list(set(persons)), site_id, list(wanted))
     tz_name = None if found is None else found["timezone"]
     missing: dict[str, set[dt.date]] = {}
     for name in [] if found is None else found["missing"]:
@@ -582,6 +580,174 @@ async def derive_scans(
     return written
 
 
+def _ranges(scans: Sequence[tuple[Any, ...]]) -> tuple[list[Any], ...] | None:
+    """The batch's (gateway_id, journal_id) groups as derive_sql's range arrays: first and
+    last seq, first and last ts of each (one group for an upload: one journal)."""
+    groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for row in scans:
+        groups.setdefault((row[0], row[-1]), []).append(row)
+    if not groups:
+        return None
+    arrays: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    for (gateway_id, journal_id), rows in sorted(groups.items()):
+        seqs = [row[1] for row in rows]
+        stamps = [row[2] for row in rows]
+        for array, value in zip(
+            arrays,
+            (gateway_id, journal_id, min(seqs), max(seqs), min(stamps), max(stamps)),
+            strict=True,
+        ):
+            array.append(value)
+    return arrays
+
+
+def _resets(
+    tz: dt.tzinfo, hour: int, low: dt.datetime, high: dt.datetime
+) -> list[dt.datetime] | None:
+    """The daily resets (``hour``:00 in ``tz``) of the local days around [low, high], as
+    instants: the next reset of an opening in that range is the first of them after it (what
+    ``next_reset`` gives).  None when one of them is not one well-defined instant (the reset
+    hour falls in a DST gap or fold): then ``next_reset``'s fold rules decide, in Python."""
+    day = low.astimezone(tz).date() - dt.timedelta(days=1)
+    last = high.astimezone(tz).date() + dt.timedelta(days=1)
+    out = []
+    while day <= last:
+        wall = dt.datetime.combine(day, dt.time(hour), tzinfo=tz)
+        instant = wall.astimezone(dt.UTC)
+        if wall.replace(fold=1).astimezone(dt.UTC) != instant:
+            return None
+        out.append(instant)
+        day += dt.timedelta(days=1)
+    return out
+
+
+_SET_SQL: Final = {
+    VISITS: derive_sql(
+        table="visits",
+        columns=VISITS.columns,
+        label="zone",
+        extra=("masked_name", "masked_number"),
+        extra_values=("masked_name", "masked_number"),
+    ),
+    STAYS: derive_sql(
+        table="stays",
+        columns=STAYS.columns,
+        label="nationality",
+        extra=("minor",),
+        extra_values=("minor",),
+    ),
+}
+
+
+def _batch_events(
+    kind: _Kind, site_id: str, scans: Sequence[tuple[Any, ...]]
+) -> dict[str, list[_Event]]:
+    """The batch's allowed events of ``kind`` at the site by person (the Python path)."""
+    batch: dict[str, list[_Event]] = {}
+    for row in scans:
+        if (
+            _KIND_OF.get(row[_DIRECTION]) is not kind
+            or row[_VERDICT] != "allow"
+            or row[_PERSON] is None
+            or row[_SITE] != site_id
+        ):
+            continue
+        batch.setdefault(row[_PERSON], []).append(_Event._make(_EVENT_FIELDS(row)))
+    return batch
+
+
+async def _recompute(
+    con: Connection,
+    kind: _Kind,
+    site_id: str,
+    spans: Sequence[tuple[str, dt.datetime, dt.datetime]],
+    *,
+    ensured: frozenset[dt.date],
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    config: DeriveSettings,
+) -> int:
+    """``_derive_kind`` for persons (person, first, last event of the batch) whose window holds
+    other events, with the end columns of the visits already stored: those unchanged are not
+    written again; return how many were written."""
+    limit = config.max_visit if kind is VISITS else config.max_stay
+    rows = await con.fetch(
+        _WINDOW[kind],
+        site_id,
+        [person for person, _lo, _hi in spans],
+        [lo - limit for _person, lo, _hi in spans],
+        [hi + limit for _person, _lo, hi in spans],
+        [-1] * len(spans),  # every window returned
+        [kind.opens, kind.closes],
+        kind.opens,
+    )
+    windows: dict[str, list[_Event]] = {}
+    held: dict[tuple[str, int, dt.datetime], _End] = {}
+    for r in rows:
+        windows.setdefault(r["person_key"], []).append(_event(r))
+        if r["held"]:
+            held[(r["gateway_id"], r["seq"], r["ts"])] = (
+                r["end_gateway_id"],
+                r["end_seq"],
+                r["end_ts"],
+                r["close_reason"],
+                r["close_by"],
+            )
+    out: list[tuple[Any, ...]] = []
+    for person, lo, hi in spans:
+        evs = sorted(windows.get(person, ()), key=_order)
+        out += _rows_of(
+            kind, site_id, person, evs, (lo - limit, hi), tz=tz, now=now, config=config, held=held
+        )
+    return await _write(con, kind, out, ensured)
+
+
+async def _derive_set(
+    con: Connection,
+    kind: _Kind,
+    site_id: str,
+    scans: Sequence[tuple[Any, ...]],
+    ranges: tuple[list[Any], ...],
+    *,
+    ensured: frozenset[dt.date],
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    config: DeriveSettings,
+) -> int:
+    """Derive one kind for a stored batch: the persons whose window holds only the batch's
+    events in one statement (derive_sql.py), the others by ``_recompute``."""
+    limit = config.max_visit if kind is VISITS else config.max_stay
+    resets: list[dt.datetime] | None = []
+    if kind.daily_reset:
+        resets = _resets(tz, config.reset_hour, min(ranges[4]), max(ranges[5]))
+    if resets is None:  # a reset in a DST gap or fold: the Python path
+        batch = _batch_events(kind, site_id, scans)
+        if not batch:
+            return 0
+        return await _derive_batch(
+            con, kind, site_id, batch, ensured=ensured, tz=tz, now=now, config=config
+        )
+    found = await con.fetchrow(
+        _SET_SQL[kind],
+        site_id,
+        *ranges,
+        [kind.opens, kind.closes],
+        resets,
+        limit,
+        kind.opens,
+        kind.closes,
+        now,
+    )
+    assert found is not None  # an aggregate: always one row
+    written: int = found["written"]
+    if found["persons"]:
+        spans = list(zip(found["persons"], found["los"], found["his"], strict=True))
+        written += await _recompute(
+            con, kind, site_id, spans, ensured=ensured, tz=tz, now=now, config=config
+        )
+    return written
+
+
 async def derive_ingested(
     con: Connection,
     site_id: str,
@@ -590,47 +756,47 @@ async def derive_ingested(
     now: dt.datetime,
     config: DeriveSettings | None = None,
 ) -> int:
-    """The ingest's hook: derive from a batch's stored scan tuples (wire.SCAN_COLUMNS order;
-    denied, keyless and other-site rows are skipped), in the ingest's transaction; return how
-    many visits/stays were written (those that did not change are not).  The same visits as
-    ``derive_scans`` of the batch's events.  Nothing when ``in_ingest`` is off."""
+    """The ingest's hook: derive from a batch's stored scans (tuples in wire.SCAN_COLUMNS
+    order, of one gateway journal each: denied, keyless and other-site rows are skipped), in
+    the ingest's transaction; return how many visits/stays were written (those that did not
+    change are not).  The same visits as ``derive_scans`` of the batch's events.  Nothing when
+    ``in_ingest`` is off.
+
+    The server reads the batch back by primary key (the seq and ts range of each journal in
+    ``scans``: the rows stored in those ranges are the batch's) and does the per-row work:
+    one statement takes the locks, reads the timezone and names the missing partitions, one
+    per kind derives (derive_sql.py)."""
     config = _active if config is None else config
     if not config.in_ingest:
         return 0
-    batch: dict[_Kind, dict[str, list[_Event]]] = {VISITS: {}, STAYS: {}}
-    for row in scans:
-        kind = _KIND_OF.get(row[_DIRECTION])
-        if (
-            kind is None
-            or row[_VERDICT] != "allow"
-            or row[_PERSON] is None
-            or row[_SITE] != site_id
-        ):
-            continue
-        batch[kind].setdefault(row[_PERSON], []).append(_Event._make(_EVENT_FIELDS(row)))
-    if not batch[VISITS] and not batch[STAYS]:
+    ranges = _ranges(scans)
+    if ranges is None:
         return 0
-    # The days of the batch's openings: the partitions their visits (stays) need, looked up
-    # (and made when missing) with the locks.
-    days = {
-        kind: frozenset(
-            e.ts.astimezone(dt.UTC).date()
-            for events in batch[kind].values()
-            for e in events
-            if e.direction == kind.opens
-        )
-        for kind in (VISITS, STAYS)
-    }
+    # The persons to lock: those of the allowed scans (a superset of those derived is safe).
+    persons = {row[_PERSON] for row in scans if row[_VERDICT] == "allow"}
+    persons.discard(None)
+    directions = {row[_DIRECTION] for row in scans}
+    kinds = [kind for kind in (VISITS, STAYS) if {kind.opens, kind.closes} & directions]
+    if not persons or not kinds:
+        return 0
+    # The partitions the batch's openings need: those of every UTC day of its time range.
+    first, last = min(ranges[4]).astimezone(dt.UTC), max(ranges[5]).astimezone(dt.UTC)
+    days = frozenset(
+        first.date() + dt.timedelta(days=n) for n in range((last.date() - first.date()).days + 1)
+    )
     wanted = {
-        partition_name(kind.table, day): (kind.table, day) for kind in days for day in days[kind]
+        partition_name(kind.table, day): (kind.table, day)
+        for kind in kinds
+        if kind.opens in directions
+        for day in days
     }
-    tz = await _lock(con, site_id, [p for kind_batch in batch.values() for p in kind_batch], wanted)
+    tz = await _lock(con, site_id, persons, wanted)
     written = 0
-    for kind in (VISITS, STAYS):
-        if batch[kind]:
-            written += await _derive_batch(
-                con, kind, site_id, batch[kind], ensured=days[kind], tz=tz, now=now, config=config
-            )
+    for kind in kinds:
+        ensured = days if kind.opens in directions else frozenset()
+        written += await _derive_set(
+            con, kind, site_id, scans, ranges, ensured=ensured, tz=tz, now=now, config=config
+        )
     return written
 
 
