@@ -128,6 +128,7 @@ class _Kind:
     closes: str
     columns: tuple[str, ...]  # key columns of the table, in _Derived order
     daily_reset: bool
+    key: tuple[str, ...]  # the primary key's columns (the upsert's conflict target)
 
 
 VISITS: Final = _Kind(
@@ -136,6 +137,7 @@ VISITS: Final = _Kind(
     "out",
     ("in_gateway_id", "in_journal_id", "in_seq", "in_ts", "out_gateway_id", "out_seq", "out_ts"),
     daily_reset=True,
+    key=("site_id", "in_ts", "in_gateway_id", "in_seq"),  # migration 0016
 )
 STAYS: Final = _Kind(
     "stays",
@@ -151,6 +153,7 @@ STAYS: Final = _Kind(
         "checkout_ts",
     ),
     daily_reset=False,
+    key=("checkin_gateway_id", "checkin_seq", "checkin_ts"),
 )
 _KIND_OF: Final = {"in": VISITS, "out": VISITS, "checkin": STAYS, "checkout": STAYS}
 
@@ -258,7 +261,7 @@ INSERT INTO visits (site_id, zone, person_key, in_gateway_id, in_journal_id, in_
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
     $7::timestamptz[], $8::text[], $9::bigint[], $10::timestamptz[], $11::text[],
     $12::timestamptz[], $13::text[], $14::text[])
-ON CONFLICT (in_gateway_id, in_seq, in_ts) DO UPDATE SET
+ON CONFLICT (site_id, in_ts, in_gateway_id, in_seq) DO UPDATE SET
     out_gateway_id = EXCLUDED.out_gateway_id, out_seq = EXCLUDED.out_seq,
     out_ts = EXCLUDED.out_ts, close_reason = EXCLUDED.close_reason, close_by = EXCLUDED.close_by
 WHERE (visits.out_gateway_id, visits.out_seq, visits.out_ts, visits.close_reason,
@@ -308,8 +311,8 @@ LEFT JOIN LATERAL (
     SELECT true AS held, {out_gateway} AS end_gateway_id, {out_seq} AS end_seq,
            {out_ts} AS end_ts, close_reason, close_by
     FROM {kind.table}
-    WHERE s.direction = $7 AND {in_gateway} = s.gateway_id AND {in_seq} = s.seq
-      AND {in_ts} = s.ts
+    WHERE s.direction = $7 AND {kind.table}.site_id = $1 AND {in_gateway} = s.gateway_id
+      AND {in_seq} = s.seq AND {in_ts} = s.ts
     OFFSET 0
 ) AS k ON true
 """  # noqa: S608
@@ -625,6 +628,7 @@ _SET_SQL: Final = {
     VISITS: derive_sql(
         table="visits",
         columns=VISITS.columns,
+        key=VISITS.key,
         label="zone",
         extra=("masked_name", "masked_number"),
         extra_values=("masked_name", "masked_number"),
@@ -632,6 +636,7 @@ _SET_SQL: Final = {
     STAYS: derive_sql(
         table="stays",
         columns=STAYS.columns,
+        key=STAYS.key,
         label="nationality",
         extra=("minor",),
         extra_values=("minor",),

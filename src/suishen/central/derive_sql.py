@@ -48,14 +48,16 @@ def derive_sql(
     *,
     table: str,
     columns: tuple[str, ...],
+    key: tuple[str, ...],
     label: str,
     extra: tuple[str, ...],
     extra_values: tuple[str, ...],
 ) -> str:
     """The set-based derivation of one kind (visits or stays; names are derive.py's constants,
     never input).  ``columns``: the table's key and end columns (in_gateway_id, in_journal_id,
-    in_seq, in_ts, out_gateway_id, out_seq, out_ts); ``label``: the column after site_id (zone
-    or nationality), ``extra``/``extra_values``: the trailing columns and their source.
+    in_seq, in_ts, out_gateway_id, out_seq, out_ts); ``key``: the primary key's columns (the
+    conflict target); ``label``: the column after site_id (zone or nationality);
+    ``extra``/``extra_values``: the trailing columns and their source.
 
     Further parameters: $9 the resets (timestamptz[], ascending; empty: no daily reset), $10
     the limit (interval), $11 the opening direction, $12 the closing one, $13 now."""
@@ -125,7 +127,7 @@ w AS (
                 WHEN close_by <= $13 THEN limit_reason END,
            close_by, {", ".join(extra_values)}
     FROM v
-    ON CONFLICT ({in_gateway}, {in_seq}, {in_ts}) DO UPDATE SET
+    ON CONFLICT ({", ".join(key)}) DO UPDATE SET
         {", ".join(f"{c} = EXCLUDED.{c}" for c in ends)}
     WHERE {differs}
     RETURNING 1
