@@ -11,10 +11,13 @@ DROP INDEX IF EXISTS visits_open_idx;
 -- The primary key and the site's covering index become one: the key leads with site_id (as
 -- every key of a table that grows with traffic, DESIGN §6) and then in_ts, so it is the
 -- (site_id, in_ts) index the site queries read (trace, occupancy, crowds, attendance), with
--- 0008's covering columns; a visit is still keyed by its in record (site, gateway, seq, ts).
--- The derivation's upsert names these columns (ON CONFLICT (site_id, in_ts, in_gateway_id,
--- in_seq)) and looks a visit up by them.
+-- 0008's covering columns.  A visit is keyed by its in record as the scan is (0003): with its
+-- journal, so that a recreated journal's in at the same seq and ts as the old journal's is
+-- its own visit (keyed without it, the two collided: the derivation's upsert met one key
+-- twice and the batch failed).  The derivation's upsert names these columns (ON CONFLICT
+-- (site_id, in_ts, in_gateway_id, in_journal_id, in_seq)) and looks a visit up by them.
 ALTER TABLE visits DROP CONSTRAINT visits_pkey;
-ALTER TABLE visits ADD CONSTRAINT visits_pkey PRIMARY KEY (site_id, in_ts, in_gateway_id, in_seq)
+ALTER TABLE visits ADD CONSTRAINT visits_pkey
+    PRIMARY KEY (site_id, in_ts, in_gateway_id, in_journal_id, in_seq)
     INCLUDE (person_key, out_ts, close_by, zone, masked_name, masked_number);
 DROP INDEX visits_site_cover_idx;

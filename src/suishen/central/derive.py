@@ -137,7 +137,7 @@ VISITS: Final = _Kind(
     "out",
     ("in_gateway_id", "in_journal_id", "in_seq", "in_ts", "out_gateway_id", "out_seq", "out_ts"),
     daily_reset=True,
-    key=("site_id", "in_ts", "in_gateway_id", "in_seq"),  # migration 0016
+    key=("site_id", "in_ts", "in_gateway_id", "in_journal_id", "in_seq"),  # migration 0016
 )
 STAYS: Final = _Kind(
     "stays",
@@ -261,7 +261,7 @@ INSERT INTO visits (site_id, zone, person_key, in_gateway_id, in_journal_id, in_
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
     $7::timestamptz[], $8::text[], $9::bigint[], $10::timestamptz[], $11::text[],
     $12::timestamptz[], $13::text[], $14::text[])
-ON CONFLICT (site_id, in_ts, in_gateway_id, in_seq) DO UPDATE SET
+ON CONFLICT (site_id, in_ts, in_gateway_id, in_journal_id, in_seq) DO UPDATE SET
     out_gateway_id = EXCLUDED.out_gateway_id, out_seq = EXCLUDED.out_seq,
     out_ts = EXCLUDED.out_ts, close_reason = EXCLUDED.close_reason, close_by = EXCLUDED.close_by
 WHERE (visits.out_gateway_id, visits.out_seq, visits.out_ts, visits.close_reason,
@@ -292,7 +292,7 @@ def _window_sql(kind: _Kind) -> str:
     than those (``$5``: how many the batch has); each opening event with the end columns of
     the visit or stay keyed by it, when there is one.  Both look-ups are fenced laterals
     (index probes per person and per event, never a join over the table)."""
-    in_gateway, _journal, in_seq, in_ts, out_gateway, out_seq, out_ts = kind.columns
+    in_gateway, in_journal, in_seq, in_ts, out_gateway, out_seq, out_ts = kind.columns
     # Column and table names are the _Kind constants above, never input.
     return f"""
 SELECT u.p AS person_key, s.ts, s.gateway_id, s.seq, s.journal_id, s.direction, s.zone,
@@ -312,7 +312,7 @@ LEFT JOIN LATERAL (
            {out_ts} AS end_ts, close_reason, close_by
     FROM {kind.table}
     WHERE s.direction = $7 AND {kind.table}.site_id = $1 AND {in_gateway} = s.gateway_id
-      AND {in_seq} = s.seq AND {in_ts} = s.ts
+      AND {in_journal} = s.journal_id AND {in_seq} = s.seq AND {in_ts} = s.ts
     OFFSET 0
 ) AS k ON true
 """  # noqa: S608
@@ -363,7 +363,7 @@ def _rows_of(
     tz: dt.tzinfo,
     now: dt.datetime,
     config: DeriveSettings,
-    held: dict[tuple[str, int, dt.datetime], _End] | None = None,
+    held: dict[tuple[str, str, int, dt.datetime], _End] | None = None,
 ) -> list[tuple[Any, ...]]:
     """The visits (stays) of ``person`` whose opening event lies in ``window``, from their
     ``events`` (sorted, every event within the limit after those openings); a row ``held``
@@ -384,7 +384,8 @@ def _rows_of(
             reason,
             close_by,
         )
-        if held is not None and held.get((start.gateway_id, start.seq, start.ts)) == end:
+        key = (start.gateway_id, start.journal_id, start.seq, start.ts)
+        if held is not None and held.get(key) == end:
             continue
         first = (
             site_id,
@@ -525,11 +526,11 @@ async def _derive_batch(
         kind.opens,
     )
     windows: dict[str, list[_Event]] = {}
-    held: dict[tuple[str, int, dt.datetime], _End] = {}
+    held: dict[tuple[str, str, int, dt.datetime], _End] = {}
     for r in rows:
         windows.setdefault(r["person_key"], []).append(_event(r))
         if r["held"]:
-            held[(r["gateway_id"], r["seq"], r["ts"])] = (
+            held[(r["gateway_id"], r["journal_id"], r["seq"], r["ts"])] = (
                 r["end_gateway_id"],
                 r["end_seq"],
                 r["end_ts"],
@@ -625,22 +626,17 @@ def _resets(
 
 
 _SET_SQL: Final = {
-    VISITS: derive_sql(
-        table="visits",
-        columns=VISITS.columns,
-        key=VISITS.key,
-        label="zone",
-        extra=("masked_name", "masked_number"),
-        extra_values=("masked_name", "masked_number"),
-    ),
-    STAYS: derive_sql(
-        table="stays",
-        columns=STAYS.columns,
-        key=STAYS.key,
-        label="nationality",
-        extra=("minor",),
-        extra_values=("minor",),
-    ),
+    (kind, upsert): derive_sql(
+        table=kind.table,
+        columns=kind.columns,
+        key=kind.key,
+        label="zone" if kind is VISITS else "nationality",
+        extra=("masked_name", "masked_number") if kind is VISITS else ("minor",),
+        extra_values=("masked_name", "masked_number") if kind is VISITS else ("minor",),
+        upsert=upsert,
+    )
+    for kind in (VISITS, STAYS)
+    for upsert in (True, False)
 }
 
 
@@ -687,11 +683,11 @@ async def _recompute(
         kind.opens,
     )
     windows: dict[str, list[_Event]] = {}
-    held: dict[tuple[str, int, dt.datetime], _End] = {}
+    held: dict[tuple[str, str, int, dt.datetime], _End] = {}
     for r in rows:
         windows.setdefault(r["person_key"], []).append(_event(r))
         if r["held"]:
-            held[(r["gateway_id"], r["seq"], r["ts"])] = (
+            held[(r["gateway_id"], r["journal_id"], r["seq"], r["ts"])] = (
                 r["end_gateway_id"],
                 r["end_seq"],
                 r["end_ts"],
@@ -718,9 +714,11 @@ async def _derive_set(
     tz: dt.tzinfo,
     now: dt.datetime,
     config: DeriveSettings,
+    new: bool,
 ) -> int:
     """Derive one kind for a stored batch: the persons whose window holds only the batch's
-    events in one statement (derive_sql.py), the others by ``_recompute``."""
+    events in one statement (derive_sql.py; a plain INSERT when the batch's scans are ``new``),
+    the others by ``_recompute``."""
     limit = config.max_visit if kind is VISITS else config.max_stay
     resets: list[dt.datetime] | None = []
     if kind.daily_reset:
@@ -733,7 +731,7 @@ async def _derive_set(
             con, kind, site_id, batch, ensured=ensured, tz=tz, now=now, config=config
         )
     found = await con.fetchrow(
-        _SET_SQL[kind],
+        _SET_SQL[kind, not new],
         site_id,
         *ranges,
         [kind.opens, kind.closes],
@@ -760,12 +758,16 @@ async def derive_ingested(
     *,
     now: dt.datetime,
     config: DeriveSettings | None = None,
+    new: bool = False,
 ) -> int:
     """The ingest's hook: derive from a batch's stored scans (tuples in wire.SCAN_COLUMNS
     order, of one gateway journal each: denied, keyless and other-site rows are skipped), in
     the ingest's transaction; return how many visits/stays were written (those that did not
     change are not).  The same visits as ``derive_scans`` of the batch's events.  Nothing when
-    ``in_ingest`` is off.
+    ``in_ingest`` is off.  ``new``: every scan of the batch was stored by this transaction (a
+    batch above the journal's high water), so no visit or stay can be keyed by them yet: they
+    are inserted without a conflict check (a unique violation, the same key from another
+    journal, aborts the transaction: the ingest then retries with ``new`` False).
 
     The server reads the batch back by primary key (the seq and ts range of each journal in
     ``scans``: the rows stored in those ranges are the batch's) and does the per-row work:
@@ -800,7 +802,16 @@ async def derive_ingested(
     for kind in kinds:
         ensured = days if kind.opens in directions else frozenset()
         written += await _derive_set(
-            con, kind, site_id, scans, ranges, ensured=ensured, tz=tz, now=now, config=config
+            con,
+            kind,
+            site_id,
+            scans,
+            ranges,
+            ensured=ensured,
+            tz=tz,
+            now=now,
+            config=config,
+            new=new,
         )
     return written
 

@@ -52,12 +52,17 @@ def derive_sql(
     label: str,
     extra: tuple[str, ...],
     extra_values: tuple[str, ...],
+    upsert: bool = True,
 ) -> str:
     """The set-based derivation of one kind (visits or stays; names are derive.py's constants,
     never input).  ``columns``: the table's key and end columns (in_gateway_id, in_journal_id,
     in_seq, in_ts, out_gateway_id, out_seq, out_ts); ``key``: the primary key's columns (the
     conflict target); ``label``: the column after site_id (zone or nationality);
     ``extra``/``extra_values``: the trailing columns and their source.
+
+    ``upsert`` False: a plain INSERT, for a batch whose scans were all new (no visit can be
+    keyed by them; a unique violation aborts the transaction, and the ingest retries the batch
+    with ``upsert``).
 
     Further parameters: $9 the resets (timestamptz[], ascending; empty: no daily reset), $10
     the limit (interval), $11 the opening direction, $12 the closing one, $13 now."""
@@ -74,9 +79,13 @@ def derive_sql(
         *ends,
         *extra,
     )
-    differs = (
+    conflict = (
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        f"{', '.join(f'{c} = EXCLUDED.{c}' for c in ends)} WHERE "
         f"({', '.join(f'{table}.{c}' for c in ends)}) IS DISTINCT FROM "
         f"({', '.join(f'EXCLUDED.{c}' for c in ends)})"
+        if upsert
+        else ""
     )
     return f"""
 WITH b AS MATERIALIZED ({_BATCH}),
@@ -127,9 +136,7 @@ w AS (
                 WHEN close_by <= $13 THEN limit_reason END,
            close_by, {", ".join(extra_values)}
     FROM v
-    ON CONFLICT ({", ".join(key)}) DO UPDATE SET
-        {", ".join(f"{c} = EXCLUDED.{c}" for c in ends)}
-    WHERE {differs}
+    {conflict}
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM w) AS written,
