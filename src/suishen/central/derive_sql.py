@@ -15,7 +15,7 @@ of the resets ``$9`` after the opening: the caller passes them only where each i
 well-defined instant) and upserts them (only the end columns change on conflict, only when
 they differ).  It returns how many rows it wrote and the persons whose window holds other
 events (an earlier visit, another gateway's upload), with their first and last event, for
-derive.py's recomputation.
+derive.py's recomputation (NULL arrays: none).
 
 Parameters: $1 site_id, $2..$7 the batch's ranges as arrays (gateway_id, journal_id, first
 seq, last seq, first ts, last ts), $8 the kind's directions.
@@ -98,6 +98,7 @@ o AS (
     WINDOW p AS (PARTITION BY person_key),
            w AS (p ORDER BY ts, gateway_id COLLATE "C", journal_id COLLATE "C", seq)
 ),
+-- (the probe fenced by OFFSET 0: one evaluation per person, not one per reference)
 f AS MATERIALIZED (
     SELECT o.*, bool_or(first_alone) OVER (PARTITION BY person_key) AS alone
     FROM (
@@ -112,6 +113,7 @@ f AS MATERIALIZED (
               AND mine.direction = ANY($8::text[])
         ) END AS first_alone
         FROM o
+        OFFSET 0
     ) AS o
 ),
 c AS (
@@ -139,8 +141,7 @@ w AS (
     {conflict}
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM w) AS written,
-       ARRAY(SELECT person_key FROM f WHERE rn = 1 AND NOT alone ORDER BY person_key) AS persons,
-       ARRAY(SELECT lo FROM f WHERE rn = 1 AND NOT alone ORDER BY person_key) AS los,
-       ARRAY(SELECT hi FROM f WHERE rn = 1 AND NOT alone ORDER BY person_key) AS his
+SELECT (SELECT count(*) FROM w) AS written, array_agg(person_key) AS persons,
+       array_agg(lo) AS los, array_agg(hi) AS his
+FROM f WHERE rn = 1 AND NOT alone
 """  # noqa: S608 - constants only
