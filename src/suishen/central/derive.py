@@ -35,11 +35,16 @@ the gateway's own row lock), so the later one reads the other's committed scans.
 
 ``derive_scans`` is that recomputation.  ``derive_ingested(con, site_id, scans, now=...)`` is
 the one call the ingest makes, in its transaction, with the batch's scan tuples
-(wire.SCAN_COLUMNS order), and gives the same visits cheaper: the batch's events are in hand,
-so one statement per kind only counts each person's window and returns the events of the
-persons whose window holds others (an earlier visit, an out-of-order upload); the others'
-visits come from the batch alone, and a recomputed visit whose end did not change is not
-sent again (tests/central/queries/test_derive_fast.py holds the two to each other).
+(wire.SCAN_COLUMNS order), and gives the same visits cheaper, without building them in
+Python: after the locks, one statement per kind (derive_sql.py) reads the batch back from
+``scans`` by primary key range, counts each person's window with one index probe, and for
+the persons whose window holds nothing but the batch's own events pairs their events with
+``lead()`` and inserts the visits (a plain INSERT when the batch's scans are all new); the
+other persons (an earlier visit, an out-of-order upload) come back to Python and are
+recomputed as ``derive_scans`` does, a visit whose end did not change not written again.  A
+batch whose daily resets are not each one instant (the reset hour in a DST gap or fold) is
+derived in Python from the batch's events (next_reset's fold rules).
+tests/central/queries/test_derive_fast.py holds all of these to the full recomputation.
 Settings come from ``configure`` (the hub calls it at start with its ``[visits]`` section).
 """
 
