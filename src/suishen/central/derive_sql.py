@@ -98,9 +98,12 @@ o AS (
     WINDOW p AS (PARTITION BY person_key),
            w AS (p ORDER BY ts, gateway_id COLLATE "C", journal_id COLLATE "C", seq)
 ),
--- (the probe fenced by OFFSET 0: one evaluation per person, not one per reference)
+-- (first_alone named once, in bool_or: the probe is evaluated once per person, and the
+-- rows stay in o's order, so the window needs no sort)
 f AS MATERIALIZED (
-    SELECT o.*, bool_or(first_alone) OVER (PARTITION BY person_key) AS alone
+    SELECT person_key, ts, gateway_id, seq, journal_id, direction, zone, nationality, minor,
+           masked_name, masked_number, f_ts, f_gateway, f_seq, f_direction, rn, lo, hi,
+           bool_or(first_alone) OVER (PARTITION BY person_key) AS alone
     FROM (
         SELECT o.*, CASE WHEN o.rn = 1 THEN o.n = (
             SELECT count(*) FROM (
@@ -113,7 +116,6 @@ f AS MATERIALIZED (
               AND mine.direction = ANY($8::text[])
         ) END AS first_alone
         FROM o
-        OFFSET 0
     ) AS o
 ),
 c AS (
