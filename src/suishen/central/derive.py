@@ -35,11 +35,16 @@ the gateway's own row lock), so the later one reads the other's committed scans.
 
 ``derive_scans`` is that recomputation.  ``derive_ingested(con, site_id, scans, now=...)`` is
 the one call the ingest makes, in its transaction, with the batch's scan tuples
-(wire.SCAN_COLUMNS order), and gives the same visits cheaper: the batch's events are in hand,
-so one statement per kind only counts each person's window and returns the events of the
-persons whose window holds others (an earlier visit, an out-of-order upload); the others'
-visits come from the batch alone, and a recomputed visit whose end did not change is not
-sent again (tests/central/queries/test_derive_fast.py holds the two to each other).
+(wire.SCAN_COLUMNS order), and gives the same visits cheaper, without building them in
+Python: after the locks, one statement per kind (derive_sql.py) reads the batch back from
+``scans`` by primary key range, counts each person's window with one index probe, and for
+the persons whose window holds nothing but the batch's own events pairs their events with
+``lead()`` and inserts the visits (a plain INSERT when the batch's scans are all new); the
+other persons (an earlier visit, an out-of-order upload) come back to Python and are
+recomputed as ``derive_scans`` does, a visit whose end did not change not written again.  A
+batch whose daily resets are not each one instant (the reset hour in a DST gap or fold) is
+derived in Python from the batch's events (next_reset's fold rules).
+tests/central/queries/test_derive_fast.py holds all of these to the full recomputation.
 Settings come from ``configure`` (the hub calls it at start with its ``[visits]`` section).
 """
 
@@ -47,13 +52,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import operator
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, NamedTuple
 
 from suishen.central.connection import Connection
+from suishen.central.derive_sql import derive_sql
 from suishen.central.partitions import ensure_partitions_for, partition_name
 from suishen.settings import SettingError, setting
 from suishen.sync.wire import SCAN_COLUMNS
@@ -128,6 +133,7 @@ class _Kind:
     closes: str
     columns: tuple[str, ...]  # key columns of the table, in _Derived order
     daily_reset: bool
+    key: tuple[str, ...]  # the primary key's columns (the upsert's conflict target)
 
 
 VISITS: Final = _Kind(
@@ -136,6 +142,7 @@ VISITS: Final = _Kind(
     "out",
     ("in_gateway_id", "in_journal_id", "in_seq", "in_ts", "out_gateway_id", "out_seq", "out_ts"),
     daily_reset=True,
+    key=("site_id", "in_ts", "in_gateway_id", "in_journal_id", "in_seq"),  # migration 0016
 )
 STAYS: Final = _Kind(
     "stays",
@@ -151,6 +158,7 @@ STAYS: Final = _Kind(
         "checkout_ts",
     ),
     daily_reset=False,
+    key=("checkin_gateway_id", "checkin_seq", "checkin_ts"),
 )
 _KIND_OF: Final = {"in": VISITS, "out": VISITS, "checkin": STAYS, "checkout": STAYS}
 
@@ -181,11 +189,6 @@ class _Event(NamedTuple):
 
 # A scan tuple's columns of an _Event, in its field order.
 _EVENT_FIELDS: Final = operator.itemgetter(*(_I[name] for name in _Event._fields))
-
-
-def _lock_key(site_id: str, person_key: str) -> int:
-    digest = hashlib.sha256(f"suishen:derive:{site_id}:{person_key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def next_reset(ts: dt.datetime, tz: dt.tzinfo, hour: int) -> dt.datetime:
@@ -263,7 +266,7 @@ INSERT INTO visits (site_id, zone, person_key, in_gateway_id, in_journal_id, in_
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
     $7::timestamptz[], $8::text[], $9::bigint[], $10::timestamptz[], $11::text[],
     $12::timestamptz[], $13::text[], $14::text[])
-ON CONFLICT (in_gateway_id, in_seq, in_ts) DO UPDATE SET
+ON CONFLICT (site_id, in_ts, in_gateway_id, in_journal_id, in_seq) DO UPDATE SET
     out_gateway_id = EXCLUDED.out_gateway_id, out_seq = EXCLUDED.out_seq,
     out_ts = EXCLUDED.out_ts, close_reason = EXCLUDED.close_reason, close_by = EXCLUDED.close_by
 WHERE (visits.out_gateway_id, visits.out_seq, visits.out_ts, visits.close_reason,
@@ -294,7 +297,7 @@ def _window_sql(kind: _Kind) -> str:
     than those (``$5``: how many the batch has); each opening event with the end columns of
     the visit or stay keyed by it, when there is one.  Both look-ups are fenced laterals
     (index probes per person and per event, never a join over the table)."""
-    in_gateway, _journal, in_seq, in_ts, out_gateway, out_seq, out_ts = kind.columns
+    in_gateway, in_journal, in_seq, in_ts, out_gateway, out_seq, out_ts = kind.columns
     # Column and table names are the _Kind constants above, never input.
     return f"""
 SELECT u.p AS person_key, s.ts, s.gateway_id, s.seq, s.journal_id, s.direction, s.zone,
@@ -313,8 +316,8 @@ LEFT JOIN LATERAL (
     SELECT true AS held, {out_gateway} AS end_gateway_id, {out_seq} AS end_seq,
            {out_ts} AS end_ts, close_reason, close_by
     FROM {kind.table}
-    WHERE s.direction = $7 AND {in_gateway} = s.gateway_id AND {in_seq} = s.seq
-      AND {in_ts} = s.ts
+    WHERE s.direction = $7 AND {kind.table}.site_id = $1 AND {in_gateway} = s.gateway_id
+      AND {in_journal} = s.journal_id AND {in_seq} = s.seq AND {in_ts} = s.ts
     OFFSET 0
 ) AS k ON true
 """  # noqa: S608
@@ -322,8 +325,12 @@ LEFT JOIN LATERAL (
 
 _WINDOW: Final = {VISITS: _window_sql(VISITS), STAYS: _window_sql(STAYS)}
 # The locks, the site's timezone and which of the partitions $3 are missing (one round trip).
+# The (site, person) lock key is hashtextextended('suishen:derive:<site>:<person>', 0) (the
+# server's stable 64-bit text hash, the one hash partitioning uses); taken in key order.
 _LOCK = """
-SELECT (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k) AS locked,
+SELECT (SELECT count(pg_advisory_xact_lock(k)) FROM (
+            SELECT DISTINCT hashtextextended('suishen:derive:' || $2 || ':' || p, 0) AS k
+            FROM unnest($1::text[]) AS p ORDER BY 1 OFFSET 0) AS keys) AS locked,
        (SELECT timezone FROM sites WHERE site_id = $2) AS timezone,
        ARRAY(SELECT name FROM unnest($3::text[]) AS name
              WHERE to_regclass(quote_ident(name)) IS NULL) AS missing
@@ -361,7 +368,7 @@ def _rows_of(
     tz: dt.tzinfo,
     now: dt.datetime,
     config: DeriveSettings,
-    held: dict[tuple[str, int, dt.datetime], _End] | None = None,
+    held: dict[tuple[str, str, int, dt.datetime], _End] | None = None,
 ) -> list[tuple[Any, ...]]:
     """The visits (stays) of ``person`` whose opening event lies in ``window``, from their
     ``events`` (sorted, every event within the limit after those openings); a row ``held``
@@ -382,7 +389,8 @@ def _rows_of(
             reason,
             close_by,
         )
-        if held is not None and held.get((start.gateway_id, start.seq, start.ts)) == end:
+        key = (start.gateway_id, start.journal_id, start.seq, start.ts)
+        if held is not None and held.get(key) == end:
             continue
         first = (
             site_id,
@@ -438,9 +446,8 @@ async def _lock(
     between two batches sharing persons; gateways of a site with different people derive in
     parallel); make those of ``partitions`` (name -> (table, day)) that are missing; return
     the site's timezone."""
-    locks = sorted({_lock_key(site_id, person) for person in persons})
     wanted = partitions or {}
-    found = await con.fetchrow(_LOCK, locks, site_id, list(wanted))
+    found = await con.fetchrow(_LOCK, list(set(persons)), site_id, list(wanted))
     tz_name = None if found is None else found["timezone"]
     missing: dict[str, set[dt.date]] = {}
     for name in [] if found is None else found["missing"]:
@@ -524,11 +531,11 @@ async def _derive_batch(
         kind.opens,
     )
     windows: dict[str, list[_Event]] = {}
-    held: dict[tuple[str, int, dt.datetime], _End] = {}
+    held: dict[tuple[str, str, int, dt.datetime], _End] = {}
     for r in rows:
         windows.setdefault(r["person_key"], []).append(_event(r))
         if r["held"]:
-            held[(r["gateway_id"], r["seq"], r["ts"])] = (
+            held[(r["gateway_id"], r["journal_id"], r["seq"], r["ts"])] = (
                 r["end_gateway_id"],
                 r["end_seq"],
                 r["end_ts"],
@@ -582,6 +589,173 @@ async def derive_scans(
     return written
 
 
+def _ranges(scans: Sequence[tuple[Any, ...]]) -> tuple[list[Any], ...] | None:
+    """The batch's (gateway_id, journal_id) groups as derive_sql's range arrays: first and
+    last seq, first and last ts of each (one group for an upload: one journal)."""
+    groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for row in scans:
+        groups.setdefault((row[0], row[-1]), []).append(row)
+    if not groups:
+        return None
+    arrays: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    for (gateway_id, journal_id), rows in sorted(groups.items()):
+        seqs = [row[1] for row in rows]
+        stamps = [row[2] for row in rows]
+        for array, value in zip(
+            arrays,
+            (gateway_id, journal_id, min(seqs), max(seqs), min(stamps), max(stamps)),
+            strict=True,
+        ):
+            array.append(value)
+    return arrays
+
+
+def _resets(
+    tz: dt.tzinfo, hour: int, low: dt.datetime, high: dt.datetime
+) -> list[dt.datetime] | None:
+    """The daily resets (``hour``:00 in ``tz``) of the local days around [low, high], as
+    instants: the next reset of an opening in that range is the first of them after it (what
+    ``next_reset`` gives).  None when one of them is not one well-defined instant (the reset
+    hour falls in a DST gap or fold): then ``next_reset``'s fold rules decide, in Python."""
+    day = low.astimezone(tz).date() - dt.timedelta(days=1)
+    last = high.astimezone(tz).date() + dt.timedelta(days=1)
+    out = []
+    while day <= last:
+        wall = dt.datetime.combine(day, dt.time(hour), tzinfo=tz)
+        instant = wall.astimezone(dt.UTC)
+        if wall.replace(fold=1).astimezone(dt.UTC) != instant:
+            return None
+        out.append(instant)
+        day += dt.timedelta(days=1)
+    return out
+
+
+_SET_SQL: Final = {
+    (kind, upsert): derive_sql(
+        table=kind.table,
+        columns=kind.columns,
+        key=kind.key,
+        label="zone" if kind is VISITS else "nationality",
+        extra=("masked_name", "masked_number") if kind is VISITS else ("minor",),
+        extra_values=("masked_name", "masked_number") if kind is VISITS else ("minor",),
+        upsert=upsert,
+    )
+    for kind in (VISITS, STAYS)
+    for upsert in (True, False)
+}
+
+
+def _batch_events(
+    kind: _Kind, site_id: str, scans: Sequence[tuple[Any, ...]]
+) -> dict[str, list[_Event]]:
+    """The batch's allowed events of ``kind`` at the site by person (the Python path)."""
+    batch: dict[str, list[_Event]] = {}
+    for row in scans:
+        if (
+            _KIND_OF.get(row[_DIRECTION]) is not kind
+            or row[_VERDICT] != "allow"
+            or row[_PERSON] is None
+            or row[_SITE] != site_id
+        ):
+            continue
+        batch.setdefault(row[_PERSON], []).append(_Event._make(_EVENT_FIELDS(row)))
+    return batch
+
+
+async def _recompute(
+    con: Connection,
+    kind: _Kind,
+    site_id: str,
+    spans: Sequence[tuple[str, dt.datetime, dt.datetime]],
+    *,
+    ensured: frozenset[dt.date],
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    config: DeriveSettings,
+) -> int:
+    """``_derive_kind`` for persons (person, first, last event of the batch) whose window holds
+    other events, with the end columns of the visits already stored: those unchanged are not
+    written again; return how many were written."""
+    limit = config.max_visit if kind is VISITS else config.max_stay
+    rows = await con.fetch(
+        _WINDOW[kind],
+        site_id,
+        [person for person, _lo, _hi in spans],
+        [lo - limit for _person, lo, _hi in spans],
+        [hi + limit for _person, _lo, hi in spans],
+        [-1] * len(spans),  # every window returned
+        [kind.opens, kind.closes],
+        kind.opens,
+    )
+    windows: dict[str, list[_Event]] = {}
+    held: dict[tuple[str, str, int, dt.datetime], _End] = {}
+    for r in rows:
+        windows.setdefault(r["person_key"], []).append(_event(r))
+        if r["held"]:
+            held[(r["gateway_id"], r["journal_id"], r["seq"], r["ts"])] = (
+                r["end_gateway_id"],
+                r["end_seq"],
+                r["end_ts"],
+                r["close_reason"],
+                r["close_by"],
+            )
+    out: list[tuple[Any, ...]] = []
+    for person, lo, hi in spans:
+        evs = sorted(windows.get(person, ()), key=_order)
+        out += _rows_of(
+            kind, site_id, person, evs, (lo - limit, hi), tz=tz, now=now, config=config, held=held
+        )
+    return await _write(con, kind, out, ensured)
+
+
+async def _derive_set(
+    con: Connection,
+    kind: _Kind,
+    site_id: str,
+    scans: Sequence[tuple[Any, ...]],
+    ranges: tuple[list[Any], ...],
+    *,
+    ensured: frozenset[dt.date],
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    config: DeriveSettings,
+    new: bool,
+) -> int:
+    """Derive one kind for a stored batch: the persons whose window holds only the batch's
+    events in one statement (derive_sql.py; a plain INSERT when the batch's scans are ``new``),
+    the others by ``_recompute``."""
+    limit = config.max_visit if kind is VISITS else config.max_stay
+    resets: list[dt.datetime] | None = []
+    if kind.daily_reset:
+        resets = _resets(tz, config.reset_hour, min(ranges[4]), max(ranges[5]))
+    if resets is None:  # a reset in a DST gap or fold: the Python path
+        batch = _batch_events(kind, site_id, scans)
+        if not batch:
+            return 0
+        return await _derive_batch(
+            con, kind, site_id, batch, ensured=ensured, tz=tz, now=now, config=config
+        )
+    found = await con.fetchrow(
+        _SET_SQL[kind, not new],
+        site_id,
+        *ranges,
+        [kind.opens, kind.closes],
+        resets,
+        limit,
+        kind.opens,
+        kind.closes,
+        now,
+    )
+    assert found is not None  # an aggregate: always one row
+    written: int = found["written"]
+    if found["persons"]:
+        spans = list(zip(found["persons"], found["los"], found["his"], strict=True))
+        written += await _recompute(
+            con, kind, site_id, spans, ensured=ensured, tz=tz, now=now, config=config
+        )
+    return written
+
+
 async def derive_ingested(
     con: Connection,
     site_id: str,
@@ -589,48 +763,61 @@ async def derive_ingested(
     *,
     now: dt.datetime,
     config: DeriveSettings | None = None,
+    new: bool = False,
 ) -> int:
-    """The ingest's hook: derive from a batch's stored scan tuples (wire.SCAN_COLUMNS order;
-    denied, keyless and other-site rows are skipped), in the ingest's transaction; return how
-    many visits/stays were written (those that did not change are not).  The same visits as
-    ``derive_scans`` of the batch's events.  Nothing when ``in_ingest`` is off."""
+    """The ingest's hook: derive from a batch's stored scans (tuples in wire.SCAN_COLUMNS
+    order, of one gateway journal each: denied, keyless and other-site rows are skipped), in
+    the ingest's transaction; return how many visits/stays were written (those that did not
+    change are not).  The same visits as ``derive_scans`` of the batch's events.  Nothing when
+    ``in_ingest`` is off.  ``new``: every scan of the batch was stored by this transaction (a
+    batch above the journal's high water), so no visit or stay can be keyed by them yet: they
+    are inserted without a conflict check (a unique violation, the same key from another
+    journal, aborts the transaction: the ingest then retries with ``new`` False).
+
+    The server reads the batch back by primary key (the seq and ts range of each journal in
+    ``scans``: the rows stored in those ranges are the batch's) and does the per-row work:
+    one statement takes the locks, reads the timezone and names the missing partitions, one
+    per kind derives (derive_sql.py)."""
     config = _active if config is None else config
     if not config.in_ingest:
         return 0
-    batch: dict[_Kind, dict[str, list[_Event]]] = {VISITS: {}, STAYS: {}}
-    for row in scans:
-        kind = _KIND_OF.get(row[_DIRECTION])
-        if (
-            kind is None
-            or row[_VERDICT] != "allow"
-            or row[_PERSON] is None
-            or row[_SITE] != site_id
-        ):
-            continue
-        batch[kind].setdefault(row[_PERSON], []).append(_Event._make(_EVENT_FIELDS(row)))
-    if not batch[VISITS] and not batch[STAYS]:
+    ranges = _ranges(scans)
+    if ranges is None:
         return 0
-    # The days of the batch's openings: the partitions their visits (stays) need, looked up
-    # (and made when missing) with the locks.
-    days = {
-        kind: frozenset(
-            e.ts.astimezone(dt.UTC).date()
-            for events in batch[kind].values()
-            for e in events
-            if e.direction == kind.opens
-        )
-        for kind in (VISITS, STAYS)
-    }
+    # The persons to lock: those of the allowed scans (a superset of those derived is safe).
+    persons = {row[_PERSON] for row in scans if row[_VERDICT] == "allow"}
+    persons.discard(None)
+    directions = {row[_DIRECTION] for row in scans}
+    kinds = [kind for kind in (VISITS, STAYS) if {kind.opens, kind.closes} & directions]
+    if not persons or not kinds:
+        return 0
+    # The partitions the batch's openings need: those of every UTC day of its time range.
+    first, last = min(ranges[4]).astimezone(dt.UTC), max(ranges[5]).astimezone(dt.UTC)
+    days = frozenset(
+        first.date() + dt.timedelta(days=n) for n in range((last.date() - first.date()).days + 1)
+    )
     wanted = {
-        partition_name(kind.table, day): (kind.table, day) for kind in days for day in days[kind]
+        partition_name(kind.table, day): (kind.table, day)
+        for kind in kinds
+        if kind.opens in directions
+        for day in days
     }
-    tz = await _lock(con, site_id, [p for kind_batch in batch.values() for p in kind_batch], wanted)
+    tz = await _lock(con, site_id, persons, wanted)
     written = 0
-    for kind in (VISITS, STAYS):
-        if batch[kind]:
-            written += await _derive_batch(
-                con, kind, site_id, batch[kind], ensured=days[kind], tz=tz, now=now, config=config
-            )
+    for kind in kinds:
+        ensured = days if kind.opens in directions else frozenset()
+        written += await _derive_set(
+            con,
+            kind,
+            site_id,
+            scans,
+            ranges,
+            ensured=ensured,
+            tz=tz,
+            now=now,
+            config=config,
+            new=new,
+        )
     return written
 
 

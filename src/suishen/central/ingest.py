@@ -21,10 +21,13 @@ one by one by ``wire.parse_batch``) and, in ONE transaction:
 5. scans and passages: a batch none of whose seqs is at or below the journal's high water
    (the usual one: what the gateway sends next) cannot hold a row the hub has - every stored
    row raised the high water to its seq in the transaction that stored it - so it is written
-   by binary COPY straight into the partitioned tables.  A batch reaching below the high water
-   (a resend) goes through the connection's TEMP staging tables: ``copy_records_to_table``,
-   the conflict look-up of step 3, then ``INSERT .. SELECT .. ON CONFLICT DO NOTHING`` (an
-   identical resend inserts nothing: a duplicate).  Device events and epochs (few rows) go in
+   by binary COPY straight into the partitioned tables (and its visits by a plain INSERT: none
+   can be keyed by scans the hub did not have; should a unique violation abort the
+   transaction all the same, ``ingest`` stores the batch again with every write checked).
+   A batch reaching below the high water (a resend) goes through the connection's TEMP
+   staging tables: ``copy_records_to_table``, the conflict look-up of step 3, then
+   ``INSERT .. SELECT .. ON CONFLICT DO NOTHING`` (an identical resend inserts nothing: a
+   duplicate).  Device events and epochs (few rows) go in
    through ``unnest`` arrays with ``ON CONFLICT DO NOTHING``;
 6. alerts: ``ON CONFLICT (site_id, gateway_id, journal_id, seq) DO NOTHING`` (the fast lane may
    have stored them already); each newly stored alert gets its first timeline step,
@@ -446,7 +449,12 @@ async def _insert_scans_and_passages(
 
 
 async def _store(
-    con: Connection, batch: ParsedBatch, policy: PartitionPolicy, now: dt.datetime
+    con: Connection,
+    batch: ParsedBatch,
+    policy: PartitionPolicy,
+    now: dt.datetime,
+    *,
+    trust_high_water: bool = True,
 ) -> IngestResult:
     gateway = await _lock_gateway(con, batch.gateway_id, batch.journal_id)
     site_id: str = gateway["site_id"]
@@ -459,7 +467,7 @@ async def _store(
     devices = _in_window(_own_site(batch.devices, site_id, rejected), window, rejected)
     conflicts = _Conflicts(batch)
     # Above the high water no scan or passage can be held yet: straight in by COPY (step 5).
-    fresh = _all_above(scans, held) and _all_above(passages, held)
+    fresh = trust_high_water and _all_above(scans, held) and _all_above(passages, held)
     if scans and not fresh:
         await con.copy_records_to_table("staging_scans", records=scans, columns=SCAN_COLUMNS)
         scans = await conflicts.find(con, "scan", scans, _CLASH_SCANS, held)
@@ -501,7 +509,8 @@ async def _store(
     if batch.epochs:
         await con.execute(_INSERT_EPOCHS, *_columns_of(batch.epochs, 3))
     inserted += await _insert_alerts(con, batch.gateway_id, alerts)
-    await derive_ingested(con, site_id, scans, now=now)  # visits and stays (central/derive.py)
+    # Visits and stays (central/derive.py); a fresh batch's are new, inserted unchecked.
+    await derive_ingested(con, site_id, scans, now=now, new=fresh)
     await conflicts.record(con, rejected)
     # A per-batch post-insert step (one call) goes here: the batch's rows are stored in this
     # transaction, the high water not yet. Take the rows from the lists kept above (scans,
@@ -537,8 +546,20 @@ async def ingest(
     """
     now = dt.datetime.now(dt.UTC) if now is None else now
     try:
-        async with pool.acquire() as con, con.transaction():
-            return await _store(con, batch, policy, now)
+        try:
+            async with pool.acquire() as con, con.transaction():
+                return await _store(con, batch, policy, now)
+        except asyncpg.UniqueViolationError as exc:
+            # A fresh batch is written unchecked (COPY, plain INSERT of its visits); a key
+            # held all the same (another journal's visit with the same gateway, seq and ts)
+            # aborted it: the batch again, every write checked.
+            log.warning(
+                "ingest: a fresh batch met a held key; stored again with every write checked",
+                gateway_id=batch.gateway_id,
+                constraint=exc.constraint_name,
+            )
+            async with pool.acquire() as con, con.transaction():
+                return await _store(con, batch, policy, now, trust_high_water=False)
     except RETRYABLE_ERRORS as exc:
         raise IngestUnavailable(
             f"database unavailable ({type(exc).__name__}); retry", gateway_id=batch.gateway_id

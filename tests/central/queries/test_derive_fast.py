@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import zoneinfo
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,14 +16,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from suishen.central import partitions
-from suishen.central.derive import DeriveSettings, derive_ingested, derive_scans
+from suishen.central.derive import (
+    DeriveSettings,
+    _resets,
+    derive_ingested,
+    derive_scans,
+    next_reset,
+)
 from suishen.sync.wire import SCAN_COLUMNS
 from tests.central.hubkit import person
 
-# A week whose Sunday ends European summer time (2026-03-29): resets and limits across a DST
-# change as well as in a zone without one.
+# A week whose Sunday starts European summer time (2026-03-29, 02:00 -> 03:00 in Berlin):
+# resets and limits across a DST change as well as in a zone without one.  A reset at 03:00
+# is one instant every day (the set-based path in SQL); at 02:00 it falls in Berlin's gap
+# that Sunday (the batch is derived in Python, by next_reset's fold rules).
 BASE = dt.datetime(2026, 3, 27, 20, 0, tzinfo=dt.UTC)
-CONFIG = DeriveSettings(reset_hour=3, max_visit_hours=6.0, max_stay_days=1)
+CONFIGS = {
+    hour: DeriveSettings(reset_hour=hour, max_visit_hours=6.0, max_stay_days=1) for hour in (2, 3)
+}
 _I = {name: SCAN_COLUMNS.index(name) for name in SCAN_COLUMNS}
 _examples = itertools.count()
 
@@ -110,6 +121,7 @@ def _batches(
     order=st.lists(st.integers(0, 50), min_size=1, max_size=14),
     now_minutes=st.lists(st.integers(0, 80 * 60), min_size=14, max_size=14),
     timezone=st.sampled_from(["Asia/Shanghai", "Europe/Berlin", "UTC"]),
+    reset_hour=st.sampled_from([3, 2]),
 )
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_ingest_derivation_equals_the_full_recomputation(
@@ -120,11 +132,15 @@ def test_ingest_derivation_equals_the_full_recomputation(
     order: list[int],
     now_minutes: list[int],
     timezone: str,
+    reset_hour: int,
 ) -> None:
     """Random in/out and checkin/checkout events of three people at two gateways, uploaded in
     random batches in a random order (resends and out-of-order uploads included), each at
-    its own clock: after every upload, the visits and stays derived by the ingest's path
-    equal those of the full recomputation of the same uploads (every column)."""
+    its own clock, with a daily reset that is one instant every day or one that falls in a
+    DST gap: after every upload, the visits and stays derived by the ingest's path (in SQL
+    for persons whose window holds only the batch, recomputed for the others; in Python
+    around the gap) equal those of the full recomputation of the same uploads (every
+    column)."""
     asyncio.run(
         _compare(
             db_dsn,
@@ -133,6 +149,7 @@ def test_ingest_derivation_equals_the_full_recomputation(
             order=order,
             now_minutes=now_minutes,
             timezone=timezone,
+            config=CONFIGS[reset_hour],
         )
     )
 
@@ -145,6 +162,7 @@ async def _compare(
     order: list[int],
     now_minutes: list[int],
     timezone: str,
+    config: DeriveSettings,
 ) -> None:
     n = next(_examples)
     fast, full = f"fast-{n}", f"full-{n}"
@@ -166,7 +184,7 @@ async def _compare(
                 async with con.transaction():
                     await _store(con, rows)
                     if derive_fast:
-                        await derive_ingested(con, site, rows, now=now, config=CONFIG)
+                        await derive_ingested(con, site, rows, now=now, config=config)
                     else:
                         await derive_scans(
                             con,
@@ -177,7 +195,7 @@ async def _compare(
                                 if r[_I["verdict"]] == "allow"
                             ],
                             now=now,
-                            config=CONFIG,
+                            config=config,
                         )
             for table in ("visits", "stays"):
                 assert await _table(con, table, fast) == await _table(con, table, full), (
@@ -186,3 +204,23 @@ async def _compare(
                 )
     finally:
         await con.close()
+
+
+def test_resets_are_the_next_reset_of_every_instant_or_none_around_a_gap_or_fold() -> None:
+    """The set-based path's resets: where the reset hour is one instant every day, the first
+    of them after any time is next_reset's answer (every 7 minutes over four days across
+    Berlin's spring change with a reset at 03:00); a reset hour in the spring gap (02:00) or
+    the autumn fold (02:00 on 2026-10-25) gives None (those batches go the Python way)."""
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    low, high = BASE, BASE + dt.timedelta(days=4)
+    resets = _resets(berlin, 3, low, high)
+    assert resets is not None
+    ts = low
+    while ts <= high:
+        assert min(r for r in resets if r > ts) == next_reset(ts, berlin, 3), ts
+        ts += dt.timedelta(minutes=7)
+    assert _resets(berlin, 2, low, high) is None
+    autumn = dt.datetime(2026, 10, 24, 12, tzinfo=dt.UTC)
+    assert _resets(berlin, 2, autumn, autumn) is None
+    assert _resets(berlin, 3, autumn, autumn) is not None
+    assert _resets(zoneinfo.ZoneInfo("Asia/Shanghai"), 2, low, high) is not None
