@@ -86,3 +86,29 @@ async def test_fresh_batch_meeting_a_held_visit_key_is_stored_with_every_write_c
     assert any("held key" in entry["event"] for entry in logs), logs
     visits = await db_pool.fetch("SELECT in_seq, out_seq, close_reason FROM visits")
     assert [tuple(r) for r in visits] == [(1, 2, "out")]
+
+
+async def test_recreated_journal_checkin_at_the_old_seq_and_ts_is_its_own_stay(
+    db_pool: asyncpg.Pool,
+) -> None:
+    """At a hotel, a recreated journal (NEW) whose first checkin has the very seq and ts of the
+    old journal's (OLD) checkin, for the same guest, then a checkout: its scans are new rows,
+    and so are its stays (keyed with the journal, as scans and visits are): the batch is stored
+    whole and answered with its high water (before 0017 the two checkins shared a stay key and
+    the derivation's upsert met it twice: the batch failed, every resend too).  The old
+    journal's stay ends at the new checkin (reentry), the new one at the checkout."""
+    hotel = "hotel-1"
+    await register(db_pool, "gw-1", hotel, kind="hotel")
+    checkin = scan_row(1, site_id=hotel, ts=NOW - 30, direction="checkin")
+    old = await ingest(db_pool, parsed([checkin], OLD))
+    assert (old.inserted, old.high_water) == (1, 1)
+    checkout = scan_row(2, site_id=hotel, ts=NOW - 30, direction="checkout", person_key=person(1))
+    for _attempt in range(2):  # the resend is answered the same
+        new = await ingest(db_pool, parsed([checkin, checkout], NEW))
+        assert (new.high_water, new.rejected) == (2, ())
+    assert await db_pool.fetchval("SELECT count(*) FROM scans") == 3
+    stays = await db_pool.fetch(
+        "SELECT checkin_journal_id, checkin_seq, checkout_seq, close_reason FROM stays "
+        "ORDER BY checkin_journal_id"
+    )
+    assert [tuple(r) for r in stays] == [(OLD, 1, None, "reentry"), (NEW, 1, 2, "out")]

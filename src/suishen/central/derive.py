@@ -158,7 +158,13 @@ STAYS: Final = _Kind(
         "checkout_ts",
     ),
     daily_reset=False,
-    key=("checkin_gateway_id", "checkin_seq", "checkin_ts"),
+    key=(  # migration 0017
+        "site_id",
+        "checkin_ts",
+        "checkin_gateway_id",
+        "checkin_journal_id",
+        "checkin_seq",
+    ),
 )
 _KIND_OF: Final = {"in": VISITS, "out": VISITS, "checkin": STAYS, "checkout": STAYS}
 
@@ -281,7 +287,8 @@ INSERT INTO stays (site_id, nationality, person_key, checkin_gateway_id, checkin
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
     $7::timestamptz[], $8::text[], $9::bigint[], $10::timestamptz[], $11::text[],
     $12::timestamptz[], $13::boolean[])
-ON CONFLICT (checkin_gateway_id, checkin_seq, checkin_ts) DO UPDATE SET
+ON CONFLICT (site_id, checkin_ts, checkin_gateway_id, checkin_journal_id, checkin_seq)
+DO UPDATE SET
     checkout_gateway_id = EXCLUDED.checkout_gateway_id, checkout_seq = EXCLUDED.checkout_seq,
     checkout_ts = EXCLUDED.checkout_ts, close_reason = EXCLUDED.close_reason,
     close_by = EXCLUDED.close_by
