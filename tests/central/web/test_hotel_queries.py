@@ -22,7 +22,7 @@ from suishen.central.queries.hotel import (
     unaccompanied_minors,
 )
 from suishen.central.scope import Scope
-from suishen.central.store.hotel_reports import mark_reported
+from suishen.central.store.hotel_reports import mark_reported, set_room
 from tests.central.conftest import TODAY
 from tests.central.hubkit import person, register
 
@@ -48,29 +48,32 @@ async def stay(
     name: str = "张*明",
     reported_at: dt.datetime | None = None,
     close_by: dt.datetime | None = None,
+    journal: str = "",
 ) -> StayKey:
     """A stay (as the derivation makes it) and its check-in scan (the masks staff see)."""
     gateway = f"gw-{site_id}"
     await con.execute(
         """
         INSERT INTO scans (gateway_id, seq, ts, site_id, lane_id, direction, format, verdict,
-                           person_key, nationality, minor, masked_name, masked_number)
-        VALUES ($1, $2, $3, $4, 'desk', 'checkin', 'MRZ', 'allow', $5, $6, $7, $8, 'E*****321')
+                           person_key, nationality, minor, masked_name, masked_number,
+                           journal_id)
+        VALUES ($1, $2, $3, $4, 'desk', 'checkin', 'MRZ', 'allow', $5, $6, $7, $8, 'E*****321',
+                $9)
         """,
-        gateway, seq, checkin, site_id, person(seq), nationality, minor, name,
+        gateway, seq, checkin, site_id, person(seq), nationality, minor, name, journal,
     )  # fmt: skip
     await con.execute(
         """
         INSERT INTO stays (site_id, person_key, checkin_gateway_id, checkin_seq, checkin_ts,
                            checkout_ts, close_reason, nationality, minor, room,
-                           guardian_person_key, reported_at, close_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                           guardian_person_key, reported_at, close_by, checkin_journal_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
         """,
         site_id, person(seq), gateway, seq, checkin, checkout,
         None if checkout is None else "out", nationality, minor, room,
-        None if guardian is None else person(guardian), reported_at, close_by,
+        None if guardian is None else person(guardian), reported_at, close_by, journal,
     )  # fmt: skip
-    return StayKey(gateway_id=gateway, seq=seq, checkin_ts=checkin)
+    return StayKey(gateway_id=gateway, journal_id=journal, seq=seq, checkin_ts=checkin)
 
 
 @pytest.fixture
@@ -201,8 +204,44 @@ async def test_scope_kind_and_bad_params(hotels: asyncpg.Connection) -> None:
         HotelParams(site_id=HOTEL, now=dt.datetime(2026, 1, 1))  # noqa: DTZ001
     with pytest.raises(BadRequest):
         ForeignGuestParams(site_id=HOTEL, days=29)
-    for token in ("", "a|b|c", "gw|1", "gw|0|5", "gw|1|" + "9" * 18, "gw|-1|5", "g" * 65 + "|1|1"):
+    for token in (
+        "", "a|b|c", "gw|1", "gw|1|5", "gw||0|5", "gw||1|" + "9" * 18, "gw||-1|5",
+        "g" * 65 + "||1|1", "gw|ABCDEF0123456789|1|5", "gw|0123|1|5", "gw|a|b|1|5",
+    ):  # fmt: skip
         with pytest.raises(BadRequest):
             StayKey.parse(token)
-    key = StayKey(gateway_id="gw-hotel-a", seq=7, checkin_ts=NOW + dt.timedelta(microseconds=3))
-    assert StayKey.parse(key.token) == key
+    for journal in ("", "0123456789abcdef"):
+        key = StayKey(
+            gateway_id="gw-hotel-a",
+            journal_id=journal,
+            seq=7,
+            checkin_ts=NOW + dt.timedelta(microseconds=3),
+        )
+        assert StayKey.parse(key.token) == key
+
+
+async def test_two_journals_stays_at_one_seq_and_time_are_told_apart(
+    hotels: asyncpg.Connection,
+) -> None:
+    """A recreated journal numbers from 1 again, so two foreign guests' stays can share
+    gateway, seq and check-in time and differ only in the journal (the stays key holds it,
+    0017).  The list names each by its own key, and reporting one, or setting its room,
+    changes that stay only (matching without the journal changed both)."""
+    con = hotels
+    old, new = "00000000000000aa", "00000000000000bb"
+    checkin = NOW - 2 * H
+    first = await stay(con, 31, checkin, nationality="GBR", journal=old)
+    second = await stay(con, 31, checkin, nationality="USA", journal=new)
+    guests = await foreign_guests(con, MINE, ForeignGuestParams(site_id=HOTEL, days=1, now=NOW))
+    assert {g.stay.key for g in guests} >= {first, second}
+
+    done = await mark_reported(con, MINE, HOTEL, second, actor="mgr-a")
+    assert done.changed
+    reported = await con.fetch(
+        "SELECT checkin_journal_id FROM stays WHERE reported_at IS NOT NULL AND checkin_seq = 31"
+    )
+    assert [r["checkin_journal_id"] for r in reported] == [new]
+
+    assert await set_room(con, MINE, HOTEL, first, "301", actor="mgr-a") == "301"
+    rooms = await con.fetch("SELECT checkin_journal_id, room FROM stays WHERE checkin_seq = 31")
+    assert {r["checkin_journal_id"]: r["room"] for r in rooms} == {old: "301", new: None}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from typing import Final
 
 import asyncpg
@@ -45,36 +46,42 @@ DOMESTIC: Final = "CHN"
 REPORT_DEADLINE: Final = dt.timedelta(hours=24)
 MAX_LIST_DAYS: Final = 28
 MAX_GATEWAY_ID: Final = 64
+_JOURNAL_ID: Final = re.compile("[0-9a-f]{16}")  # as sync/wire.py takes it
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class StayKey:
-    """Names one stay: its check-in record (the table's key).  ``token`` is its form value."""
+    """Names one stay: its check-in record (the table's key, journal included: a recreated
+    journal numbers its records from 1 again, so gateway, seq and time alone can name two
+    stays).  ``token`` is its form value."""
 
     gateway_id: str
     seq: int
     checkin_ts: dt.datetime
+    journal_id: str = ""  # '': a gateway from before journal ids
 
     @property
     def token(self) -> str:
         micros = round(self.checkin_ts.timestamp() * 1_000_000)
-        return f"{self.gateway_id}|{self.seq}|{micros}"
+        return f"{self.gateway_id}|{self.journal_id}|{self.seq}|{micros}"
 
     @classmethod
     def parse(cls, token: str) -> StayKey:
         """The key in a form token; BadRequest for anything else."""
         parts = token.split("|")
-        if len(token) > 128 or len(parts) != 3:
+        if len(token) > 160 or len(parts) != 4:
             raise BadRequest("not a stay", field="stay")
-        gateway_id, seq, micros = parts
+        gateway_id, journal_id, seq, micros = parts
         if not 1 <= len(gateway_id) <= MAX_GATEWAY_ID or not (
             seq.isascii() and seq.isdigit() and micros.isascii() and micros.isdigit()
         ):
             raise BadRequest("not a stay", field="stay")
+        if journal_id and _JOURNAL_ID.fullmatch(journal_id) is None:
+            raise BadRequest("not a stay", field="stay")
         if not 0 < int(seq) < 2**63 or len(micros) > 17:
             raise BadRequest("not a stay", field="stay")
         ts = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(micros))
-        return cls(gateway_id=gateway_id, seq=int(seq), checkin_ts=ts)
+        return cls(gateway_id=gateway_id, journal_id=journal_id, seq=int(seq), checkin_ts=ts)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,7 +173,8 @@ _STAYS_SQL: Final = """
         WHERE site_id = $1 AND checkin_ts <= $2 AND (checkout_ts IS NULL OR checkout_ts > $2)
           AND (close_by IS NULL OR close_by > $2)
     )
-    SELECT st.site_id, st.checkin_gateway_id, st.checkin_seq, st.checkin_ts, st.checkout_ts,
+    SELECT st.site_id, st.checkin_gateway_id, st.checkin_journal_id, st.checkin_seq,
+           st.checkin_ts, st.checkout_ts,
            st.room, st.person_key, st.nationality, coalesce(st.minor, false) AS minor,
            st.reported_at,
            coalesce(sc.masked_name, '') AS masked_name,
@@ -199,7 +207,10 @@ _STAYS_SQL: Final = """
 def _stay(r: asyncpg.Record) -> StayRow:
     return StayRow(
         key=StayKey(
-            gateway_id=r["checkin_gateway_id"], seq=r["checkin_seq"], checkin_ts=r["checkin_ts"]
+            gateway_id=r["checkin_gateway_id"],
+            journal_id=r["checkin_journal_id"],
+            seq=r["checkin_seq"],
+            checkin_ts=r["checkin_ts"],
         ),
         site_id=r["site_id"],
         room=r["room"],

@@ -42,7 +42,8 @@ async def mark_reported(
             """
             SELECT person_key, reported_at FROM stays
             WHERE site_id = $1 AND checkin_gateway_id = $2 AND checkin_seq = $3
-              AND checkin_ts = $4 AND nationality IS NOT NULL AND nationality <> $5
+              AND checkin_ts = $4 AND checkin_journal_id = $6
+              AND nationality IS NOT NULL AND nationality <> $5
             FOR UPDATE
             """,
             site_id,
@@ -50,6 +51,7 @@ async def mark_reported(
             key.seq,
             key.checkin_ts,
             DOMESTIC,
+            key.journal_id,
         )
         if row is None:
             raise NotFound("no such foreign guest's stay", site_id=site_id)
@@ -57,11 +59,13 @@ async def mark_reported(
             return Reported(reported_at=row["reported_at"], changed=False)
         reported_at: dt.datetime = await con.fetchval(
             "UPDATE stays SET reported_at = now() WHERE site_id = $1 AND checkin_gateway_id = $2 "
-            "AND checkin_seq = $3 AND checkin_ts = $4 RETURNING reported_at",
+            "AND checkin_seq = $3 AND checkin_ts = $4 AND checkin_journal_id = $5 "
+            "RETURNING reported_at",
             site_id,
             key.gateway_id,
             key.seq,
             key.checkin_ts,
+            key.journal_id,
         )
         await audit.record(
             con,
@@ -70,6 +74,7 @@ async def mark_reported(
             person_key=row["person_key"],
             site_id=site_id,
             gateway_id=key.gateway_id,
+            journal_id=key.journal_id,
             seq=key.seq,
             checkin_ts=key.checkin_ts.isoformat(),
         )
@@ -100,17 +105,20 @@ async def set_room(
     async with con.transaction():
         row = await con.fetchrow(
             "UPDATE stays SET room = $5 WHERE site_id = $1 AND checkin_gateway_id = $2 "
-            "AND checkin_seq = $3 AND checkin_ts = $4 RETURNING person_key",
+            "AND checkin_seq = $3 AND checkin_ts = $4 AND checkin_journal_id = $6 "
+            "RETURNING person_key",
             site_id,
             key.gateway_id,
             key.seq,
             key.checkin_ts,
             value,
+            key.journal_id,
         )
         if row is None:
             raise NotFound("no such stay", site_id=site_id)
         await audit.record(
             con, actor, "stay_room", person_key=row["person_key"], site_id=site_id, room=value,
-            gateway_id=key.gateway_id, seq=key.seq, checkin_ts=key.checkin_ts.isoformat(),
+            gateway_id=key.gateway_id, journal_id=key.journal_id, seq=key.seq,
+            checkin_ts=key.checkin_ts.isoformat(),
         )  # fmt: skip
     return value
