@@ -17,22 +17,11 @@ from suishen.protocol.cose import decode_sign1, kid_of, spki_der
 from suishen.protocol.errors import DecodeError
 from suishen.protocol.reasons import VERIFICATION_REASONS, Reason
 from suishen.protocol.trust import TrustList, trusted_key_from_public_key
+from tests.property.strategies import identities
 
 KEYS = [ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()]
 TRUST = TrustList([trusted_key_from_public_key(k.public_key(), issuer="CN-SH") for k in KEYS])
 ALLOWED = VERIFICATION_REASONS | {Reason.FORMAT_NOT_ACCEPTED}
-
-identities = st.builds(
-    Identity,
-    idt=st.sampled_from(["RIC", "PP", "HMT", "FPR"]),
-    idn=st.text("0123456789ABCDEFGHJKX", min_size=1, max_size=32),
-    nat=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=3, max_size=3),
-    nm=st.text(
-        st.characters(categories=["L", "Zs"], max_codepoint=0x9FFF), min_size=1, max_size=64
-    ).filter(lambda s: s.isprintable()),
-    dob=st.dates().map(lambda d: d.isoformat()).filter(lambda s: len(s) == 10),
-    st=st.sampled_from(["G", "Y", "R"]),
-)
 
 
 @settings(max_examples=150, deadline=None)

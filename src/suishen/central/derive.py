@@ -365,6 +365,26 @@ def _event(r: Any) -> _Event:
     )
 
 
+def _windows_of(
+    rows: list[Any],
+) -> tuple[dict[str, list[_Event]], dict[tuple[str, str, int, dt.datetime], _End]]:
+    """_WINDOW's rows as each person's events, and the end columns of the visits (stays) already
+    stored, by their opening record's key."""
+    windows: dict[str, list[_Event]] = {}
+    held: dict[tuple[str, str, int, dt.datetime], _End] = {}
+    for r in rows:
+        windows.setdefault(r["person_key"], []).append(_event(r))
+        if r["held"]:
+            held[(r["gateway_id"], r["journal_id"], r["seq"], r["ts"])] = (
+                r["end_gateway_id"],
+                r["end_seq"],
+                r["end_ts"],
+                r["close_reason"],
+                r["close_by"],
+            )
+    return windows, held
+
+
 def _rows_of(
     kind: _Kind,
     site_id: str,
@@ -537,18 +557,7 @@ async def _derive_batch(
         [kind.opens, kind.closes],
         kind.opens,
     )
-    windows: dict[str, list[_Event]] = {}
-    held: dict[tuple[str, str, int, dt.datetime], _End] = {}
-    for r in rows:
-        windows.setdefault(r["person_key"], []).append(_event(r))
-        if r["held"]:
-            held[(r["gateway_id"], r["journal_id"], r["seq"], r["ts"])] = (
-                r["end_gateway_id"],
-                r["end_seq"],
-                r["end_ts"],
-                r["close_reason"],
-                r["close_by"],
-            )
+    windows, held = _windows_of(rows)
     out: list[tuple[Any, ...]] = []
     for person in persons:
         evs = batch[person]
@@ -694,18 +703,7 @@ async def _recompute(
         [kind.opens, kind.closes],
         kind.opens,
     )
-    windows: dict[str, list[_Event]] = {}
-    held: dict[tuple[str, str, int, dt.datetime], _End] = {}
-    for r in rows:
-        windows.setdefault(r["person_key"], []).append(_event(r))
-        if r["held"]:
-            held[(r["gateway_id"], r["journal_id"], r["seq"], r["ts"])] = (
-                r["end_gateway_id"],
-                r["end_seq"],
-                r["end_ts"],
-                r["close_reason"],
-                r["close_by"],
-            )
+    windows, held = _windows_of(rows)
     out: list[tuple[Any, ...]] = []
     for person, lo, hi in spans:
         evs = sorted(windows.get(person, ()), key=_order)
