@@ -515,12 +515,7 @@ def verify(
         key = trust.sole_keys.get(kid)
         if key is None or alg not in options.algorithms.get(SSC1, ()):
             return _verify_steps(text, trust, now, options)
-        not_before, not_after = key.not_before, key.not_after
-        if (
-            (not_before is not None and now < not_before)
-            or (not_after is not None and now > not_after)
-            or SSC1 not in key.formats
-        ):
+        if not key.valid_at(now) or SSC1 not in key.formats:
             return _verify_steps(text, trust, now, options)
         if not key.verifier(alg, signature, to_be_signed):
             return Rejection(
