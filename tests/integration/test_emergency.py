@@ -62,13 +62,23 @@ async def wait_for(predicate: Any, timeout_s: float = 5.0) -> float:
     return time.monotonic() - start
 
 
-async def emergency_alerts(gw: RunningGateway) -> list[dict[str, Any]]:
-    await gw.refresh()
-    return [
-        alert_detail(row)
-        for row in gw.rows
-        if row.kind == "alert" and alert_detail(row)["kind"] == "emergency"
-    ]
+async def emergency_alerts(
+    gw: RunningGateway, *, at_least: int = 0, timeout_s: float = 5.0
+) -> list[dict[str, Any]]:
+    """The emergency alert rows journalled so far, once there are at least `at_least` of them.
+    The gateway moves the relays first and journals the alerts after (egress before paperwork),
+    so a test that has just seen the exits open must wait for the rows, not read a snapshot."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            await gw.refresh()
+            alerts = [
+                alert_detail(row)
+                for row in gw.rows
+                if row.kind == "alert" and alert_detail(row)["kind"] == "emergency"
+            ]
+            if len(alerts) >= at_least:
+                return alerts
+            await asyncio.sleep(0.005)
 
 
 async def flap(panel: AlarmPanelSimulator, *, reads: int) -> None:
@@ -104,7 +114,7 @@ async def test_alarm_input_holds_every_exit_open_within_a_second(tmp_path: Path)
         assert status["alarm_input"]["state"] == "connected"
         assert status["alarm_input"]["alarm"] is True
         assert "suishen_emergency_active 1" in await gw.metrics()
-        alerts = await emergency_alerts(gw)
+        alerts = await emergency_alerts(gw, at_least=2)
         assert sorted(a["route"] for a in alerts) == ["police", "staff"]
         assert all(a["detail"] == "emergency declared (alarm)" for a in alerts)
         with capture_logs() as logs:
@@ -122,7 +132,7 @@ async def test_alarm_input_holds_every_exit_open_within_a_second(tmp_path: Path)
         code, answer = await post(gw, {"state": "off", "actor": "duty-officer", "note": "ok"})
         assert (code, answer["changed"]) == (200, True)
         await wait_for(lambda: not any(relay(gw, lane) for lane in (*EXITS, *ENTRIES)))
-        alerts = await emergency_alerts(gw)
+        alerts = await emergency_alerts(gw, at_least=3)
         assert [a["route"] for a in alerts[2:]] == ["staff"]
         assert "suishen_emergency_active 0" in await gw.metrics()
         edges = [
@@ -152,7 +162,7 @@ async def test_a_flapping_alarm_input_declares_once(tmp_path: Path) -> None:
         panel.set_input(3, True)
         await wait_for(lambda: gw.service.emergency.active)
         await asyncio.sleep(0.3)
-        assert len(await emergency_alerts(gw)) == 2
+        assert len(await emergency_alerts(gw, at_least=2)) == 2
 
 
 async def test_scans_during_an_emergency(tmp_path: Path) -> None:
