@@ -208,7 +208,7 @@ def test_fused_equals_steps_for_mutated_signed_payloads(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    identity=identities, field=st.sampled_from(codes._IDENTITY_FIELDS), value=st.text(max_size=70)
+    identity=identities, field=st.sampled_from(codes.IDENTITY_FIELDS), value=st.text(max_size=70)
 )
 def test_fast_claims_refuse_each_field_as_identity_does(
     identity: Identity, field: str, value: str
@@ -318,7 +318,7 @@ def test_fast_claims_accept_exactly_the_identities_identity_accepts(
     """For the issued payload shape with any six identity texts, the fast claims reader
     accepts exactly the identities Identity's own checks accept (and v == 1), and then
     gives the Claims the generic path gives."""
-    body = {"v": v, **dict(zip(codes._IDENTITY_FIELDS, fields, strict=True))}
+    body = {"v": v, **dict(zip(codes.IDENTITY_FIELDS, fields, strict=True))}
     payload = cbor2.dumps({1: "CN-SH", 6: IAT, 4: IAT + 120, 7: b"c" * 16, -261: body})
     try:
         want: object = codes._ssc1_claims(cbor.loads(payload), "CN-SH", IAT, IAT + 120, b"c" * 16)
