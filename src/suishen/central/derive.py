@@ -334,8 +334,13 @@ _WINDOW: Final = {VISITS: _window_sql(VISITS), STAYS: _window_sql(STAYS)}
 # The locks, the site's timezone and which of the partitions $3 are missing (one round trip).
 # The (site, person) lock key is hashtextextended('suishen:derive:<site>:<person>', 0) (the
 # server's stable 64-bit text hash, the one hash partitioning uses); taken in key order.
+# It also sets plan_cache_mode to force_generic_plan for the rest of the transaction (the
+# derivation's statements, prepared once per connection, run their generic plan: the server
+# kept re-planning derive_sql's statement for every batch, about 1 ms of its ~10; the plans
+# are the same, every value that matters being an array or a correlated one).
 _LOCK = """
-SELECT (SELECT count(pg_advisory_xact_lock(k)) FROM (
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS plans,
+       (SELECT count(pg_advisory_xact_lock(k)) FROM (
             SELECT DISTINCT hashtextextended('suishen:derive:' || $2 || ':' || p, 0) AS k
             FROM unnest($1::text[]) AS p ORDER BY 1 OFFSET 0) AS keys) AS locked,
        (SELECT timezone FROM sites WHERE site_id = $2) AS timezone,

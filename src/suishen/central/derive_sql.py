@@ -92,29 +92,30 @@ WITH b AS MATERIALIZED ({_BATCH}),
 o AS (
     SELECT b.*, lead(ts) OVER w AS f_ts, lead(gateway_id) OVER w AS f_gateway,
            lead(seq) OVER w AS f_seq, lead(direction) OVER w AS f_direction,
-           row_number() OVER w AS rn, min(ts) OVER p AS lo, max(ts) OVER p AS hi,
-           count(*) OVER p AS n
+           row_number() OVER w AS rn, first_value(ts) OVER w AS lo
     FROM b
-    WINDOW p AS (PARTITION BY person_key),
-           w AS (p ORDER BY ts, gateway_id COLLATE "C", journal_id COLLATE "C", seq)
+    WINDOW w AS (PARTITION BY person_key
+                 ORDER BY ts, gateway_id COLLATE "C", journal_id COLLATE "C", seq)
 ),
--- (first_alone named once, in bool_or: the probe is evaluated once per person, and the
--- rows stay in o's order, so the window needs no sort)
+-- The probe at each person's last event (the one no event follows: f_ts NULL), where lo is
+-- their first event's ts, hi its own and rn their number of events: one window pass, no
+-- partition-wide aggregate.  (last_alone named once, in bool_or: the probe is evaluated once
+-- per person, and the rows stay in o's order, so the window needs no sort.)
 f AS MATERIALIZED (
     SELECT person_key, ts, gateway_id, seq, journal_id, direction, zone, nationality, minor,
-           masked_name, masked_number, f_ts, f_gateway, f_seq, f_direction, rn, lo, hi,
-           bool_or(first_alone) OVER (PARTITION BY person_key) AS alone
+           masked_name, masked_number, f_ts, f_gateway, f_seq, f_direction, lo,
+           bool_or(last_alone) OVER (PARTITION BY person_key) AS alone
     FROM (
-        SELECT o.*, CASE WHEN o.rn = 1 THEN o.n = (
+        SELECT o.*, CASE WHEN o.f_ts IS NULL THEN o.rn = (
             SELECT count(*) FROM (
                 SELECT site_id, verdict, direction FROM scans
                 WHERE person_key = o.person_key AND ts >= o.lo - $10::interval
-                  AND ts <= o.hi + $10::interval
+                  AND ts <= o.ts + $10::interval
                 OFFSET 0
             ) AS mine
             WHERE mine.site_id = $1 AND mine.verdict = 'allow'
               AND mine.direction = ANY($8::text[])
-        ) END AS first_alone
+        ) END AS last_alone
         FROM o
     ) AS o
 ),
@@ -144,6 +145,6 @@ w AS (
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM w) AS written, array_agg(person_key) AS persons,
-       array_agg(lo) AS los, array_agg(hi) AS his
-FROM f WHERE rn = 1 AND NOT alone
+       array_agg(lo) AS los, array_agg(ts) AS his
+FROM f WHERE f_ts IS NULL AND NOT alone
 """  # noqa: S608 - constants only
