@@ -31,7 +31,7 @@ from suishen.gateway.policy import (
     subject_from_code,
     subject_from_mrz,
 )
-from suishen.gateway.records import Person, ScanDecided, ScanFormat
+from suishen.gateway.records import Person, ScanDecided, ScanFormat, scan_decided
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import Rejection, VerifiedCode, VerifyOptions, verify
 from suishen.protocol.identity.cnid import CnidNumber, parse_cnid
@@ -226,7 +226,7 @@ class ScanPipeline:
             cti = None
         else:
             fmt, cti = subject.format, subject.cti
-        return ScanDecided(
+        return scan_decided(
             ts=now,
             site_id=self.lane.site_id,
             lane_id=self.lane.lane_id,
