@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from suishen.protocol.person import (
+    PersonKeyer,
+    _canonical_steps,
     _mask_words,
     canonical_identity,
     mask_name,
@@ -127,3 +129,51 @@ def test_mask_number(number: str, masked: str) -> None:
 def test_one_word_shortcut_masks_as_the_general_case(name: str) -> None:
     """mask_name's one-word shortcut (no split) gives what the word-by-word path gives."""
     assert mask_name(name) == _mask_words(name.strip())
+
+
+_KINDS = st.sampled_from(["RIC", "PP", "HMT", "FPR", "ric", " PP", "XX", "pp", ""])
+_NUMBERS = st.one_of(
+    st.text(st.sampled_from("0123456789Xx"), min_size=14, max_size=19),
+    st.text(st.sampled_from("AZaz09<  \t٣Ⅻé"), max_size=20),
+)
+_NATIONS = st.one_of(
+    st.none(), st.sampled_from(["CHN", "uto", "D", "D<<", " CHN", "ÄBC", "AB", "ABCD", "A1C", ""])
+)
+
+
+@given(_KINDS, _NUMBERS, _NATIONS)
+def test_canonical_shortcut_equals_the_general_steps(idt: str, idn: str, nat: str | None) -> None:
+    """canonical_identity's shortcut for a clean ASCII number gives what the step-by-step
+    normalisation gives, and refuses what it refuses, for any kind, number and nationality."""
+    try:
+        want: str | type[ValueError] = _canonical_steps(idt, idn, nat)
+    except ValueError:
+        want = ValueError
+    try:
+        got: str | type[ValueError] = canonical_identity(idt, idn, nat)
+    except ValueError:
+        got = ValueError
+    assert got == want
+
+
+@given(_KINDS, _NUMBERS, _NATIONS)
+def test_keyer_equals_person_key(idt: str, idn: str, nat: str | None) -> None:
+    """A PersonKeyer (the HMAC keyed once, copied per key) gives person_key's key for the same
+    pepper, and refuses the same identities."""
+    keyer = PersonKeyer(PEPPER)
+    try:
+        want: str | type[ValueError] = person_key(PEPPER, idt, idn, nat)
+    except ValueError:
+        want = ValueError
+    try:
+        got: str | type[ValueError] = keyer(idt, idn, nat)
+    except ValueError:
+        got = ValueError
+    assert got == want
+    assert keyer("RIC", "11010519491231002X") == person_key(PEPPER, "RIC", "11010519491231002X")
+
+
+def test_keyer_refuses_a_short_pepper() -> None:
+    """The keyer holds the pepper to the same minimum length as person_key."""
+    with pytest.raises(ValueError, match="pepper"):
+        PersonKeyer(b"short")

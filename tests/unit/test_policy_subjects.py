@@ -291,3 +291,31 @@ def test_mrz_without_a_nationality_code_is_a_rejection_not_a_crash(nationality):
         NOW,
     )
     assert accepted.decision.verdict is Verdict.ALLOW
+
+
+def test_the_lanes_keyer_keys_every_document_as_person_key_does(trust, make_code):
+    """The pipeline keys with the pepper's HMAC keyed once (PersonKeyer); the people it names
+    through a code (resident ID, passport), an ID number and an MRZ carry exactly
+    person_key(pepper, ...), so the keys join the hub's and the lists' as before."""
+    pipeline = ScanPipeline(
+        lane=DESK,
+        rules=SiteRules(),
+        state=SiteState(site_id="s1", kind=SiteKind.HOTEL),
+        lists=Lists(trust=trust),
+        pepper=PEPPER,
+        verify_options=VerifyOptions(),
+    )
+
+    def key_of(text: str) -> str | None:
+        raw = RawScan(
+            device_id="d", kind=ScanKind.QR, text=text, received_mono=0.0, received_at=NOW
+        )
+        record = pipeline.decide(raw, NOW)
+        return None if record.person is None else record.person.person_key
+
+    number = id_number("11010519491231002")
+    assert key_of(make_code()) == person_key(PEPPER, "RIC", "11010519491231002X")
+    passport = make_code(idt="PP", idn="C01X0006H", nat="DEU")
+    assert key_of(passport) == person_key(PEPPER, "PP", "C01X0006H", "DEU")
+    assert key_of(number) == person_key(PEPPER, "RIC", number)
+    assert key_of("\n".join(SPECIMEN_TD3)) == person_key(PEPPER, "PP", "L898902C3", "UTO")

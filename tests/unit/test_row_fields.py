@@ -4,17 +4,20 @@ field the wire does not carry (or the other way round) without these tests faili
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import types
 import typing
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from suishen.gateway.journal import Journal, JournalConfig, JournalRow
 from suishen.gateway.journal.rows import scan_row
 from suishen.gateway.records import Decision, Direction, Person, ScanDecided, ScanFormat, Verdict
+from suishen.protocol.reasons import Reason
 from suishen.protocol.vocabulary import AlertKind
 from suishen.sync import wire
 
@@ -115,3 +118,34 @@ def test_a_scan_row_has_every_column_and_nothing_else() -> None:
     assert row["verdict"] == "allow"
     assert json.loads(row["detail"]) == {"stay_id": "stay-1"}
     assert row["received_mono"] == 7.0
+
+
+@pytest.mark.parametrize(
+    ("direction", "fmt", "reason"),
+    list(
+        zip(
+            itertools.cycle(Direction),
+            itertools.cycle(ScanFormat),
+            Reason,
+            strict=False,
+        )
+    ),
+)
+def test_a_scan_rows_vocabulary_is_plain_text(direction, fmt, reason) -> None:
+    """scan_row looks each member's text up in a table (not .value): every direction, format,
+    verdict and reason becomes its plain str value, as the journal and the wire expect."""
+    for verdict, why in ((Verdict.DENY, reason), (Verdict.ALLOW, None)):
+        record = ScanDecided(
+            ts=1.5,
+            site_id="s",
+            lane_id="l",
+            direction=direction,
+            format=fmt,
+            decision=Decision(verdict=verdict, reason=why),
+            person=None,
+        )
+        row = scan_row(record)
+        picked = (row["direction"], row["format"], row["verdict"], row["reason"])
+        want = (direction.value, fmt.value, verdict.value, None if why is None else why.value)
+        assert picked == want
+        assert all(value is None or type(value) is str for value in picked)

@@ -31,12 +31,12 @@ from suishen.gateway.policy import (
     subject_from_code,
     subject_from_mrz,
 )
-from suishen.gateway.records import Person, ScanDecided, ScanFormat
+from suishen.gateway.records import Person, ScanDecided, ScanFormat, scan_decided
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import Rejection, VerifiedCode, VerifyOptions, verify
 from suishen.protocol.identity.cnid import CnidNumber, parse_cnid
 from suishen.protocol.identity.mrz import Mrz, parse_mrz
-from suishen.protocol.person import mask_name, mask_number
+from suishen.protocol.person import PersonKeyer, mask_name, mask_number
 from suishen.protocol.reasons import Reason
 
 _MRZ_LENGTHS = frozenset({60, 72, 88, 90})
@@ -76,7 +76,7 @@ class ScanPipeline:
         self.rules = rules
         self.state = state
         self.lists = lists
-        self._pepper = pepper
+        self._pepper = PersonKeyer(pepper)  # the HMAC keyed once, not per scan
         self._options = verify_options
         self._tz = ZoneInfo(timezone)
         self._day: tuple[float, float, dt.date] = (0.0, 0.0, dt.date.min)  # [start, end), date
@@ -226,7 +226,7 @@ class ScanPipeline:
             cti = None
         else:
             fmt, cti = subject.format, subject.cti
-        return ScanDecided(
+        return scan_decided(
             ts=now,
             site_id=self.lane.site_id,
             lane_id=self.lane.lane_id,

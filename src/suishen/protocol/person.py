@@ -56,6 +56,7 @@ from suishen.protocol.identity.cnid import upgrade_15_to_18
 __all__ = [
     "IDENTITY_TYPES",
     "MIN_PEPPER_BYTES",
+    "PersonKeyer",
     "canonical_identity",
     "mask_name",
     "mask_number",
@@ -68,6 +69,8 @@ _NAT: Final = re.compile(r"[A-Z]{3}")
 _ICAO_TO_ISO: Final = {"D": "DEU"}
 _SEPARATORS: Final = re.compile(r"([\s·•・.,\-]+)")
 _LATIN: Final = re.compile(r"[A-Za-z]")
+# Kinds whose canonical form is "<kind>:<number>" (no nationality).
+_PLAIN_KINDS: Final = frozenset({"RIC", "HMT", "FPR"})
 
 
 def _clean(text: str) -> str:
@@ -81,6 +84,19 @@ def canonical_identity(idt: str, idn: str, nat: str | None = None) -> str:
     number, or a PP identity without a three-letter nationality): callers pass values
     that were already parsed, so this is a broken contract, not bad input.
     """
+    # The usual case on every scan's path: an exact kind and a number of ASCII letters and
+    # digits (so nothing to strip or drop), not a 15-digit resident ID; the same result as
+    # the general steps below (a property test holds them equal).
+    if idn.isascii() and idn.isalnum():
+        if idt in _PLAIN_KINDS and (len(idn) != 15 or idt != "RIC"):
+            return f"{idt}:{idn.upper()}"
+        if idt == "PP" and nat is not None and len(nat) == 3 and nat.isascii() and nat.isalpha():
+            return f"PP:{nat.upper()}:{idn.upper()}"
+    return _canonical_steps(idt, idn, nat)
+
+
+def _canonical_steps(idt: str, idn: str, nat: str | None) -> str:
+    """canonical_identity step by step (any input; its general case)."""
     kind = idt.strip().upper()
     if kind not in IDENTITY_TYPES:
         raise ValueError(f"unknown identity type {idt!r}")
@@ -104,6 +120,24 @@ def person_key(pepper: bytes, idt: str, idn: str, nat: str | None = None) -> str
         raise ValueError(f"the pepper must be at least {MIN_PEPPER_BYTES} bytes")
     message = canonical_identity(idt, idn, nat).encode("utf-8")
     return hmac.digest(pepper, message, "sha256").hex()  # one-shot: OpenSSL, no HMAC object
+
+
+class PersonKeyer:
+    """person_key under one pepper, with the HMAC keyed once: each key copies the keyed state
+    instead of keying a new HMAC (on every scan's path). ``keyer(idt, idn, nat)`` equals
+    ``person_key(pepper, idt, idn, nat)``."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, pepper: bytes) -> None:
+        if len(pepper) < MIN_PEPPER_BYTES:
+            raise ValueError(f"the pepper must be at least {MIN_PEPPER_BYTES} bytes")
+        self._keyed = hmac.new(pepper, digestmod="sha256")
+
+    def __call__(self, idt: str, idn: str, nat: str | None = None) -> str:
+        mac = self._keyed.copy()
+        mac.update(canonical_identity(idt, idn, nat).encode("utf-8"))
+        return mac.hexdigest()
 
 
 def _mask_word(word: str) -> str:

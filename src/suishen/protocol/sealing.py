@@ -170,6 +170,9 @@ _CANONICAL_KEYS: Final = tuple(
 )
 
 
+_SHORT_HEADS: Final = tuple(bytes((0x60 | n,)) for n in range(24))
+
+
 def _text_item(value: str) -> bytes:
     """One CBOR text string (definite length, shortest head)."""
     data = value.encode("utf-8")
@@ -192,7 +195,7 @@ def encode_identity(identity: Mapping[str, str]) -> bytes:
     cbor2's canonical mode, about five times faster; the bytes are the same (a property test
     holds them equal).  Text that is not UTF-8 encodable (a lone surrogate) is a SealingError.
     """
-    parts = []
+    parts: list[bytes] = []
     try:
         for name, key in _CANONICAL_KEYS:
             value = identity.get(name)
@@ -200,11 +203,13 @@ def encode_identity(identity: Mapping[str, str]) -> bytes:
                 continue
             if not isinstance(value, str):
                 raise SealingError(f"identity field {name} must be text")
-            parts.append(key)
-            parts.append(_text_item(value))
+            data = value.encode("utf-8")
+            # A short text's head is one byte (every field of a usual identity), inline.
+            head = _SHORT_HEADS[len(data)] if len(data) < 24 else _text_item(value)[: -len(data)]
+            parts += (key, head, data)
     except UnicodeEncodeError as exc:
         raise SealingError("identity text is not UTF-8 encodable") from exc
-    return bytes((0xA0 | (len(parts) >> 1),)) + b"".join(parts)
+    return bytes((0xA0 | (len(parts) // 3),)) + b"".join(parts)
 
 
 def decode_identity(plaintext: bytes) -> dict[str, str]:
