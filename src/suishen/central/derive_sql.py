@@ -1,21 +1,21 @@
 """The ingest's derivation as SQL over the rows just stored (derive.py's set-based path).
 
 The ingest stores a batch (one gateway journal's contiguous seqs), takes the (site, person)
-locks (derive.py ``_lock``), then derives the visits and stays its allowed scans touch: here
-that is one statement per kind that reads the batch back from ``scans`` by primary key (site,
-gateway, journal, seq range, ts range: the rows stored in those ranges are the batch's, on
-pages just written), so the hub builds nothing per row or per visit.
+locks (derive_store.py ``_lock``), then derives the visits and stays its allowed scans touch:
+here that is one statement per kind that reads the batch back from ``scans`` by primary key
+(site, gateway, journal, seq range, ts range: the rows stored in those ranges are the batch's,
+on pages just written), so the hub builds nothing per row or per visit.
 
 ``derive_sql(kind)`` pairs, per person, each opening with the next event of the batch
-(``lead()`` in derive.py's event order: ts, gateway_id, journal_id, seq, compared as Python
-compares them) for every person whose window [first - limit, last + limit] at the site holds
-nothing but the batch's own events (counted by one index probe per person, as derive.py's
-``_window_sql`` does), computes the end as ``derive._close`` does (the daily reset is the first
-of the resets ``$9`` after the opening: the caller passes them only where each is one
-well-defined instant) and upserts them (only the end columns change on conflict, only when
-they differ).  It returns how many rows it wrote and the persons whose window holds other
-events (an earlier visit, another gateway's upload), with their first and last event, for
-derive.py's recomputation (NULL arrays: none).
+(``lead()`` in derive_pairing.py's event order: ts, gateway_id, journal_id, seq, compared as
+Python compares them) for every person whose window [first - limit, last + limit] at the site
+holds nothing but the batch's own events (counted by one index probe per person, as
+derive_store.py's ``_window_sql`` does), computes the end as derive_pairing.py's ``_close``
+does (the daily reset is the first of the resets ``$9`` after the opening: the caller passes
+them only where each is one well-defined instant) and upserts them (only the end columns
+change on conflict, only when they differ).  It returns how many rows it wrote and the
+persons whose window holds other events (an earlier visit, another gateway's upload), with
+their first and last event, for derive_batch.py's recomputation (NULL arrays: none).
 
 Parameters: $1 site_id, $2..$7 the batch's ranges as arrays (gateway_id, journal_id, first
 seq, last seq, first ts, last ts), $8 the kind's directions.
@@ -54,11 +54,11 @@ def derive_sql(
     extra_values: tuple[str, ...],
     upsert: bool = True,
 ) -> str:
-    """The set-based derivation of one kind (visits or stays; names are derive.py's constants,
-    never input).  ``columns``: the table's key and end columns (in_gateway_id, in_journal_id,
-    in_seq, in_ts, out_gateway_id, out_seq, out_ts); ``key``: the primary key's columns (the
-    conflict target); ``label``: the column after site_id (zone or nationality);
-    ``extra``/``extra_values``: the trailing columns and their source.
+    """The set-based derivation of one kind (visits or stays; names are the constants of
+    derive_pairing.py, never input).  ``columns``: the table's key and end columns
+    (in_gateway_id, in_journal_id, in_seq, in_ts, out_gateway_id, out_seq, out_ts); ``key``:
+    the primary key's columns (the conflict target); ``label``: the column after site_id (zone
+    or nationality); ``extra``/``extra_values``: the trailing columns and their source.
 
     ``upsert`` False: a plain INSERT, for a batch whose scans were all new (no visit can be
     keyed by them; a unique violation aborts the transaction, and the ingest retries the batch

@@ -14,8 +14,8 @@ from suishen.central.derive import (
     close_stale,
     derive_ingested,
     derive_scans,
-    next_reset,
 )
+from suishen.central.derive_pairing import next_reset
 from suishen.central.ingest import ingest
 from suishen.sync.wire import SCAN_COLUMNS, parse_batch
 from tests.central.hubkit import SITE, body, person, register, scan_row

@@ -18,11 +18,10 @@ from hypothesis import strategies as st
 from suishen.central import partitions
 from suishen.central.derive import (
     DeriveSettings,
-    _resets,
     derive_ingested,
     derive_scans,
-    next_reset,
 )
+from suishen.central.derive_pairing import _resets, next_reset
 from suishen.sync.wire import SCAN_COLUMNS
 from tests.central.hubkit import person
 
