@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from suishen.protocol.person import (
-    PersonKeyer,
     _canonical_steps,
     _mask_words,
     canonical_identity,
@@ -159,15 +158,25 @@ def test_canonical_shortcut_equals_the_general_steps(idt: str, idn: str, nat: st
 
 
 @given(_KINDS, _NUMBERS, _NATIONS)
-def test_keyer_equals_person_key(idt: str, idn: str, nat: str | None) -> None:
-    """A PersonKeyer (the HMAC keyed once, copied per key) gives person_key's key for the same
-    pepper, and refuses the same identities."""
-    keyer = PersonKeyer(PEPPER)
-    assert _outcome(keyer, idt, idn, nat) == _outcome(person_key, PEPPER, idt, idn, nat)
-    assert keyer("RIC", "11010519491231002X") == person_key(PEPPER, "RIC", "11010519491231002X")
+def test_person_key_is_the_one_shot_hmac_of_any_identity(
+    idt: str, idn: str, nat: str | None
+) -> None:
+    """person_key (its HMAC keyed once per pepper and copied per key) gives the one-shot
+    HMAC-SHA256 of the canonical identity for any input, and refuses what that refuses; a
+    second pepper gets its own key."""
+
+    def one_shot(pepper: bytes, idt: str, idn: str, nat: str | None) -> str:
+        message = canonical_identity(idt, idn, nat).encode("utf-8")
+        return hmac.digest(pepper, message, "sha256").hex()
+
+    for pepper in (PEPPER, PEPPER[::-1]):
+        assert _outcome(person_key, pepper, idt, idn, nat) == _outcome(
+            one_shot, pepper, idt, idn, nat
+        )
 
 
-def test_keyer_refuses_a_short_pepper() -> None:
-    """The keyer holds the pepper to the same minimum length as person_key."""
-    with pytest.raises(ValueError, match="pepper"):
-        PersonKeyer(b"short")
+def test_person_key_refuses_a_short_pepper_every_time() -> None:
+    """A short pepper is refused on every call, not only the first (a refusal is not cached)."""
+    for _ in range(2):
+        with pytest.raises(ValueError, match="pepper"):
+            person_key(b"short", "RIC", "11010519491231002X")

@@ -293,8 +293,8 @@ def test_mrz_without_a_nationality_code_is_a_rejection_not_a_crash(nationality):
     assert accepted.decision.verdict is Verdict.ALLOW
 
 
-def test_the_lanes_keyer_keys_every_document_as_person_key_does(trust, make_code):
-    """The pipeline keys with the pepper's HMAC keyed once (PersonKeyer); the people it names
+def test_the_lanes_keys_every_document_as_person_key_does(trust, make_code):
+    """The pipeline keys with the pepper's HMAC keyed once (person_key's cache); the people it names
     through a code (resident ID, passport), an ID number and an MRZ carry exactly
     person_key(pepper, ...), so the keys join the hub's and the lists' as before."""
     pipeline = ScanPipeline(

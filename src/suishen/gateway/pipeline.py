@@ -36,7 +36,7 @@ from suishen.gateway.state import SiteState
 from suishen.protocol.codes import Rejection, VerifiedCode, VerifyOptions, verify
 from suishen.protocol.identity.cnid import CnidNumber, parse_cnid
 from suishen.protocol.identity.mrz import Mrz, parse_mrz
-from suishen.protocol.person import PersonKeyer, mask_name, mask_number
+from suishen.protocol.person import mask_name, mask_number
 from suishen.protocol.reasons import Reason
 
 _MRZ_LENGTHS = frozenset({60, 72, 88, 90})
@@ -76,7 +76,7 @@ class ScanPipeline:
         self.rules = rules
         self.state = state
         self.lists = lists
-        self._pepper = PersonKeyer(pepper)  # the HMAC keyed once, not per scan
+        self._pepper = pepper
         self._options = verify_options
         self._tz = ZoneInfo(timezone)
         self._day: tuple[float, float, dt.date] = (0.0, 0.0, dt.date.min)  # [start, end), date

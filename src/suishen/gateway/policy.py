@@ -89,7 +89,6 @@ from suishen.gateway.records import (
 from suishen.gateway.state import SiteState
 from suishen.protocol.codes import HC1, SSC1, Rejection, VerifiedCode
 from suishen.protocol.identity import CnidNumber, IdKind, Mrz
-from suishen.protocol.person import PersonKeyer
 from suishen.protocol.person import person_key as make_person_key
 from suishen.protocol.reasons import Reason
 from suishen.protocol.time_profiles import SiteHours
@@ -342,16 +341,7 @@ def _birth(text: str) -> dt.date | None:
         return None
 
 
-def _key_of(pepper: bytes | PersonKeyer, idt: str, idn: str, nat: str | None = None) -> str:
-    """The person key under `pepper`, or under a keyer made from it once (the lane's path)."""
-    if isinstance(pepper, PersonKeyer):
-        return pepper(idt, idn, nat)
-    return make_person_key(pepper, idt, idn, nat)
-
-
-def subject_from_code(
-    code: VerifiedCode, *, pepper: bytes | PersonKeyer, today: dt.date
-) -> Subject:
+def subject_from_code(code: VerifiedCode, *, pepper: bytes, today: dt.date) -> Subject:
     """An SSC1 code names its holder by person key; an HC1 code carries no document number,
     so its subject has none (see the module docstring)."""
     exp = code.exp
@@ -361,7 +351,7 @@ def subject_from_code(
         birth = _birth(ident.dob)
         return Subject(
             format=ScanFormat.SSC1,
-            person_key=_key_of(pepper, ident.idt, ident.idn, ident.nat),
+            person_key=make_person_key(pepper, ident.idt, ident.idn, ident.nat),
             nationality=ident.nat,
             minor=None if birth is None else is_minor(birth, today),
             status=ident.st,
@@ -380,9 +370,7 @@ def subject_from_code(
     )
 
 
-def subject_from_cnid(
-    number: CnidNumber, *, pepper: bytes | PersonKeyer, today: dt.date
-) -> Subject:
+def subject_from_cnid(number: CnidNumber, *, pepper: bytes, today: dt.date) -> Subject:
     """A PRC resident ID / HMT permit / FPR number from an ID reader."""
     if number.kind is IdKind.RIC:
         nationality: str | None = "CHN"
@@ -392,19 +380,19 @@ def subject_from_cnid(
         nationality = None  # FPR: a numeric nationality code, not mapped here
     return Subject(
         format=ScanFormat.CNID,
-        person_key=_key_of(pepper, str(number.kind), number.number),
+        person_key=make_person_key(pepper, str(number.kind), number.number),
         nationality=nationality,
         minor=is_minor(number.birth_date, today),
     )
 
 
-def subject_from_mrz(mrz: Mrz, *, pepper: bytes | PersonKeyer, today: dt.date) -> Subject:
+def subject_from_mrz(mrz: Mrz, *, pepper: bytes, today: dt.date) -> Subject:
     """An ICAO 9303 MRZ from a desk document reader (keyed as a passport, DESIGN §4)."""
     birth = mrz.birth_date
     nationality = "DEU" if mrz.nationality == "D" else mrz.nationality
     return Subject(
         format=ScanFormat.MRZ,
-        person_key=_key_of(pepper, "PP", mrz.document_number, nationality),
+        person_key=make_person_key(pepper, "PP", mrz.document_number, nationality),
         nationality=nationality or None,
         minor=None if birth is None else is_minor(birth, today),
     )

@@ -47,6 +47,7 @@ Masking (for site staff; never reveals more than 7 characters of a number)
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from typing import Final
@@ -56,7 +57,6 @@ from suishen.protocol.identity.cnid import upgrade_15_to_18
 __all__ = [
     "IDENTITY_TYPES",
     "MIN_PEPPER_BYTES",
-    "PersonKeyer",
     "canonical_identity",
     "mask_name",
     "mask_number",
@@ -116,28 +116,17 @@ def _canonical_steps(idt: str, idn: str, nat: str | None) -> str:
 
 def person_key(pepper: bytes, idt: str, idn: str, nat: str | None = None) -> str:
     """HMAC-SHA256(pepper, canonical identity) as lower-case hex."""
+    mac = _keyed(pepper).copy()  # on every scan's path: the HMAC is keyed once per pepper
+    mac.update(canonical_identity(idt, idn, nat).encode("utf-8"))
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed(pepper: bytes) -> hmac.HMAC:
+    """The HMAC keyed with a pepper, to be copied per key (a process has one or two)."""
     if len(pepper) < MIN_PEPPER_BYTES:
         raise ValueError(f"the pepper must be at least {MIN_PEPPER_BYTES} bytes")
-    message = canonical_identity(idt, idn, nat).encode("utf-8")
-    return hmac.digest(pepper, message, "sha256").hex()  # one-shot: OpenSSL, no HMAC object
-
-
-class PersonKeyer:
-    """person_key under one pepper, with the HMAC keyed once: each key copies the keyed state
-    instead of keying a new HMAC (on every scan's path). ``keyer(idt, idn, nat)`` equals
-    ``person_key(pepper, idt, idn, nat)``."""
-
-    __slots__ = ("_keyed",)
-
-    def __init__(self, pepper: bytes) -> None:
-        if len(pepper) < MIN_PEPPER_BYTES:
-            raise ValueError(f"the pepper must be at least {MIN_PEPPER_BYTES} bytes")
-        self._keyed = hmac.new(pepper, digestmod="sha256")
-
-    def __call__(self, idt: str, idn: str, nat: str | None = None) -> str:
-        mac = self._keyed.copy()
-        mac.update(canonical_identity(idt, idn, nat).encode("utf-8"))
-        return mac.hexdigest()
+    return hmac.new(pepper, digestmod="sha256")
 
 
 def _mask_word(word: str) -> str:
