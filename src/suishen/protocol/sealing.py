@@ -173,19 +173,17 @@ _CANONICAL_KEYS: Final = tuple(
 _SHORT_HEADS: Final = tuple(bytes((0x60 | n,)) for n in range(24))
 
 
-def _text_item(value: str) -> bytes:
-    """One CBOR text string (definite length, shortest head)."""
-    data = value.encode("utf-8")
-    n = len(data)
+def _text_head(n: int) -> bytes:
+    """The head of a CBOR text string of n UTF-8 bytes (definite length, shortest form)."""
     if n < 24:
-        return bytes((0x60 | n,)) + data
+        return _SHORT_HEADS[n]
     if n < 0x100:
-        return bytes((0x78, n)) + data
+        return bytes((0x78, n))
     if n < 0x10000:
-        return b"\x79" + n.to_bytes(2, "big") + data
+        return b"\x79" + n.to_bytes(2, "big")
     if n < 0x100000000:
-        return b"\x7a" + n.to_bytes(4, "big") + data
-    return b"\x7b" + n.to_bytes(8, "big") + data
+        return b"\x7a" + n.to_bytes(4, "big")
+    return b"\x7b" + n.to_bytes(8, "big")
 
 
 def encode_identity(identity: Mapping[str, str]) -> bytes:
@@ -204,9 +202,9 @@ def encode_identity(identity: Mapping[str, str]) -> bytes:
             if not isinstance(value, str):
                 raise SealingError(f"identity field {name} must be text")
             data = value.encode("utf-8")
+            n = len(data)
             # A short text's head is one byte (every field of a usual identity), inline.
-            head = _SHORT_HEADS[len(data)] if len(data) < 24 else _text_item(value)[: -len(data)]
-            parts += (key, head, data)
+            parts += (key, _SHORT_HEADS[n] if n < 24 else _text_head(n), data)
     except UnicodeEncodeError as exc:
         raise SealingError("identity text is not UTF-8 encodable") from exc
     return bytes((0xA0 | (len(parts) // 3),)) + b"".join(parts)
